@@ -1,0 +1,54 @@
+//! Everything that talks to or about a Tesla gateway: wire formats, transports, and the mapping
+//! from gateway documents to the pypowerwall-shaped [`facade::Facade`].
+//!
+//! Data flow: a transport (`tedapi`) fetches raw documents into [`TedapiData`]; `map` turns them
+//! into a [`facade::Facade`]; nothing here knows about HTTP routes.
+
+pub mod facade;
+pub mod map;
+pub mod native;
+pub mod proto;
+pub mod queries;
+pub mod tedapi;
+pub mod tls;
+
+use crate::json::Value;
+
+/// The firmware (system-info) answer. A gateway that answers the firmware request without a
+/// system-info part gives `version == ""` (pypowerwall reports `""`, not `None`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Firmware {
+    pub version: String,
+    pub githash: Vec<u8>,
+    pub part_number: String,
+    pub serial_number: String,
+    pub din: String,
+    pub device_type: Option<i32>,
+}
+
+/// Raw documents fetched from one TEDAPI gateway; the input of `map::tedapi`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TedapiData {
+    /// `host[:port]` as configured (shown as `VITALS.gateway`).
+    pub host: String,
+    /// Gateway DIN from `GET /tedapi/din`.
+    pub din: String,
+    /// `GET /` answered non-200 (and not 429/5xx).
+    pub pw3: bool,
+    /// `config.json` from the FileStore read.
+    pub config: Option<Value>,
+    /// `device_controller_basic` query answer.
+    pub status: Option<Value>,
+    /// `device_controller_full` query answer.
+    pub controller: Option<Value>,
+    /// `components` query answer from the gateway itself (`/tedapi/components`).
+    pub components: Option<Value>,
+    /// PW3: ComponentsQuery answer per battery DIN, in `config.battery_blocks` order.
+    pub battery_components: Vec<(String, Value)>,
+    /// System-info answer; `None` when the request failed.
+    pub firmware: Option<Firmware>,
+    /// The gateway's own REST `/api/meters/aggregates` (customer login), when it answered.
+    pub native_aggregates: Option<Value>,
+    /// Unix time of the fetch (`VITALS.timestamp`).
+    pub timestamp: f64,
+}

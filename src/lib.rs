@@ -1,0 +1,9 @@
+//! pypowerwall-server: watches Tesla Powerwall gateways and serves their data.
+//!
+//! See `ARCHITECTURE.md` for the data flow. In short: `gateway` fetches and maps, `poll` runs one
+//! thread per gateway and swaps immutable `snapshot`s, `http` serves from the latest snapshot,
+//! `sim` is a wire-compatible gateway simulator.
+
+pub mod gateway;
+pub mod json;
+pub mod sim;

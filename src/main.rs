@@ -1,0 +1,3 @@
+fn main() {
+    println!("pypowerwall-server {}", env!("CARGO_PKG_VERSION"));
+}
