@@ -620,7 +620,10 @@ impl Parser<'_> {
         if depth > MAX_DEPTH {
             return Err(self.err("nesting too deep"));
         }
-        let c = *self.b.get(self.i).ok_or_else(|| self.err("unexpected end"))?;
+        let c = *self
+            .b
+            .get(self.i)
+            .ok_or_else(|| self.err("unexpected end"))?;
         match c {
             b'{' => {
                 self.i += 1;
@@ -845,7 +848,17 @@ mod tests {
 
     #[test]
     fn refuses_bad_input_without_panicking() {
-        for bad in ["", "{", "[1,", "{\"a\" 1}", "\"\\u12", "01x", "-", "1e", "[1.]"] {
+        for bad in [
+            "",
+            "{",
+            "[1,",
+            "{\"a\" 1}",
+            "\"\\u12",
+            "01x",
+            "-",
+            "1e",
+            "[1.]",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
         let deep = "[".repeat(MAX_DEPTH + 10);
