@@ -4,6 +4,8 @@
 //! thread per gateway and swaps immutable `snapshot`s, `http` serves from the latest snapshot,
 //! `sim` is a wire-compatible gateway simulator.
 
+pub mod config;
 pub mod gateway;
+pub mod http;
 pub mod json;
 pub mod sim;

@@ -1,0 +1,542 @@
+//! Configuration: the legacy proxy's environment variables, our own names, and CLI flags.
+//!
+//! Everything is read once at start-up into plain structs; nothing reads the environment later.
+//! Precedence is CLI > environment > defaults. A value that does not parse stops start-up with a
+//! [`ConfigError`] naming the variable (or flag) and the accepted values — never a silent default.
+//! Secrets (passwords, tokens) are kept here and nowhere else; [`mask`] is how they are shown.
+
+use std::time::Duration;
+
+use crate::gateway::queries::QuerySet;
+use crate::gateway::tls::{self, Fingerprint};
+
+/// Default listening port of the pypowerwall proxy.
+pub const DEFAULT_PORT: u16 = 8675;
+
+/// The web UI styles the proxy accepts in `PW_STYLE` (and `?style=`).
+pub const STYLES: &[&str] = &[
+    "clear",
+    "black",
+    "white",
+    "grafana",
+    "grafana-dark",
+    "dakboard",
+    "solar",
+];
+
+/// A configuration value that cannot be used: which key, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// `PW_HTTPS`: `no` (plain HTTP), `yes` (TLS), `http` (plain HTTP, cookies marked Secure).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpsMode {
+    No,
+    Yes,
+    Http,
+}
+
+impl HttpsMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpsMode::No => "no",
+            HttpsMode::Yes => "yes",
+            HttpsMode::Http => "http",
+        }
+    }
+}
+
+/// Server-wide settings (one listener, shared by every gateway).
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Listen address; empty means all interfaces (the proxy's `""`).
+    pub bind: String,
+    pub port: u16,
+    /// HTTP worker threads.
+    pub workers: usize,
+    pub https: HttpsMode,
+    /// PEM files for `PW_HTTPS=yes`; a self-signed certificate is made when absent.
+    pub tls_cert: Option<String>,
+    pub tls_key: Option<String>,
+    /// `PROXY_BASE_URL`, always ending in `/`.
+    pub base_url: String,
+    /// `PW_STYLE` without `.js`.
+    pub style: String,
+    pub browser_cache: u64,
+    pub neg_solar: bool,
+    pub site_zero_threshold: i64,
+    /// `PW_CACHE_TTL`: how long last-good data is served after a failed poll (s).
+    pub cache_ttl: u64,
+    pub control_secret: Option<String>,
+    pub email: String,
+    pub timezone: String,
+    pub auth_path: String,
+    pub auth_mode: String,
+    pub cache_file: String,
+    pub siteid: Option<String>,
+    pub pool_maxsize: i64,
+    /// Idle keep-alive connections and slow request headers are cut after this.
+    pub idle_timeout: Duration,
+    /// Most connections open at once.
+    pub max_connections: usize,
+    /// The legacy switches that only show up in `/stats`.
+    pub legacy_flags: LegacyFlags,
+    /// Serve the web UI from this directory instead of the embedded copy (`PW_WWW_DIR`).
+    pub www_dir: Option<String>,
+    /// Debug logging.
+    pub debug: bool,
+}
+
+/// Proxy switches we accept for compatibility and report in `/stats`.
+#[derive(Debug, Clone)]
+pub struct LegacyFlags {
+    pub suppress_network_errors: bool,
+    pub network_error_rate_limit: i64,
+    pub fail_fast: bool,
+    pub graceful_degradation: bool,
+    pub health_check: bool,
+    pub tedapi_recovery: bool,
+    pub tedapi_probe_interval: i64,
+}
+
+/// One gateway to watch.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// URL-safe id (`default` for the single-gateway environment).
+    pub id: String,
+    pub name: String,
+    /// `host[:port]`.
+    pub host: String,
+    /// Gateway (QR sticker) password, for TEDAPI.
+    pub gw_pwd: Option<String>,
+    /// Customer password (local mode).
+    pub password: Option<String>,
+    pub poll_interval: Duration,
+    pub timeout: Duration,
+    pub tls_fingerprint: Option<Fingerprint>,
+    pub query_set: QuerySet,
+    /// Started by `--demo`: the data is simulated.
+    pub simulated: bool,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerSettings,
+    pub gateways: Vec<GatewayConfig>,
+    /// `--demo`: start the built-in simulator and watch it.
+    pub demo: bool,
+}
+
+/// Flags given on the command line (they win over the environment).
+#[derive(Debug, Clone, Default)]
+pub struct CliOverrides {
+    pub host: Option<String>,
+    pub gw_pwd: Option<String>,
+    pub password: Option<String>,
+    pub port: Option<String>,
+    pub bind: Option<String>,
+    pub config: Option<String>,
+    pub demo: bool,
+    pub debug: bool,
+}
+
+/// Shows a secret the way the proxy's `/stats` does: one `*` per character.
+pub fn mask(secret: &str) -> String {
+    "*".repeat(secret.chars().count())
+}
+
+struct Env<'a> {
+    get: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Env<'_> {
+    /// The first of `keys` that is set (even to an empty string).
+    fn raw(&self, keys: &[&str]) -> Option<(String, String)> {
+        keys.iter()
+            .find_map(|k| (self.get)(k).map(|v| (k.to_string(), v)))
+    }
+
+    fn string(&self, keys: &[&str], default: &str) -> String {
+        self.raw(keys)
+            .map(|(_, v)| v)
+            .unwrap_or_else(|| default.to_string())
+    }
+
+    fn opt(&self, keys: &[&str]) -> Option<String> {
+        self.raw(keys).map(|(_, v)| v).filter(|v| !v.is_empty())
+    }
+
+    /// The proxy's booleans: `yes` (any case) is true, anything else false.
+    fn yes(&self, key: &str, default: bool) -> bool {
+        match (self.get)(key) {
+            Some(v) => v.trim().eq_ignore_ascii_case("yes"),
+            None => default,
+        }
+    }
+
+    fn int(&self, keys: &[&str], default: i64, min: i64, max: i64) -> Result<i64, ConfigError> {
+        match self.raw(keys) {
+            None => Ok(default),
+            Some((k, v)) => parse_int(&k, &v, min, max),
+        }
+    }
+}
+
+fn parse_int(key: &str, v: &str, min: i64, max: i64) -> Result<i64, ConfigError> {
+    match v.trim().parse::<i64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(ConfigError::new(
+            key,
+            format!("'{v}' is not an integer from {min} to {max}"),
+        )),
+    }
+}
+
+/// Reads the configuration from an environment lookup and CLI flags.
+pub fn load(
+    get: &dyn Fn(&str) -> Option<String>,
+    cli: &CliOverrides,
+) -> Result<Config, ConfigError> {
+    let env = Env { get };
+
+    let port = match &cli.port {
+        Some(p) => parse_int("--port", p, 1, 65535)?,
+        None => env.int(&["PW_PORT", "SERVER_PORT"], DEFAULT_PORT as i64, 1, 65535)?,
+    } as u16;
+    let bind = match &cli.bind {
+        Some(b) => b.clone(),
+        None => env.string(&["PW_BIND_ADDRESS", "SERVER_HOST"], ""),
+    };
+    let https = match env.raw(&["PW_HTTPS"]) {
+        None => HttpsMode::No,
+        Some((_, v)) => match v.trim().to_ascii_lowercase().as_str() {
+            "" | "no" => HttpsMode::No,
+            "yes" => HttpsMode::Yes,
+            "http" => HttpsMode::Http,
+            _ => {
+                return Err(ConfigError::new(
+                    "PW_HTTPS",
+                    format!("'{v}' is not one of: no, yes, http"),
+                ))
+            }
+        },
+    };
+    let style = env.string(&["PW_STYLE"], "clear");
+    let style = style.trim().trim_end_matches(".js").to_string();
+    if !STYLES.contains(&style.as_str()) {
+        return Err(ConfigError::new(
+            "PW_STYLE",
+            format!("'{style}' is not one of: {}", STYLES.join(", ")),
+        ));
+    }
+    let mut base_url = env.string(&["PROXY_BASE_URL"], "/");
+    if !base_url.starts_with('/') {
+        base_url.insert(0, '/');
+    }
+    if !base_url.ends_with('/') {
+        base_url.push('/');
+    }
+    let cache_expire = env.int(&["PW_CACHE_EXPIRE"], 5, 1, 86_400)?;
+    let timeout = env.int(&["PW_TIMEOUT"], 5, 1, 600)?;
+    // The proxy treats an unparsable threshold as 0 rather than failing.
+    let site_zero_threshold = env
+        .opt(&["PW_SITE_ZERO_THRESHOLD"])
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .unwrap_or(0);
+    let probe = env
+        .opt(&["PW_TEDAPI_PROBE_INTERVAL"])
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .map(|n| n.max(5))
+        .unwrap_or(30);
+    let query_set = match env.opt(&["PW_TEDAPI_API_VERSION"]) {
+        None => QuerySet::V2024_06,
+        Some(v) => QuerySet::parse(v.trim()).ok_or_else(|| {
+            ConfigError::new(
+                "PW_TEDAPI_API_VERSION",
+                format!("'{v}' is not one of: V2024_06, V2026_06"),
+            )
+        })?,
+    };
+    let tls_fingerprint = match env.opt(&["PW_TLS_FINGERPRINT"]) {
+        None => None,
+        Some(v) => Some(
+            tls::parse_fingerprint(&v).map_err(|m| ConfigError::new("PW_TLS_FINGERPRINT", m))?,
+        ),
+    };
+    let auth_mode = env.string(&["PW_AUTH_MODE"], "cookie");
+    if auth_mode != "cookie" && auth_mode != "token" {
+        return Err(ConfigError::new(
+            "PW_AUTH_MODE",
+            format!("'{auth_mode}' is not one of: cookie, token"),
+        ));
+    }
+    let auth_path = env.string(&["PW_AUTH_PATH"], "");
+    let default_cache_file = if auth_path.is_empty() {
+        ".powerwall".to_string()
+    } else {
+        format!("{}/.powerwall", auth_path.trim_end_matches('/'))
+    };
+    let idle = env.int(&["PW_IDLE_TIMEOUT"], 5, 1, 3600)?;
+
+    let server = ServerSettings {
+        bind,
+        port,
+        workers: env.int(&["PW_WORKERS", "SERVER_WORKERS"], 4, 1, 256)? as usize,
+        https,
+        tls_cert: env.opt(&["PW_TLS_CERT"]),
+        tls_key: env.opt(&["PW_TLS_KEY"]),
+        base_url,
+        style,
+        browser_cache: env.int(&["PW_BROWSER_CACHE"], 0, 0, 31_536_000)? as u64,
+        neg_solar: env.yes("PW_NEG_SOLAR", true),
+        site_zero_threshold,
+        cache_ttl: env.int(&["PW_CACHE_TTL"], 30, 0, 86_400)? as u64,
+        control_secret: env.opt(&["PW_CONTROL_SECRET"]),
+        email: env.string(&["PW_EMAIL"], "email@example.com"),
+        timezone: env.string(&["PW_TIMEZONE"], "America/Los_Angeles"),
+        auth_path,
+        auth_mode,
+        cache_file: env.string(&["PW_CACHE_FILE"], &default_cache_file),
+        siteid: env.opt(&["PW_SITEID"]),
+        pool_maxsize: env.int(&["PW_POOL_MAXSIZE"], 15, 0, 1000)?,
+        idle_timeout: Duration::from_secs(idle as u64),
+        max_connections: env.int(&["PW_MAX_CONNECTIONS"], 1024, 8, 65_536)? as usize,
+        legacy_flags: LegacyFlags {
+            suppress_network_errors: env.yes("PW_SUPPRESS_NETWORK_ERRORS", false),
+            network_error_rate_limit: env.int(&["PW_NETWORK_ERROR_RATE_LIMIT"], 5, 0, 1_000_000)?,
+            fail_fast: env.yes("PW_FAIL_FAST", false),
+            graceful_degradation: env.yes("PW_GRACEFUL_DEGRADATION", true),
+            health_check: env.yes("PW_HEALTH_CHECK", true),
+            tedapi_recovery: env.yes("PW_TEDAPI_RECOVERY", true),
+            tedapi_probe_interval: probe,
+        },
+        www_dir: env.opt(&["PW_WWW_DIR"]),
+        debug: cli.debug || env.yes("PW_DEBUG", false),
+    };
+
+    let host = cli.host.clone().or_else(|| env.opt(&["PW_HOST"]));
+    let gw_pwd = cli.gw_pwd.clone().or_else(|| env.opt(&["PW_GW_PWD"]));
+    let mut password = cli.password.clone().or_else(|| env.opt(&["PW_PASSWORD"]));
+    // Seed design: PW_PASSWORD is the gateway password when PW_GW_PWD is absent.
+    let gw_pwd = match gw_pwd {
+        Some(p) => Some(p),
+        None => password.take(),
+    };
+
+    let mut gateways = Vec::new();
+    if !cli.demo {
+        if let Some(host) = host {
+            validate_host("PW_HOST", &host)?;
+            if gw_pwd.is_none() {
+                return Err(ConfigError::new(
+                    "PW_GW_PWD",
+                    "is required with PW_HOST (the gateway password from the QR sticker; local \
+                     customer-password mode is not supported yet)",
+                ));
+            }
+            gateways.push(GatewayConfig {
+                id: "default".into(),
+                name: env.string(&["PW_NAME"], "Powerwall"),
+                host,
+                gw_pwd,
+                password,
+                poll_interval: Duration::from_secs(cache_expire as u64),
+                timeout: Duration::from_secs(timeout as u64),
+                tls_fingerprint,
+                query_set,
+                simulated: false,
+            });
+        }
+    }
+    if let Some(path) = &cli.config {
+        return Err(ConfigError::new(
+            "--config",
+            format!("'{path}': configuration files are not supported yet; use PW_HOST / PW_GW_PWD"),
+        ));
+    }
+    Ok(Config {
+        server,
+        gateways,
+        demo: cli.demo,
+    })
+}
+
+/// `host` or `host:port`, as the proxy validates it (an IP or a name, port 1–65535).
+pub fn validate_host(key: &str, host: &str) -> Result<(), ConfigError> {
+    let bad = |why: &str| ConfigError::new(key, format!("'{host}' {why}"));
+    let (name, port) = match host.rsplit_once(':') {
+        Some((n, p)) if !n.contains(':') => (n, Some(p)),
+        _ => (host, None),
+    };
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '[' | ']'))
+    {
+        return Err(bad("is not a host name or IP address"));
+    }
+    if let Some(p) = port {
+        match p.parse::<u32>() {
+            Ok(n) if (1..=65535).contains(&n) => {}
+            _ => return Err(bad("has a port outside 1-65535")),
+        }
+    }
+    Ok(())
+}
+
+/// `--help` text.
+pub const HELP: &str = "\
+pypowerwall-server — serve Tesla Powerwall gateway data (drop-in for the pypowerwall proxy)
+
+USAGE:
+    pypowerwall-server [OPTIONS]            serve (configuration from flags and PW_* variables)
+    pypowerwall-server --demo               serve simulated data (no Powerwall needed)
+    pypowerwall-server sim [SIM OPTIONS]    run the gateway simulator alone
+    pypowerwall-server healthcheck [URL]    exit 0 if URL (default http://127.0.0.1:8675/health) answers 2xx
+
+OPTIONS:
+    --host HOST[:PORT]   gateway address (PW_HOST)
+    --gw-pwd PASSWORD    gateway Wi-Fi password from the QR sticker (PW_GW_PWD)
+    --password PASSWORD  customer password (PW_PASSWORD; the gateway password if --gw-pwd is absent)
+    --port PORT          listen port (PW_PORT, default 8675)
+    --bind ADDRESS       listen address (PW_BIND_ADDRESS, default all interfaces)
+    --config FILE        configuration file (PW_CONFIG)
+    --demo               start the built-in simulator and watch it
+    --debug              debug logging (PW_DEBUG=yes)
+    --version            print the version
+    --help               print this help
+
+Every PW_* variable of the pypowerwall proxy is honoured; see README.md.
+";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load_with(vars: &[(&str, &str)], cli: CliOverrides) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        load(&|k| map.get(k).cloned(), &cli)
+    }
+
+    #[test]
+    fn proxy_defaults() {
+        let c = load_with(&[], CliOverrides::default()).unwrap();
+        assert_eq!(c.server.port, 8675);
+        assert_eq!(c.server.bind, "");
+        assert_eq!(c.server.style, "clear");
+        assert!(c.server.neg_solar);
+        assert_eq!(c.server.cache_ttl, 30);
+        assert_eq!(c.server.base_url, "/");
+        assert!(c.gateways.is_empty());
+    }
+
+    #[test]
+    fn single_gateway_from_env_and_cli_wins() {
+        let c = load_with(
+            &[
+                ("PW_HOST", "192.168.91.1"),
+                ("PW_GW_PWD", "ABCDEFGHIJ"),
+                ("PW_PORT", "9000"),
+            ],
+            CliOverrides {
+                port: Some("9100".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(c.server.port, 9100);
+        assert_eq!(c.gateways.len(), 1);
+        assert_eq!(c.gateways[0].id, "default");
+        assert_eq!(c.gateways[0].gw_pwd.as_deref(), Some("ABCDEFGHIJ"));
+        assert_eq!(c.gateways[0].poll_interval, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn password_means_gateway_password_without_gw_pwd() {
+        let c = load_with(
+            &[("PW_HOST", "10.0.0.2"), ("PW_PASSWORD", "SECRET1234")],
+            CliOverrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.gateways[0].gw_pwd.as_deref(), Some("SECRET1234"));
+        assert_eq!(c.gateways[0].password, None);
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        for (vars, key) in [
+            (vec![("PW_PORT", "eighty")], "PW_PORT"),
+            (vec![("PW_PORT", "70000")], "PW_PORT"),
+            (vec![("PW_STYLE", "neon")], "PW_STYLE"),
+            (vec![("PW_HTTPS", "maybe")], "PW_HTTPS"),
+            (vec![("PW_CACHE_EXPIRE", "x")], "PW_CACHE_EXPIRE"),
+            (
+                vec![("PW_TEDAPI_API_VERSION", "V1")],
+                "PW_TEDAPI_API_VERSION",
+            ),
+            (
+                vec![("PW_HOST", "bad host!"), ("PW_GW_PWD", "x")],
+                "PW_HOST",
+            ),
+            (
+                vec![("PW_HOST", "10.0.0.1:0"), ("PW_GW_PWD", "x")],
+                "PW_HOST",
+            ),
+            (vec![("PW_HOST", "10.0.0.1")], "PW_GW_PWD"),
+            (vec![("PW_TLS_FINGERPRINT", "abc")], "PW_TLS_FINGERPRINT"),
+        ] {
+            let err = load_with(&vars, CliOverrides::default()).unwrap_err();
+            assert_eq!(err.key, key, "{err}");
+        }
+        let err = load_with(
+            &[],
+            CliOverrides {
+                port: Some("x".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "--port");
+    }
+
+    #[test]
+    fn style_accepts_js_suffix_and_base_url_is_normalised() {
+        let c = load_with(
+            &[("PW_STYLE", "grafana-dark.js"), ("PROXY_BASE_URL", "pp")],
+            CliOverrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.server.style, "grafana-dark");
+        assert_eq!(c.server.base_url, "/pp/");
+    }
+
+    #[test]
+    fn masks_secrets() {
+        assert_eq!(mask("ABCDEFGHIJ"), "**********");
+    }
+}

@@ -1,0 +1,890 @@
+//! The legacy pypowerwall proxy routes, rendered once per poll from a [`Facade`].
+//!
+//! `proxy/server.py` builds each answer from library calls; [`render`] does the same work once
+//! per tick and keeps the finished bodies, so a request is a map lookup and a copy. The shapes,
+//! key orders and number formats follow the proxy byte for byte (spec `proxy-compat.md` §3);
+//! the deliberate differences of its §10 (query strings ignored, HEAD, keep-alive …) live in
+//! the router, not here.
+//!
+//! A gateway that cannot be reached is rendered from [`offline_facade`], which yields the
+//! failure bodies of spec §5.3 (`null`, `{}`, zeros, `SolarOnly`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::gateway::facade::{Facade, TedapiRaw};
+use crate::json::{Map, Value};
+
+pub const JSON: &str = "application/json";
+pub const CSV: &str = "text/plain; charset=utf-8";
+
+/// The 26 gateway paths the proxy passes through (matched on the path part).
+pub const ALLOWLIST: &[&str] = &[
+    "/api/status",
+    "/api/site_info/site_name",
+    "/api/meters/site",
+    "/api/meters/solar",
+    "/api/sitemaster",
+    "/api/powerwalls",
+    "/api/customer/registration",
+    "/api/system_status",
+    "/api/system_status/grid_status",
+    "/api/system/update/status",
+    "/api/site_info",
+    "/api/system_status/grid_faults",
+    "/api/operation",
+    "/api/site_info/grid_codes",
+    "/api/solars",
+    "/api/solars/brands",
+    "/api/customer",
+    "/api/meters",
+    "/api/installer",
+    "/api/networks",
+    "/api/system/networks",
+    "/api/meters/readings",
+    "/api/synchrometer/ct_voltage_references",
+    "/api/troubleshooting/problems",
+    "/api/auth/toggle/supported",
+    "/api/solar_powerwall",
+];
+
+/// Paths the proxy blocks with a constant answer.
+pub const DISABLED: &[&str] = &["/api/customer/registration"];
+
+/// The `/pw/<name>` convenience routes.
+pub const PW_NAMES: &[&str] = &[
+    "level",
+    "power",
+    "site",
+    "solar",
+    "battery",
+    "battery_blocks",
+    "load",
+    "grid",
+    "home",
+    "vitals",
+    "temps",
+    "strings",
+    "din",
+    "uptime",
+    "version",
+    "status",
+    "system_status",
+    "grid_status",
+    "aggregates",
+    "site_name",
+    "alerts",
+    "is_connected",
+    "get_reserve",
+    "get_mode",
+    "get_time_remaining",
+];
+
+pub const CONTROL_DISABLED: &str =
+    r#"{"error": "Control Commands Disabled - Set PW_CONTROL_SECRET to enable"}"#;
+const TEDAPI_USE: &str = r#"{"error": "Use /tedapi/config, /tedapi/status, /tedapi/components, /tedapi/battery, /tedapi/controller"}"#;
+
+/// A finished answer body and its content type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Body {
+    pub content_type: &'static str,
+    pub bytes: Arc<[u8]>,
+}
+
+impl Body {
+    pub fn json(text: String) -> Body {
+        Body {
+            content_type: JSON,
+            bytes: Arc::from(text.into_bytes()),
+        }
+    }
+
+    fn csv(text: String) -> Body {
+        Body {
+            content_type: CSV,
+            bytes: Arc::from(text.into_bytes()),
+        }
+    }
+
+    pub fn text(&self) -> &str {
+        std::str::from_utf8(&self.bytes).unwrap_or("")
+    }
+}
+
+/// Proxy settings that change bodies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub neg_solar: bool,
+    pub site_zero_threshold: i64,
+    pub control_enabled: bool,
+}
+
+/// Every snapshot-only legacy body, keyed by route (`/csv?headers` is keyed `/csv_headers`).
+#[derive(Debug, Clone, Default)]
+pub struct Bodies {
+    map: HashMap<String, Body>,
+}
+
+impl Bodies {
+    pub fn get(&self, key: &str) -> Option<&Body> {
+        self.map.get(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    fn put(&mut self, key: &str, body: Body) {
+        self.map.insert(key.to_string(), body);
+    }
+
+    fn json(&mut self, key: &str, text: String) {
+        self.put(key, Body::json(text));
+    }
+}
+
+/// What the library returns for a gateway it cannot reach (observed on the proxy, spec §5.3).
+pub fn offline_facade(tedapi: bool) -> Facade {
+    Facade {
+        alerts: Some(Vec::new()),
+        strings: Some(Value::object()),
+        strings_verbose: Some(Value::object()),
+        temps: Some(Value::object()),
+        fans: Some(Value::object()),
+        tedapi: tedapi.then(TedapiRaw::default),
+        ..Facade::default()
+    }
+}
+
+/// `null` for `None`, Python `json.dumps` otherwise.
+fn dumps(v: Option<&Value>) -> String {
+    v.map(Value::to_py).unwrap_or_else(|| "null".into())
+}
+
+fn num(v: Option<f64>) -> Value {
+    v.map(Value::Float).unwrap_or(Value::Null)
+}
+
+fn opt_str(v: &Option<String>) -> Value {
+    v.as_deref().map(Value::from).unwrap_or(Value::Null)
+}
+
+/// `pw.grid_status()`: `UP`, `DOWN`, `SYNCING` or `None`.
+pub fn grid_state(f: &Facade) -> Option<&'static str> {
+    let s = f.grid_status.as_ref()?.get("grid_status")?.as_str()?;
+    Some(match s {
+        "SystemGridConnected" => "UP",
+        "SystemIslandedActive" | "SystemMicroGridFaulted" | "SystemWaitForUser" => "DOWN",
+        s if s.starts_with("SystemTransition") || s == "SystemIslandedReady" => "SYNCING",
+        _ => return None,
+    })
+}
+
+/// `pw.grid_status("numeric")`: 1, 0, -1 or null.
+fn grid_numeric(f: &Facade) -> Value {
+    match grid_state(f) {
+        Some("UP") => Value::Int(1),
+        Some("DOWN") => Value::Int(0),
+        Some(_) => Value::Int(-1),
+        None => Value::Null,
+    }
+}
+
+/// Python `int(x or 0)` for the `/pod` flags; a non-numeric string (where Python raises) is 0.
+fn py_int(v: Option<&Value>) -> i64 {
+    match v {
+        Some(Value::Bool(b)) => *b as i64,
+        Some(Value::Int(i)) => *i,
+        Some(Value::Float(f)) => f.trunc() as i64,
+        Some(Value::Str(s)) => s.trim().parse().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Python `a - b` on two JSON numbers (ints stay ints).
+fn py_sub(a: &Value, b: &Value) -> Value {
+    match (a, b) {
+        (Value::Int(x), Value::Int(y)) => x
+            .checked_sub(*y)
+            .map(Value::Int)
+            .unwrap_or(Value::Float(*x as f64 - *y as f64)),
+        _ => Value::Float(a.as_f64().unwrap_or(0.0) - b.as_f64().unwrap_or(0.0)),
+    }
+}
+
+fn is_negative(v: &Value) -> bool {
+    v.as_f64().is_some_and(|x| x < 0.0)
+}
+
+/// `parse_version`: digits of the first word, three fields, `major·10000 + minor·100 + patch`.
+pub fn parse_version(version: &str) -> Option<i64> {
+    let first = version.split(' ').next().unwrap_or("");
+    let mut val: String = first
+        .chars()
+        .filter(|c| c.is_ascii_digit() || matches!(c, '.' | '/' | '\\'))
+        .collect();
+    while val.split('.').count() < 3 {
+        val.push_str(".0");
+    }
+    let mut total: i64 = 0;
+    for part in val.split('.') {
+        let n: i64 = if part.is_empty() || !part.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        } else {
+            part.parse().ok()?
+        };
+        total = total.checked_mul(100)?.checked_add(n)?;
+    }
+    Some(total)
+}
+
+/// The aggregates after the proxy's site-zero threshold and negative-solar processing.
+fn processed_aggregates(f: &Facade, s: &Settings) -> Option<Value> {
+    let mut agg = f.api("/api/meters/aggregates")?.clone();
+    if !agg.truthy() {
+        return None;
+    }
+    if s.site_zero_threshold > 0 {
+        if let Some(site) = agg.get("site").and_then(Value::as_object) {
+            let power = site.get("instant_power").and_then(Value::as_f64);
+            if power.is_some_and(|p| p.abs() <= s.site_zero_threshold as f64) {
+                if let Some(Value::Object(site)) =
+                    agg.as_object_mut().and_then(|m| m.get_mut("site"))
+                {
+                    site.insert("instant_power", 0i64);
+                }
+            }
+        }
+    }
+    if !s.neg_solar {
+        let solar = agg.path(&["solar", "instant_power"]).cloned();
+        if let Some(solar) = solar.filter(is_negative) {
+            if let Some(m) = agg.as_object_mut() {
+                if let Some(Value::Object(load)) = m.get_mut("load") {
+                    if let Some(lp) = load.get("instant_power").filter(|v| !v.is_null()) {
+                        let new = py_sub(lp, &solar);
+                        load.insert("instant_power", new);
+                    }
+                }
+                if let Some(Value::Object(sol)) = m.get_mut("solar") {
+                    sol.insert("instant_power", 0i64);
+                }
+            }
+        }
+    }
+    Some(agg)
+}
+
+const ZERO_FLOWS: [Value; 4] = [Value::Int(0), Value::Int(0), Value::Int(0), Value::Int(0)];
+
+/// The four flows for `/csv` and `/json`, processed; `None` when there are no aggregates.
+fn flows(f: &Facade, s: &Settings) -> Option<[Value; 4]> {
+    let agg = f.api("/api/meters/aggregates").filter(|a| a.truthy())?;
+    let power = |section: &str| {
+        agg.path(&[section, "instant_power"])
+            .cloned()
+            .unwrap_or(Value::Int(0))
+    };
+    Some([
+        power("site"),
+        power("load"),
+        power("solar"),
+        power("battery"),
+    ])
+    .map(|[grid, mut home, mut solar, battery]| {
+        let mut grid = grid;
+        if !s.neg_solar && is_negative(&solar) {
+            if !home.is_null() {
+                home = py_sub(&home, &solar);
+            }
+            solar = Value::Int(0);
+        }
+        if s.site_zero_threshold > 0
+            && grid
+                .as_f64()
+                .is_some_and(|g| g.abs() <= s.site_zero_threshold as f64)
+        {
+            grid = Value::Int(0);
+        }
+        [grid, home, solar, battery]
+    })
+}
+
+/// Python `x or 0` on a JSON number.
+fn or_zero(v: &Value) -> Value {
+    if v.truthy() {
+        v.clone()
+    } else {
+        Value::Int(0)
+    }
+}
+
+fn csv(f: &Facade, s: &Settings, v2: bool, headers: bool) -> String {
+    let [grid, home, solar, battery] = flows(f, s).unwrap_or(ZERO_FLOWS);
+    let n = |v: &Value| or_zero(v).as_f64().unwrap_or(0.0);
+    let level = f.level.filter(|l| *l != 0.0).unwrap_or(0.0);
+    let mut out = String::new();
+    if headers {
+        out.push_str("Grid,Home,Solar,Battery,BatteryLevel");
+        out.push_str(if v2 { ",GridStatus,Reserve\n" } else { "\n" });
+    }
+    out.push_str(&format!(
+        "{:.2},{:.2},{:.2},{:.2},{:.2}",
+        n(&grid),
+        n(&home),
+        n(&solar),
+        n(&battery),
+        level
+    ));
+    if v2 {
+        let grid_up = (grid_state(f) == Some("UP")) as i64;
+        let reserve = f.reserve.unwrap_or(0.0).trunc() as i64;
+        out.push_str(&format!(",{grid_up},{reserve}"));
+    }
+    out.push('\n');
+    out
+}
+
+fn freq(f: &Facade) -> Value {
+    let mut fcv = Map::new();
+    let get = |m: &Value, k: &str| m.get(k).cloned().unwrap_or(Value::Null);
+    if let Some(blocks) = f
+        .system_status
+        .as_ref()
+        .and_then(|d| d.get("battery_blocks"))
+        .and_then(Value::as_array)
+    {
+        for (i, block) in blocks.iter().enumerate() {
+            let p = format!("PW{}_", i + 1);
+            fcv.insert(format!("{p}name"), Value::Null);
+            fcv.insert(format!("{p}PINV_Fout"), get(block, "f_out"));
+            fcv.insert(format!("{p}PINV_VSplit1"), Value::Null);
+            fcv.insert(format!("{p}PINV_VSplit2"), Value::Null);
+            for k in [
+                "PackagePartNumber",
+                "PackageSerialNumber",
+                "p_out",
+                "q_out",
+                "v_out",
+                "f_out",
+                "i_out",
+            ] {
+                fcv.insert(format!("{p}{k}"), get(block, k));
+            }
+        }
+    }
+    if let Some(vitals) = f.vitals.as_ref().and_then(Value::as_object) {
+        let mut idx = 1;
+        for (device, d) in vitals.iter() {
+            if device.starts_with("TEPINV") {
+                let p = format!("PW{idx}_");
+                fcv.insert(format!("{p}name"), device.as_str());
+                fcv.insert(format!("{p}PINV_Fout"), get(d, "PINV_Fout"));
+                fcv.insert(format!("{p}PINV_VSplit1"), get(d, "PINV_VSplit1"));
+                fcv.insert(format!("{p}PINV_VSplit2"), get(d, "PINV_VSplit2"));
+                idx += 1;
+            }
+            if device.starts_with("TESYNC") || device.starts_with("TEMSA") {
+                if let Some(m) = d.as_object() {
+                    for (k, v) in m.iter() {
+                        if k.starts_with("ISLAND") || k.starts_with("METER") {
+                            fcv.insert(k.as_str(), v.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    fcv.insert("grid_status", grid_numeric(f));
+    Value::Object(fcv)
+}
+
+const POD_FLAGS: &[&str] = &[
+    "POD_ActiveHeating",
+    "POD_ChargeComplete",
+    "POD_ChargeRequest",
+    "POD_DischargeComplete",
+    "POD_PermanentlyFaulted",
+    "POD_PersistentlyFaulted",
+    "POD_enable_line",
+];
+const POD_VALUES: &[&str] = &[
+    "POD_available_charge_power",
+    "POD_available_dischg_power",
+    "POD_nom_energy_remaining",
+    "POD_nom_energy_to_be_charged",
+    "POD_nom_full_pack_energy",
+];
+
+fn pod(f: &Facade) -> Value {
+    let mut pod = Map::new();
+    let get = |m: &Value, k: &str| m.get(k).cloned().unwrap_or(Value::Null);
+    let d = f.system_status.clone().unwrap_or_else(Value::object);
+    if let Some(blocks) = d.get("battery_blocks").and_then(Value::as_array) {
+        for (i, block) in blocks.iter().enumerate() {
+            let p = format!("PW{}_", i + 1);
+            pod.insert(format!("{p}name"), Value::Null);
+            for k in POD_FLAGS.iter().chain(POD_VALUES) {
+                pod.insert(format!("{p}{k}"), Value::Null);
+            }
+            pod.insert(
+                format!("{p}POD_nom_energy_remaining"),
+                get(block, "nominal_energy_remaining"),
+            );
+            pod.insert(
+                format!("{p}POD_nom_full_pack_energy"),
+                get(block, "nominal_full_pack_energy"),
+            );
+            for k in [
+                "PackagePartNumber",
+                "PackageSerialNumber",
+                "pinv_state",
+                "pinv_grid_state",
+                "p_out",
+                "q_out",
+                "v_out",
+                "f_out",
+                "i_out",
+                "energy_charged",
+                "energy_discharged",
+            ] {
+                pod.insert(format!("{p}{k}"), get(block, k));
+            }
+            for k in [
+                "off_grid",
+                "vf_mode",
+                "wobble_detected",
+                "charge_power_clamped",
+                "backup_ready",
+            ] {
+                pod.insert(format!("{p}{k}"), py_int(block.get(k)));
+            }
+            pod.insert(format!("{p}OpSeqState"), get(block, "OpSeqState"));
+            pod.insert(format!("{p}version"), get(block, "version"));
+        }
+    }
+    if let Some(vitals) = f.vitals.as_ref().and_then(Value::as_object) {
+        let mut idx = 1;
+        for (device, v) in vitals.iter() {
+            if device.starts_with("TEPOD") {
+                let p = format!("PW{idx}_");
+                pod.insert(format!("{p}name"), device.as_str());
+                for k in POD_FLAGS {
+                    pod.insert(format!("{p}{k}"), py_int(v.get(k)));
+                }
+                for k in POD_VALUES {
+                    pod.insert(format!("{p}{k}"), get(v, k));
+                }
+                idx += 1;
+            }
+        }
+    }
+    pod.insert(
+        "nominal_full_pack_energy",
+        get(&d, "nominal_full_pack_energy"),
+    );
+    pod.insert(
+        "nominal_energy_remaining",
+        get(&d, "nominal_energy_remaining"),
+    );
+    pod.insert("time_remaining_hours", num(f.time_remaining));
+    pod.insert("backup_reserve_percent", num(f.reserve));
+    Value::Object(pod)
+}
+
+fn json_summary(f: &Facade, s: &Settings) -> Value {
+    let [grid, home, solar, battery] = flows(f, s)
+        .map(|a| a.map(|v| or_zero(&v)))
+        .unwrap_or(ZERO_FLOWS);
+    let d = f.system_status.clone().unwrap_or_else(Value::object);
+    let or0 = |v: Option<f64>| match v {
+        Some(x) if x != 0.0 => Value::Float(x),
+        _ => Value::Int(0),
+    };
+    let or0v = |v: Option<&Value>| v.map(or_zero).unwrap_or(Value::Int(0));
+    Map::new()
+        .with("grid", grid)
+        .with("home", home)
+        .with("solar", solar)
+        .with("battery", battery)
+        .with("soe", or0(f.level))
+        .with("grid_status", (grid_state(f) == Some("UP")) as i64)
+        .with("reserve", or0(f.reserve))
+        .with("time_remaining_hours", or0(f.time_remaining))
+        .with("full_pack_energy", or0v(d.get("nominal_full_pack_energy")))
+        .with("energy_remaining", or0v(d.get("nominal_energy_remaining")))
+        .with(
+            "strings",
+            f.strings
+                .clone()
+                .filter(Value::truthy)
+                .unwrap_or_else(Value::object),
+        )
+        .into()
+}
+
+fn fans_pw(f: &Facade) -> Value {
+    let mut out = Map::new();
+    if let Some(fans) = f.fans.as_ref().and_then(Value::as_object) {
+        let mut entries: Vec<_> = fans.iter().collect();
+        entries.sort_by(|a, b| a.0.cmp(b.0));
+        for (i, (_, v)) in entries.into_iter().enumerate() {
+            let get = |k| v.get(k).cloned().unwrap_or(Value::Null);
+            out.insert(
+                format!("FAN{}_actual", i + 1),
+                get("PVAC_Fan_Speed_Actual_RPM"),
+            );
+            out.insert(
+                format!("FAN{}_target", i + 1),
+                get("PVAC_Fan_Speed_Target_RPM"),
+            );
+        }
+    }
+    Value::Object(out)
+}
+
+fn pw_route(f: &Facade, name: &str, connected: bool) -> Value {
+    let agg = f.api("/api/meters/aggregates");
+    let section = |s: &str| agg.and_then(|a| a.get(s)).cloned().unwrap_or(Value::Null);
+    let one = |k: &str, v: Value| Value::Object(Map::new().with(k, v));
+    match name {
+        "level" => one("level", num(f.level)),
+        "power" => {
+            let p = |s: &str| {
+                agg.and_then(|a| a.path(&[s, "instant_power"]))
+                    .filter(|v| v.as_f64().is_some())
+                    .cloned()
+                    .unwrap_or(Value::Float(0.0))
+            };
+            Map::new()
+                .with("site", p("site"))
+                .with("solar", p("solar"))
+                .with("battery", p("battery"))
+                .with("load", p("load"))
+                .into()
+        }
+        "site" | "grid" => section("site"),
+        "solar" => section("solar"),
+        "battery" => section("battery"),
+        "load" | "home" => section("load"),
+        "battery_blocks" => f.battery_blocks.clone().unwrap_or(Value::Null),
+        "vitals" => f.vitals.clone().unwrap_or(Value::Null),
+        "temps" => f.temps.clone().unwrap_or(Value::Null),
+        "strings" => f.strings_verbose.clone().unwrap_or(Value::Null),
+        "din" => one("din", opt_str(&f.din)),
+        "uptime" => one("uptime", opt_str(&f.uptime)),
+        "version" => one("version", opt_str(&f.version)),
+        "status" => f.status.clone().unwrap_or(Value::Null),
+        "system_status" => f.system_status.clone().unwrap_or(Value::Null),
+        "grid_status" => f.grid_status.clone().unwrap_or_else(Value::object),
+        "aggregates" => agg.cloned().unwrap_or(Value::Null),
+        "site_name" => one("site_name", opt_str(&f.site_name)),
+        "alerts" => one(
+            "alerts",
+            f.alerts
+                .as_ref()
+                .map(|a| Value::Array(a.iter().map(|s| Value::from(s.as_str())).collect()))
+                .unwrap_or(Value::Null),
+        ),
+        "is_connected" => one("is_connected", Value::Bool(connected)),
+        "get_reserve" => one("reserve", num(f.reserve)),
+        "get_mode" => one("mode", opt_str(&f.mode)),
+        "get_time_remaining" => one("time_remaining", num(f.time_remaining)),
+        _ => one("error", Value::from("Invalid Request")),
+    }
+}
+
+/// Renders every snapshot-only legacy body.
+pub fn render(f: &Facade, s: &Settings, connected: bool) -> Bodies {
+    let mut b = Bodies::default();
+
+    let agg = processed_aggregates(f, s);
+    b.json("/aggregates", dumps(agg.as_ref()));
+    b.json("/soe", dumps(f.api("/api/system_status/soe")));
+    b.json(
+        "/api/system_status/soe",
+        match f.level {
+            Some(raw) => {
+                Value::from(Map::new().with("percentage", raw / 0.95 - 5.0 / 0.95)).to_py()
+            }
+            None => "null".into(),
+        },
+    );
+    for (key, v2, headers) in [
+        ("/csv", false, false),
+        ("/csv_headers", false, true),
+        ("/csv/v2", true, false),
+        ("/csv/v2_headers", true, true),
+    ] {
+        b.put(key, Body::csv(csv(f, s, v2, headers)));
+    }
+    b.json(
+        "/vitals",
+        f.vitals
+            .as_ref()
+            .map(Value::to_py_pretty_sorted)
+            .unwrap_or_else(|| "null".into()),
+    );
+    b.json(
+        "/strings",
+        f.strings
+            .as_ref()
+            .map(Value::to_py_pretty_sorted)
+            .unwrap_or_else(|| "{}".into()),
+    );
+    b.json(
+        "/temps",
+        f.temps
+            .as_ref()
+            .filter(|t| !t.is_null())
+            .map(Value::to_py_pretty_sorted)
+            .unwrap_or_else(|| "{}".into()),
+    );
+    let mut temps_pw = Map::new();
+    if let Some(t) = f.temps.as_ref().and_then(Value::as_object) {
+        for (i, v) in t.values().enumerate() {
+            temps_pw.insert(format!("PW{}_temp", i + 1), v.clone());
+        }
+    }
+    b.json("/temps/pw", Value::Object(temps_pw).to_py());
+    let alerts: Option<Vec<Value>> = f
+        .alerts
+        .as_ref()
+        .map(|a| a.iter().map(|s| Value::from(s.as_str())).collect());
+    b.json(
+        "/alerts",
+        alerts
+            .clone()
+            .map(|a| Value::Array(a).to_py_pretty())
+            .unwrap_or_else(|| "[]".into()),
+    );
+    b.json(
+        "/alerts/pw",
+        match &f.alerts {
+            Some(a) => {
+                Value::Object(a.iter().map(|s| (s.clone(), Value::Int(1))).collect()).to_py()
+            }
+            None => "TIMEOUT!".into(),
+        },
+    );
+    b.json(
+        "/fans",
+        if f.tedapi.is_some() {
+            dumps(f.fans.as_ref())
+        } else {
+            "{}".into()
+        },
+    );
+    b.json(
+        "/fans/pw",
+        if f.tedapi.is_some() {
+            fans_pw(f).to_py()
+        } else {
+            "{}".into()
+        },
+    );
+    b.json("/freq", freq(f).to_py());
+    b.json("/pod", pod(f).to_py());
+    b.json("/json", json_summary(f, s).to_py());
+    b.json(
+        "/version",
+        match &f.version {
+            None => r#"{"version": "SolarOnly", "vint": 0}"#.into(),
+            Some(v) => Value::from(
+                Map::new()
+                    .with("version", v.as_str())
+                    .with("vint", parse_version(v)),
+            )
+            .to_py(),
+        },
+    );
+    b.json(
+        "/api/troubleshooting/problems",
+        r#"{"problems": []}"#.into(),
+    );
+    for path in ALLOWLIST {
+        if DISABLED.contains(path) {
+            b.json(path, r#"{"status": "404 Response - API Disabled"}"#.into());
+        } else if *path != "/api/troubleshooting/problems" {
+            b.json(path, dumps(f.api(path)));
+        }
+    }
+    match &f.tedapi {
+        Some(raw) => {
+            b.json("/tedapi", TEDAPI_USE.into());
+            b.json("/tedapi/config", dumps(raw.config.as_ref()));
+            b.json("/tedapi/status", dumps(raw.status.as_ref()));
+            b.json("/tedapi/components", dumps(raw.components.as_ref()));
+            b.json(
+                "/tedapi/battery",
+                dumps(raw.config.as_ref().and_then(|c| c.get("battery_blocks"))),
+            );
+            b.json("/tedapi/controller", dumps(raw.controller.as_ref()));
+        }
+        None => b.json("/tedapi", r#"{"error": "TEDAPI not enabled"}"#.into()),
+    }
+    b.json("/cloud", r#"{"error": "Cloud API not enabled"}"#.into());
+    b.json("/fleetapi", r#"{"error": "FleetAPI not enabled"}"#.into());
+    for name in PW_NAMES {
+        let v = pw_route(f, name, connected);
+        let text = if *name == "grid_status" {
+            v.to_py_sorted()
+        } else {
+            v.to_py()
+        };
+        b.json(&format!("/pw/{name}"), text);
+    }
+    b.json("/pw/", pw_route(f, "", connected).to_py());
+    if !s.control_enabled {
+        b.json("/control", CONTROL_DISABLED.into());
+    }
+    b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::json::parse;
+
+    fn settings() -> Settings {
+        Settings {
+            neg_solar: true,
+            site_zero_threshold: 0,
+            control_enabled: false,
+        }
+    }
+
+    fn facade_with_aggregates(site: i64, load: i64, solar: i64, battery: i64) -> Facade {
+        let agg = parse(&format!(
+            r#"{{"site": {{"instant_power": {site}}}, "battery": {{"instant_power": {battery}}}, "load": {{"instant_power": {load}}}, "solar": {{"instant_power": {solar}}}}}"#
+        ))
+        .unwrap();
+        Facade {
+            api: vec![("/api/meters/aggregates".into(), agg)],
+            level: Some(50.0),
+            ..Facade::default()
+        }
+    }
+
+    #[test]
+    fn version_parsing_like_the_proxy() {
+        assert_eq!(parse_version("23.44.0 9064fc6a"), Some(234400));
+        assert_eq!(parse_version("21.1.1"), Some(210101));
+        assert_eq!(parse_version("25.42.2"), Some(254202));
+        assert_eq!(parse_version("24.12.6-PW3-AFCI 008bf6ff"), Some(241263));
+        assert_eq!(parse_version(""), None);
+        assert_eq!(parse_version("unknown"), None);
+        assert_eq!(parse_version("1/2.3"), None);
+    }
+
+    #[test]
+    fn negative_solar_moves_to_load_when_disallowed() {
+        let f = facade_with_aggregates(100, 2000, -500, 0);
+        let s = Settings {
+            neg_solar: false,
+            ..settings()
+        };
+        let b = render(&f, &s, true);
+        let agg = parse(b.get("/aggregates").unwrap().text()).unwrap();
+        assert_eq!(agg.path(&["solar", "instant_power"]), Some(&Value::Int(0)));
+        assert_eq!(
+            agg.path(&["load", "instant_power"]),
+            Some(&Value::Int(2500))
+        );
+        assert_eq!(
+            b.get("/csv").unwrap().text(),
+            "100.00,2500.00,0.00,0.00,50.00\n"
+        );
+        // allowed (default): kept
+        let b = render(&f, &settings(), true);
+        assert_eq!(
+            b.get("/csv").unwrap().text(),
+            "100.00,2000.00,-500.00,0.00,50.00\n"
+        );
+    }
+
+    #[test]
+    fn csv_rounding_and_headers() {
+        let agg = parse(r#"{"site": {"instant_power": 123.456}, "load": {"instant_power": 456.789}, "solar": {"instant_power": 234.567}, "battery": {"instant_power": -345.678}}"#).unwrap();
+        let f = Facade {
+            api: vec![("/api/meters/aggregates".into(), agg)],
+            level: Some(67.89),
+            reserve: Some(20.9),
+            ..Facade::default()
+        };
+        let b = render(&f, &settings(), true);
+        assert_eq!(
+            b.get("/csv").unwrap().text(),
+            "123.46,456.79,234.57,-345.68,67.89\n"
+        );
+        assert_eq!(
+            b.get("/csv/v2_headers").unwrap().text(),
+            "Grid,Home,Solar,Battery,BatteryLevel,GridStatus,Reserve\n123.46,456.79,234.57,-345.68,67.89,0,20\n"
+        );
+    }
+
+    #[test]
+    fn site_zero_threshold() {
+        let f = facade_with_aggregates(-30, 500, 0, 0);
+        let s = Settings {
+            site_zero_threshold: 50,
+            ..settings()
+        };
+        let b = render(&f, &s, true);
+        assert!(b
+            .get("/aggregates")
+            .unwrap()
+            .text()
+            .starts_with(r#"{"site": {"instant_power": 0}"#));
+        assert!(b
+            .get("/json")
+            .unwrap()
+            .text()
+            .starts_with(r#"{"grid": 0, "home": 500"#));
+    }
+
+    #[test]
+    fn offline_bodies_match_the_proxy_outage() {
+        let b = render(&offline_facade(false), &settings(), false);
+        for (key, want) in [
+            ("/aggregates", "null"),
+            ("/soe", "null"),
+            ("/api/system_status/soe", "null"),
+            ("/vitals", "null"),
+            ("/strings", "{}"),
+            ("/temps", "{}"),
+            ("/temps/pw", "{}"),
+            ("/alerts", "[]"),
+            ("/alerts/pw", "{}"),
+            ("/fans", "{}"),
+            ("/fans/pw", "{}"),
+            ("/freq", r#"{"grid_status": null}"#),
+            (
+                "/pod",
+                r#"{"nominal_full_pack_energy": null, "nominal_energy_remaining": null, "time_remaining_hours": null, "backup_reserve_percent": null}"#,
+            ),
+            (
+                "/json",
+                r#"{"grid": 0, "home": 0, "solar": 0, "battery": 0, "soe": 0, "grid_status": 0, "reserve": 0, "time_remaining_hours": 0, "full_pack_energy": 0, "energy_remaining": 0, "strings": {}}"#,
+            ),
+            ("/version", r#"{"version": "SolarOnly", "vint": 0}"#),
+            ("/csv", "0.00,0.00,0.00,0.00,0.00\n"),
+            ("/csv/v2", "0.00,0.00,0.00,0.00,0.00,0,0\n"),
+            (
+                "/pw/power",
+                r#"{"site": 0.0, "solar": 0.0, "battery": 0.0, "load": 0.0}"#,
+            ),
+            ("/pw/level", r#"{"level": null}"#),
+            ("/pw/is_connected", r#"{"is_connected": false}"#),
+            ("/pw/grid_status", "{}"),
+            ("/api/status", "null"),
+            ("/tedapi", r#"{"error": "TEDAPI not enabled"}"#),
+        ] {
+            assert_eq!(b.get(key).map(Body::text), Some(want), "{key}");
+        }
+    }
+}

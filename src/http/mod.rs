@@ -1,0 +1,2 @@
+//! The HTTP side: one listener, a fixed pool of workers, routes grouped by family.
+pub mod legacy;
