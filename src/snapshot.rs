@@ -1,0 +1,186 @@
+//! Immutable per-gateway snapshots, swapped in by pollers and read by request handlers.
+//!
+//! Each gateway has one slot, `RwLock<Arc<GatewaySnapshot>>`. Its poller builds a complete new
+//! snapshot after every attempt (mapped data, pre-rendered bodies, health) and swaps the `Arc`;
+//! a request clones the `Arc` under a read lock that is held for a pointer copy, then works on
+//! data nobody will change. Requests never wait for the gateway and never mutate a snapshot.
+//!
+//! Whether last-good data may still be served is decided at read time ([`Hub::view`]) from the
+//! snapshot's age, so an outage turns into failure bodies `PW_CACHE_TTL` after the last success
+//! even if the poller is stuck in a long back-off.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::gateway::facade::Facade;
+use crate::http::legacy::{self, Bodies};
+
+/// What a gateway's poller is doing, as shown in the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// No attempt has finished yet.
+    Connecting,
+    /// The last poll succeeded.
+    Online,
+    /// The last poll failed; last-good data is still being served.
+    Stale,
+    /// No usable data.
+    Offline,
+    /// The gateway asked us to back off (HTTP 429/503); no traffic until the cooldown ends.
+    Cooldown,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Connecting => "connecting",
+            State::Online => "online",
+            State::Stale => "stale",
+            State::Offline => "offline",
+            State::Cooldown => "cooldown",
+        }
+    }
+}
+
+/// Poller bookkeeping for one gateway.
+#[derive(Debug, Clone, Default)]
+pub struct Health {
+    pub last_success: Option<SystemTime>,
+    pub last_attempt: Option<SystemTime>,
+    pub consecutive_failures: u32,
+    pub total_successes: u64,
+    pub total_failures: u64,
+    pub next_retry: Option<SystemTime>,
+    pub last_error: Option<String>,
+    /// The transport is in a gateway-imposed cooldown until this time.
+    pub cooldown_until: Option<SystemTime>,
+    /// Gateway requests made so far, by kind (for load checks).
+    pub requests: u64,
+}
+
+/// Last-good data of one gateway.
+#[derive(Debug, Clone)]
+pub struct Good {
+    pub facade: Arc<Facade>,
+    pub bodies: Arc<Bodies>,
+    /// When the data was fetched (monotonic).
+    pub at: Instant,
+}
+
+/// One gateway at one moment.
+#[derive(Debug, Clone)]
+pub struct GatewaySnapshot {
+    pub id: String,
+    pub name: String,
+    pub host: String,
+    pub simulated: bool,
+    pub health: Health,
+    pub good: Option<Good>,
+}
+
+/// What a request sees of a gateway: data (live or failure bodies) and its state.
+#[derive(Debug, Clone)]
+pub struct View {
+    pub snapshot: Arc<GatewaySnapshot>,
+    pub state: State,
+    /// The facade to serve from: last-good, or the offline facade.
+    pub facade: Arc<Facade>,
+    pub bodies: Arc<Bodies>,
+    /// Data is live or last-good (not failure bodies).
+    pub fresh: bool,
+}
+
+/// All gateway slots plus what is shared by every view.
+pub struct Hub {
+    slots: Vec<RwLock<Arc<GatewaySnapshot>>>,
+    offline_facade: Arc<Facade>,
+    offline_bodies: Arc<Bodies>,
+    /// How long last-good data stays servable after the last success.
+    pub max_age: Duration,
+    pub settings: legacy::Settings,
+    pub started: SystemTime,
+}
+
+impl Hub {
+    pub fn new(
+        gateways: Vec<GatewaySnapshot>,
+        settings: legacy::Settings,
+        max_age: Duration,
+        tedapi: bool,
+    ) -> Hub {
+        let offline_facade = legacy::offline_facade(tedapi);
+        let offline_bodies = legacy::render(&offline_facade, &settings, false);
+        Hub {
+            slots: gateways
+                .into_iter()
+                .map(|g| RwLock::new(Arc::new(g)))
+                .collect(),
+            offline_facade: Arc::new(offline_facade),
+            offline_bodies: Arc::new(offline_bodies),
+            max_age,
+            settings,
+            started: SystemTime::now(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The current snapshot of gateway `i`.
+    pub fn snapshot(&self, i: usize) -> Option<Arc<GatewaySnapshot>> {
+        let slot = self.slots.get(i)?;
+        // A poisoned lock only means a writer panicked mid-swap; the Arc inside is intact.
+        let guard = slot.read().unwrap_or_else(|e| e.into_inner());
+        Some(guard.clone())
+    }
+
+    /// Swaps in a new snapshot for gateway `i`.
+    pub fn publish(&self, i: usize, snap: GatewaySnapshot) {
+        if let Some(slot) = self.slots.get(i) {
+            let mut guard = slot.write().unwrap_or_else(|e| e.into_inner());
+            *guard = Arc::new(snap);
+        }
+    }
+
+    /// Index of the gateway with this id.
+    pub fn index_of(&self, id: &str) -> Option<usize> {
+        (0..self.slots.len()).find(|&i| self.snapshot(i).is_some_and(|s| s.id == id))
+    }
+
+    /// What a request should see of gateway `i` right now.
+    pub fn view(&self, i: usize, now: Instant) -> Option<View> {
+        let snapshot = self.snapshot(i)?;
+        let cooling = snapshot
+            .health
+            .cooldown_until
+            .is_some_and(|t| t > SystemTime::now());
+        let good = snapshot
+            .good
+            .as_ref()
+            .filter(|g| now.saturating_duration_since(g.at) <= self.max_age)
+            .cloned();
+        let state = match (&good, snapshot.health.last_attempt) {
+            (Some(_), _) if snapshot.health.consecutive_failures == 0 => State::Online,
+            (Some(_), _) => State::Stale,
+            (None, _) if cooling => State::Cooldown,
+            (None, None) => State::Connecting,
+            (None, Some(_)) => State::Offline,
+        };
+        let (facade, bodies, fresh) = match good {
+            Some(g) => (g.facade, g.bodies, true),
+            None => (self.offline_facade.clone(), self.offline_bodies.clone(), false),
+        };
+        Some(View {
+            snapshot,
+            state,
+            facade,
+            bodies,
+            fresh,
+        })
+    }
+}
