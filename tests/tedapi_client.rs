@@ -53,6 +53,8 @@ enum Action {
     Hang,
     /// Close the connection without a reply.
     Close,
+    /// Write these bytes as the whole reply, then close.
+    Raw(Vec<u8>),
 }
 
 type Handler = dyn Fn(&Req) -> Action + Send + Sync;
@@ -176,6 +178,14 @@ fn serve_connection(
                 return;
             }
             Action::Close => return,
+            Action::Raw(bytes) => {
+                let out = stream.get_mut();
+                let _ = out.write_all(&bytes);
+                let _ = out.flush();
+                out.conn.send_close_notify();
+                let _ = out.flush();
+                return;
+            }
         }
     }
 }
@@ -339,6 +349,31 @@ fn status_errors_are_typed() {
 }
 
 #[test]
+fn truncated_and_malformed_http_replies_are_bad_replies() {
+    let full = Message::reply(
+        DIN,
+        Body::QueryResponse {
+            status: 1,
+            data: "{}".into(),
+        },
+    )
+    .encode();
+    let mut cut = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", full.len()).into_bytes();
+    cut.extend_from_slice(&full[..full.len() / 2]);
+    let server = Server::start(move |_| Action::Raw(cut.clone()));
+    assert!(matches!(
+        server.client().status(DIN),
+        Err(Error::BadReply(_))
+    ));
+
+    let server = Server::start(|_| Action::Raw(b"\x00\x01 not http at all\r\n\r\n".to_vec()));
+    assert!(matches!(
+        server.client().status(DIN),
+        Err(Error::BadReply(_))
+    ));
+}
+
+#[test]
 fn rate_limit_starts_a_cooldown_without_further_requests() {
     let server = Server::start(|_| Action::Reply(429, Vec::new()));
     let mut client = server.client();
@@ -374,6 +409,16 @@ fn silent_gateway_times_out() {
     assert_eq!(client.status(DIN), Err(Error::Timeout));
     let took = started.elapsed();
     assert!(took < Duration::from_millis(1000), "{took:?}");
+
+    // A port that accepts TCP but never speaks TLS times out in the handshake.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut opts = ClientOptions::new(listener.local_addr().unwrap().to_string(), PWD);
+    opts.timeout = Duration::from_millis(300);
+    let started = Instant::now();
+    assert_eq!(Client::new(opts).unwrap().din(), Err(Error::Timeout));
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(1000), "{took:?}");
+    drop(listener);
 }
 
 #[test]

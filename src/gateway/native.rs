@@ -39,6 +39,8 @@ pub struct Native {
     last_good: Option<Value>,
     blocked_until: Option<Instant>,
     backoff: Duration,
+    /// The last attempt failed (log the next failure quietly).
+    failing: bool,
 }
 
 /// Hand-written so neither the password nor the token is printed.
@@ -65,6 +67,7 @@ impl Native {
             last_good: None,
             blocked_until: None,
             backoff: FAIL_BACKOFF,
+            failing: false,
         })
     }
 
@@ -94,11 +97,20 @@ impl Native {
         }
         match self.try_fetch(now) {
             Ok(value) => {
+                self.failing = false;
                 self.last_good = Some(value.clone());
                 Some(value)
             }
             Err(e) => {
-                log::info!(
+                // Loud once per outage, quiet on the repeats every back-off period.
+                let level = if self.failing {
+                    log::Level::Debug
+                } else {
+                    log::Level::Info
+                };
+                self.failing = true;
+                log::log!(
+                    level,
                     "gateway local API {AGGREGATES} not available ({e}); next try in {} s",
                     self.backoff.as_secs()
                 );
@@ -262,6 +274,13 @@ mod tests {
         assert_eq!(native.fetch_aggregates(now), None);
         assert_eq!(native.blocked_until(), Some(now + FAIL_BACKOFF));
         assert_eq!(native.fetch_aggregates(now + Duration::from_secs(10)), None);
+    }
+
+    #[test]
+    fn native_is_send() {
+        fn send<T: Send>() {}
+        send::<Native>();
+        send::<crate::gateway::tedapi::Client>();
     }
 
     #[test]
