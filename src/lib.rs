@@ -2,10 +2,14 @@
 //!
 //! See `ARCHITECTURE.md` for the data flow. In short: `gateway` fetches and maps, `poll` runs one
 //! thread per gateway and swaps immutable `snapshot`s, `http` serves from the latest snapshot,
-//! `sim` is a wire-compatible gateway simulator.
+//! `sim` is a wire-compatible gateway simulator, `app` wires them together.
 
+pub mod app;
+pub mod clock;
 pub mod config;
 pub mod gateway;
 pub mod http;
 pub mod json;
+pub mod poll;
 pub mod sim;
+pub mod snapshot;

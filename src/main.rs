@@ -1,3 +1,122 @@
-fn main() {
-    println!("pypowerwall-server {}", env!("CARGO_PKG_VERSION"));
+//! The `pypowerwall-server` binary: serve (default), `sim`, `healthcheck`.
+
+use std::process::ExitCode;
+
+use pypowerwall_server::{app, config, sim};
+
+fn init_logging(debug: bool) {
+    let level = if debug {
+        log::LevelFilter::Debug
+    } else {
+        log::LevelFilter::Info
+    };
+    // tiny_http and rustls are chatty at debug level; keep them at warn unless asked.
+    let _ = simple_logger::SimpleLogger::new()
+        .with_level(level)
+        .with_module_level("tiny_http", log::LevelFilter::Warn)
+        .with_module_level("rustls", log::LevelFilter::Warn)
+        .with_module_level("ureq", log::LevelFilter::Warn)
+        .init();
+}
+
+/// `healthcheck [URL]`: exit 0 when URL answers 2xx (for Docker's HEALTHCHECK in a scratch image).
+fn healthcheck(url: Option<String>) -> ExitCode {
+    let port = std::env::var("PW_PORT").unwrap_or_else(|_| "8675".into());
+    let url = url.unwrap_or_else(|| format!("http://127.0.0.1:{port}/health"));
+    let agent = ureq::AgentBuilder::new()
+        .timeout(std::time::Duration::from_secs(5))
+        .build();
+    match agent.get(&url).call() {
+        Ok(r) if (200..300).contains(&r.status()) => ExitCode::SUCCESS,
+        Ok(r) => {
+            eprintln!("healthcheck: {url} answered {}", r.status());
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("healthcheck: {url}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let mut args = pico_args::Arguments::from_env();
+    if args.contains(["-h", "--help"]) {
+        print!("{}", config::HELP);
+        return ExitCode::SUCCESS;
+    }
+    if args.contains(["-V", "--version"]) {
+        println!("pypowerwall-server {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    match args.subcommand() {
+        Ok(Some(cmd)) if cmd == "sim" => {
+            init_logging(args.contains("--debug"));
+            return match sim::parse_args(args).and_then(sim::run_cli) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("pypowerwall-server sim: {e}");
+                    ExitCode::from(2)
+                }
+            };
+        }
+        Ok(Some(cmd)) if cmd == "healthcheck" => {
+            let url = args.opt_free_from_str::<String>().ok().flatten();
+            return healthcheck(url);
+        }
+        Ok(Some(cmd)) => {
+            eprintln!("pypowerwall-server: unknown command '{cmd}' (try --help)");
+            return ExitCode::from(2);
+        }
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("pypowerwall-server: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    let opt = |args: &mut pico_args::Arguments, name: &'static str| {
+        args.opt_value_from_str::<_, String>(name)
+    };
+    let cli = (|| -> Result<config::CliOverrides, pico_args::Error> {
+        Ok(config::CliOverrides {
+            host: opt(&mut args, "--host")?,
+            gw_pwd: opt(&mut args, "--gw-pwd")?,
+            password: opt(&mut args, "--password")?,
+            port: opt(&mut args, "--port")?,
+            bind: opt(&mut args, "--bind")?,
+            config: opt(&mut args, "--config")?,
+            demo: args.contains("--demo"),
+            debug: args.contains("--debug"),
+        })
+    })();
+    let cli = match cli {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("pypowerwall-server: {e} (try --help)");
+            return ExitCode::from(2);
+        }
+    };
+    let rest = args.finish();
+    if !rest.is_empty() {
+        eprintln!("pypowerwall-server: unexpected argument {:?} (try --help)", rest[0]);
+        return ExitCode::from(2);
+    }
+    let cfg = match config::load(&|k| std::env::var(k).ok(), &cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("pypowerwall-server: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(cfg.server.debug);
+    match app::start(cfg) {
+        Ok(app) => {
+            app.wait();
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("pypowerwall-server: {e}");
+            ExitCode::from(2)
+        }
+    }
 }

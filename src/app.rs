@@ -1,0 +1,180 @@
+//! Wiring: configuration in, a running server (pollers + HTTP + optional simulator) out.
+//!
+//! `main` and the integration tests both start the product through [`start`], so tests run the
+//! same code path users do.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{Config, GatewayConfig, HttpsMode};
+use crate::gateway::queries::QuerySet;
+use crate::gateway::tls;
+use crate::http::legacy;
+use crate::http::router::Ctx;
+use crate::http::server::{self, Running};
+use crate::http::status::Stats;
+use crate::poll::{self, Poller};
+use crate::sim;
+use crate::snapshot::{GatewaySnapshot, Health, Hub};
+
+/// The gateway password the demo simulator is started with.
+const DEMO_PASSWORD: &str = "DEMO-PASSWORD";
+
+/// A running server.
+pub struct App {
+    pub http: Running,
+    pub hub: Arc<Hub>,
+    pollers: Vec<Poller>,
+    stop: Arc<AtomicBool>,
+    _sim: Option<sim::SimHandle>,
+}
+
+impl App {
+    /// The address the HTTP server listens on.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.http.addr
+    }
+
+    /// Stops pollers and the HTTP server.
+    pub fn stop(self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for p in &self.pollers {
+            p.handle.thread().unpark();
+        }
+        self.http.stop();
+        for p in self.pollers {
+            let _ = p.handle.join();
+        }
+    }
+
+    /// Serves until the process is killed.
+    pub fn wait(self) {
+        self.http.wait();
+    }
+}
+
+fn listen_addr(cfg: &Config) -> String {
+    let host = match cfg.server.bind.as_str() {
+        "" => "0.0.0.0",
+        h => h,
+    };
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{}", cfg.server.port)
+    } else {
+        format!("{host}:{}", cfg.server.port)
+    }
+}
+
+fn https_config(cfg: &Config) -> Result<Option<Arc<rustls::ServerConfig>>, String> {
+    if cfg.server.https != HttpsMode::Yes {
+        return Ok(None);
+    }
+    let (cert, key) = match (&cfg.server.tls_cert, &cfg.server.tls_key) {
+        (Some(c), Some(k)) => (
+            std::fs::read(c).map_err(|e| format!("PW_TLS_CERT: cannot read '{c}': {e}"))?,
+            std::fs::read(k).map_err(|e| format!("PW_TLS_KEY: cannot read '{k}': {e}"))?,
+        ),
+        (None, None) => {
+            log::info!("PW_HTTPS=yes without PW_TLS_CERT/PW_TLS_KEY: using a fresh self-signed certificate");
+            let (c, k) = tls::self_signed(&["localhost", "pypowerwall"])?;
+            (c.into_bytes(), k.into_bytes())
+        }
+        _ => return Err("PW_TLS_CERT and PW_TLS_KEY must be given together".into()),
+    };
+    tls::server_config_from_pem(&cert, &key).map(Some)
+}
+
+/// Starts everything the configuration asks for.
+pub fn start(mut cfg: Config) -> Result<App, String> {
+    server::raise_fd_limit();
+    let mut sim_handle = None;
+    if cfg.demo {
+        let handle = sim::start(sim::SimOptions {
+            listen: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
+            fixture: sim::Fixture::Demo,
+            gw_pwd: Some(DEMO_PASSWORD.into()),
+            frozen: false,
+            gzip: false,
+            cert_pem: None,
+            key_pem: None,
+        })?;
+        log::warn!(
+            "DEMO MODE: serving SIMULATED data from the built-in gateway simulator at {}",
+            handle.addr()
+        );
+        cfg.gateways.insert(
+            0,
+            GatewayConfig {
+                id: "demo".into(),
+                name: "Demo home (simulated)".into(),
+                host: handle.addr().to_string(),
+                gw_pwd: Some(DEMO_PASSWORD.into()),
+                password: None,
+                poll_interval: Duration::from_secs(
+                    cfg.gateways.first().map(|g| g.poll_interval.as_secs()).unwrap_or(5),
+                ),
+                timeout: Duration::from_secs(5),
+                tls_fingerprint: None,
+                query_set: QuerySet::V2024_06,
+                simulated: true,
+            },
+        );
+        sim_handle = Some(handle);
+    }
+    if cfg.gateways.is_empty() {
+        return Err("no gateway configured: set PW_HOST and PW_GW_PWD (or --host and --gw-pwd), \
+                    or run with --demo to see simulated data"
+            .into());
+    }
+    let tls = https_config(&cfg)?;
+    let settings = legacy::Settings {
+        neg_solar: cfg.server.neg_solar,
+        site_zero_threshold: cfg.server.site_zero_threshold,
+        control_enabled: false,
+    };
+    // Last-good data stays servable for PW_CACHE_TTL, and never less than two poll intervals
+    // (a slow poll interval must not make healthy data look stale between ticks).
+    let slowest = cfg.gateways.iter().map(|g| g.poll_interval).max().unwrap_or_default();
+    let max_age = Duration::from_secs(cfg.server.cache_ttl).max(slowest * 2);
+    let snapshots = cfg
+        .gateways
+        .iter()
+        .map(|g| GatewaySnapshot {
+            id: g.id.clone(),
+            name: g.name.clone(),
+            host: g.host.clone(),
+            simulated: g.simulated,
+            health: Health::default(),
+            good: None,
+        })
+        .collect();
+    let hub = Arc::new(Hub::new(snapshots, settings, max_age, true));
+    let ctx = Arc::new(Ctx {
+        config: cfg.clone(),
+        hub: hub.clone(),
+        stats: Stats::new(),
+        default_gateway: 0,
+        tls,
+    });
+    let http = server::start(&listen_addr(&cfg), ctx)?;
+    log::info!(
+        "listening on {}://{}",
+        if cfg.server.https == HttpsMode::Yes { "https" } else { "http" },
+        http.addr
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let pollers = cfg
+        .gateways
+        .iter()
+        .enumerate()
+        .map(|(i, g)| poll::spawn(i, g.clone(), hub.clone(), stop.clone()))
+        .collect();
+    Ok(App {
+        http,
+        hub,
+        pollers,
+        stop,
+        _sim: sim_handle,
+    })
+}

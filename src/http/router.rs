@@ -1,0 +1,312 @@
+//! Request routing: one function from a request to an answer, in the proxy's dispatch order.
+//!
+//! Matching follows `proxy/server.py` (spec `proxy-compat.md` §2) with the allowed improvements
+//! of its §10: the `PROXY_BASE_URL` prefix is stripped, query strings never change which route
+//! answers (routes that read the query still see it), HEAD is answered like GET without a body,
+//! and every answer carries `Content-Length` on an HTTP/1.1 keep-alive connection.
+
+use std::io::{Cursor, Read};
+use std::sync::Arc;
+use std::time::Instant;
+
+use tiny_http::{Header, Method, Request, Response, StatusCode};
+
+use super::legacy::{self, Body, CONTROL_DISABLED, JSON};
+use super::status::{self, Stats};
+use crate::config::{Config, HttpsMode};
+use crate::snapshot::{Hub, View};
+
+/// Largest request body we read (the proxy's POST limit).
+pub const MAX_BODY: u64 = 4096;
+
+/// Everything a request handler may read.
+pub struct Ctx {
+    pub config: Config,
+    pub hub: Arc<Hub>,
+    pub stats: Stats,
+    /// Index of the gateway the legacy routes serve.
+    pub default_gateway: usize,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl Ctx {
+    fn views(&self, now: Instant) -> Vec<View> {
+        (0..self.hub.len())
+            .filter_map(|i| self.hub.view(i, now))
+            .collect()
+    }
+}
+
+/// `Arc<[u8]>` as a `Read` body without copying.
+struct Shared(Arc<[u8]>);
+
+impl AsRef<[u8]> for Shared {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// An answer before it is written.
+pub struct Answer {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Arc<[u8]>,
+    /// Route answers carry `Access-Control-Allow-Origin: *`; static/fallback answers do not.
+    pub cors: bool,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Answer {
+    fn route(body: &Body) -> Answer {
+        Answer {
+            status: 200,
+            content_type: body.content_type,
+            body: body.bytes.clone(),
+            cors: true,
+            headers: Vec::new(),
+        }
+    }
+
+    fn json(status: u16, text: impl Into<String>) -> Answer {
+        Answer {
+            status,
+            content_type: JSON,
+            body: Arc::from(text.into().into_bytes()),
+            cors: true,
+            headers: Vec::new(),
+        }
+    }
+
+    fn text(status: u16, content_type: &'static str, text: impl Into<String>) -> Answer {
+        Answer {
+            status,
+            content_type,
+            body: Arc::from(text.into().into_bytes()),
+            cors: true,
+            headers: Vec::new(),
+        }
+    }
+}
+
+fn header(name: &str, value: &str) -> Option<Header> {
+    Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
+}
+
+fn send(rq: Request, a: Answer) {
+    let mut headers = Vec::with_capacity(4 + a.headers.len());
+    headers.extend(header("Content-Type", a.content_type));
+    if a.cors {
+        headers.extend(header("Access-Control-Allow-Origin", "*"));
+    }
+    for (k, v) in &a.headers {
+        headers.extend(header(k, v));
+    }
+    let len = a.body.len();
+    let response = Response::new(
+        StatusCode(a.status),
+        headers,
+        Cursor::new(Shared(a.body)),
+        Some(len),
+        None,
+    );
+    // A client that went away is not an error worth more than a debug line.
+    if let Err(e) = rq.respond(response) {
+        log::debug!("http: answer not delivered: {e}");
+    }
+}
+
+/// Removes `PROXY_BASE_URL` from the front of a request target, keeping a leading `/`.
+pub fn strip_base<'a>(target: &'a str, base: &str) -> std::borrow::Cow<'a, str> {
+    if base != "/" {
+        if let Some(rest) = target.strip_prefix(base) {
+            return format!("/{rest}").into();
+        }
+    }
+    target.into()
+}
+
+/// Handles one request.
+pub fn handle(ctx: &Ctx, mut rq: Request) {
+    let method = rq.method().clone();
+    let raw = rq.url().to_string();
+    let target = strip_base(&raw, &ctx.config.server.base_url);
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p.to_string(), q.to_string()),
+        None => (target.to_string(), String::new()),
+    };
+    let answer = match method {
+        Method::Get | Method::Head => get(ctx, &path, &query),
+        Method::Post => {
+            let mut body = Vec::new();
+            let too_big = rq
+                .body_length()
+                .is_some_and(|n| n as u64 > MAX_BODY);
+            if !too_big {
+                let _ = rq.as_reader().take(MAX_BODY + 1).read_to_end(&mut body);
+            }
+            post(ctx, &path, too_big || body.len() as u64 > MAX_BODY)
+        }
+        Method::Options => Answer {
+            status: 204,
+            content_type: "text/plain",
+            body: Arc::from(Vec::new()),
+            cors: true,
+            headers: vec![
+                ("Access-Control-Allow-Methods", "GET, POST, HEAD, OPTIONS".into()),
+                ("Access-Control-Allow-Headers", "Content-Type, Authorization".into()),
+            ],
+        },
+        _ => Answer::json(405, r#"{"error": "Method Not Allowed"}"#),
+    };
+    send(rq, answer);
+}
+
+fn post(ctx: &Ctx, path: &str, too_big: bool) -> Answer {
+    let answer = if !path.starts_with("/control") {
+        Answer::json(400, r#"{"error": "Invalid Request"}"#)
+    } else if ctx.config.server.control_secret.is_none() {
+        Answer::json(400, CONTROL_DISABLED)
+    } else if too_big {
+        Answer::json(400, r#"{"error": "Control Command Error: Invalid Request"}"#)
+    } else {
+        Answer::json(
+            400,
+            r#"{"error": "Control Command Error: Unable to connect to cloud mode - Run Setup"}"#,
+        )
+    };
+    ctx.stats.with(|c| {
+        if answer.status == 200 {
+            c.posts += 1
+        } else if answer.status == 400 {
+            c.errors += 1
+        }
+    });
+    answer
+}
+
+/// The legacy body key a GET path maps to, for the snapshot-only routes.
+fn legacy_key(path: &str, query: &str) -> Option<String> {
+    let key = match path {
+        "/aggregates" | "/api/meters/aggregates" => "/aggregates".to_string(),
+        p if p.starts_with("/csv") => {
+            let headers = p.contains("headers") || query.contains("headers");
+            let base = if p.starts_with("/csv/v2") { "/csv/v2" } else { "/csv" };
+            format!("{base}{}", if headers { "_headers" } else { "" })
+        }
+        p if p.starts_with("/tedapi") => match p {
+            "/tedapi/config" | "/tedapi/status" | "/tedapi/components" | "/tedapi/battery"
+            | "/tedapi/controller" => p.to_string(),
+            _ => "/tedapi".to_string(),
+        },
+        p if p.starts_with("/cloud") => "/cloud".to_string(),
+        p if p.starts_with("/fleetapi") => "/fleetapi".to_string(),
+        p if p.starts_with("/control/") || p == "/control" => "/control".to_string(),
+        p if p.starts_with("/fans/pw") => "/fans/pw".to_string(),
+        p if p.starts_with("/pw/") => {
+            let name = &p[4..];
+            if legacy::PW_NAMES.contains(&name) {
+                p.to_string()
+            } else {
+                "/pw/".to_string()
+            }
+        }
+        p => p.to_string(),
+    };
+    Some(key)
+}
+
+fn get(ctx: &Ctx, path: &str, query: &str) -> Answer {
+    let now = Instant::now();
+    let views = ctx.views(now);
+    let view = views.get(ctx.default_gateway);
+    match path {
+        "/stats" | "/stats/clear" => {
+            if path == "/stats/clear" {
+                ctx.stats.with(|c| {
+                    c.gets = 0;
+                    c.errors = 0;
+                    c.uri = crate::json::Map::new();
+                    c.clear = std::time::SystemTime::now();
+                });
+            }
+            let doc = status::stats(&ctx.config, &ctx.stats, view, &views);
+            ctx.stats.with(|c| c.hit(path));
+            return Answer::json(200, doc.to_py());
+        }
+        "/health" => {
+            let doc = status::health(&ctx.config, &ctx.stats, view, &views);
+            ctx.stats.with(|c| c.hit(path));
+            return Answer::json(200, doc.to_py());
+        }
+        "/health/reset" => {
+            ctx.stats.with(|c| c.hit(path));
+            return Answer::json(200, status::health_reset().to_py());
+        }
+        "/help" => {
+            let doc = status::stats(&ctx.config, &ctx.stats, view, &views);
+            ctx.stats.with(|c| c.hit(path));
+            return Answer::text(200, "text/html", status::help(&doc));
+        }
+        _ => {}
+    }
+    if let (Some(view), Some(key)) = (view, legacy_key(path, query)) {
+        if let Some(body) = view.bodies.get(&key) {
+            ctx.stats.with(|c| {
+                if body.text() == "null" || body.text() == "TIMEOUT!" {
+                    c.timeout += 1;
+                } else {
+                    c.hit(path);
+                }
+            });
+            return Answer::route(body);
+        }
+    }
+    fallback(ctx, path)
+}
+
+/// The proxy's last branch: static files, else `Not Found` (never forwarded to the gateway).
+fn fallback(ctx: &Ctx, path: &str) -> Answer {
+    ctx.stats.with(|c| c.gets += 1);
+    let suffix = match ctx.config.server.https {
+        HttpsMode::No => "path=/;",
+        _ => "path=/;SameSite=None;Secure;",
+    };
+    let mut a = Answer::text(200, "text/plain", "Not Found");
+    a.cors = false;
+    a.headers = vec![
+        ("Set-Cookie", format!("AuthCookie=local;{suffix}")),
+        ("Set-Cookie", format!("UserRecord=local;{suffix}")),
+        ("Cache-Control", "no-cache, no-store".into()),
+    ];
+    if path == "/" || path == "/index.html" {
+        a.content_type = "text/html";
+        a.body = Arc::from(INDEX.as_bytes());
+    }
+    a
+}
+
+const INDEX: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>pypowerwall-server</title></head>\
+<body><h1>pypowerwall-server</h1><p>See <a href=\"/aggregates\">/aggregates</a>, <a href=\"/soe\">/soe</a>, \
+<a href=\"/vitals\">/vitals</a>, <a href=\"/stats\">/stats</a>, <a href=\"/help\">/help</a>.</p></body></html>";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_url_is_stripped_only_when_present() {
+        assert_eq!(strip_base("/pp/aggregates", "/pp/"), "/aggregates");
+        assert_eq!(strip_base("/aggregates", "/pp/"), "/aggregates");
+        assert_eq!(strip_base("/aggregates", "/"), "/aggregates");
+    }
+
+    #[test]
+    fn legacy_keys() {
+        assert_eq!(legacy_key("/csv", "headers").unwrap(), "/csv_headers");
+        assert_eq!(legacy_key("/csv/v2", "").unwrap(), "/csv/v2");
+        assert_eq!(legacy_key("/csvfoo", "").unwrap(), "/csv");
+        assert_eq!(legacy_key("/tedapi/x", "").unwrap(), "/tedapi");
+        assert_eq!(legacy_key("/pw/nope", "").unwrap(), "/pw/");
+        assert_eq!(legacy_key("/api/meters/aggregates", "").unwrap(), "/aggregates");
+    }
+}
