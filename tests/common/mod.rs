@@ -1,0 +1,124 @@
+//! Shared helpers for integration tests: start the simulator and the server on loopback, fetch.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use pypowerwall_server::app::{self, App};
+use pypowerwall_server::config::{self, CliOverrides};
+use pypowerwall_server::sim::{self, Fixture, SimHandle, SimOptions};
+
+pub const GW_PWD: &str = "ABCDEFGHIJ";
+
+pub fn start_sim(fixture: Fixture, frozen: bool) -> SimHandle {
+    sim::start(SimOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        fixture,
+        gw_pwd: Some(GW_PWD.into()),
+        frozen,
+        gzip: false,
+        cert_pem: None,
+        key_pem: None,
+    })
+    .expect("simulator starts")
+}
+
+/// Starts the server against `host` with extra environment variables.
+pub fn start_server(host: &str, env: &[(&str, &str)]) -> App {
+    let mut vars: HashMap<String, String> = [
+        ("PW_HOST", host),
+        ("PW_GW_PWD", GW_PWD),
+        ("PW_BIND_ADDRESS", "127.0.0.1"),
+        ("PW_PORT", "1"),
+        ("PW_TIMEOUT", "2"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in env {
+        vars.insert(k.to_string(), v.to_string());
+    }
+    let mut cfg = config::load(&|k| vars.get(k).cloned(), &CliOverrides::default()).expect("config");
+    cfg.server.port = 0;
+    app::start(cfg).expect("server starts")
+}
+
+pub struct Got {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+    pub headers: Vec<(String, String)>,
+}
+
+pub fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(10))
+        .build()
+}
+
+pub fn fetch(agent: &ureq::Agent, method: &str, url: &str, body: Option<&str>) -> Got {
+    let req = agent.request(method, url);
+    let res = match body {
+        Some(b) => req
+            .set("Content-Type", "application/x-www-form-urlencoded")
+            .send_string(b),
+        None => req.call(),
+    };
+    let resp = match res {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{method} {url}: {e}"),
+    };
+    let status = resp.status();
+    let content_type = resp.header("Content-Type").unwrap_or("").to_string();
+    let headers = resp
+        .headers_names()
+        .into_iter()
+        .flat_map(|n| {
+            resp.all(&n)
+                .into_iter()
+                .map(|v| (n.clone(), v.to_string()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let body = resp.into_string().unwrap_or_default();
+    Got {
+        status,
+        content_type,
+        body,
+        headers,
+    }
+}
+
+pub fn get(app: &App, path: &str) -> Got {
+    fetch(&agent(), "GET", &format!("http://{}{}", app.addr(), path), None)
+}
+
+/// Waits until `cond` holds or `timeout` passes.
+pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cond()
+}
+
+/// Waits for the first good poll of the default gateway.
+pub fn wait_online(app: &App) {
+    assert!(
+        wait_for(Duration::from_secs(15), || get(app, "/aggregates").body != "null"),
+        "server never got data from the gateway"
+    );
+}
+
+/// GET on the simulator's HTTPS port (its certificate is self-signed, as a gateway's is).
+pub fn sim_get(sim: &SimHandle, path: &str) -> Got {
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(10))
+        .tls_config(pypowerwall_server::gateway::tls::gateway_client_config(None))
+        .build();
+    fetch(&agent, "GET", &format!("https://{}{}", sim.addr(), path), None)
+}

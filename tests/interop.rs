@@ -1,0 +1,89 @@
+//! Interop: the reference Python library (pypowerwall 0.22.2) reads our simulator in TEDAPI mode
+//! and must see the same gateway our own client and server see.
+//!
+//! Needs the virtualenv made by `scripts/test-deps.sh` (`.ci/run` makes it). Without it the test
+//! is skipped with a note, except under CI (`CI=true`), where a missing venv is a failure.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::*;
+use pypowerwall_server::json::{self, Value};
+use pypowerwall_server::sim::Fixture;
+
+fn python() -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/interop-venv/bin/python");
+    if p.exists() {
+        return Some(p);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI: the pypowerwall virtualenv is missing; run scripts/test-deps.sh");
+    }
+    eprintln!("skipping interop test: run scripts/test-deps.sh to install pypowerwall 0.22.2");
+    None
+}
+
+fn read_with_pypowerwall(python: &PathBuf, host: &str) -> Value {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/read_gateway.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(host)
+        .arg(GW_PWD)
+        .env_remove("REQUESTS_CA_BUNDLE")
+        .env_remove("CURL_CA_BUNDLE")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "pypowerwall failed: {}\n{}",
+        stdout,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    json::parse(stdout.trim()).unwrap_or_else(|e| panic!("bad output {stdout}: {e}"))
+}
+
+fn check(fixture: Fixture) {
+    let Some(python) = python() else { return };
+    let sim = start_sim(fixture, true);
+    let theirs = read_with_pypowerwall(&python, &sim.addr().to_string());
+
+    let app = start_server(&sim.addr().to_string(), &[]);
+    wait_online(&app);
+    let ours = |p: &str| json::parse(&get(&app, p).body).unwrap();
+
+    assert_eq!(theirs.get("din"), ours("/pw/din").get("din"), "DIN");
+    assert_eq!(theirs.get("level"), ours("/pw/level").get("level"), "SOE");
+    assert_eq!(theirs.get("aggregates"), Some(&ours("/api/meters/aggregates")), "aggregates");
+    let our_keys: Vec<Value> = ours("/pw/vitals")
+        .as_object()
+        .map(|m| {
+            let mut k: Vec<String> = m.keys().cloned().collect();
+            k.sort();
+            k.into_iter().map(Value::Str).collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(theirs.get("vitals_keys"), Some(&Value::Array(our_keys)), "vitals keys");
+    assert_eq!(theirs.get("strings"), Some(&ours("/json").get("strings").cloned().unwrap()), "strings");
+    assert_eq!(theirs.get("temps"), Some(&ours("/pw/temps")), "temps");
+    assert_eq!(theirs.get("version"), ours("/pw/version").get("version"), "firmware version");
+    assert_eq!(
+        theirs.get("pw3").and_then(Value::as_bool),
+        ours("/stats").get("pw3").and_then(Value::as_bool),
+        "PW3 detection"
+    );
+    app.stop();
+}
+
+#[test]
+fn pypowerwall_reads_pw2_simulator_like_we_do() {
+    check(Fixture::Pw2);
+}
+
+#[test]
+fn pypowerwall_reads_pw3_simulator_like_we_do() {
+    check(Fixture::Pw3);
+}
