@@ -7,3 +7,4 @@ pub mod legacy;
 pub mod router;
 pub mod server;
 pub mod status;
+pub mod www;

@@ -13,6 +13,7 @@ use tiny_http::{Header, Method, Request, Response, StatusCode};
 
 use super::legacy::{self, Body, CONTROL_DISABLED, JSON};
 use super::status::{self, Stats};
+use super::www;
 use crate::config::{Config, HttpsMode};
 use crate::snapshot::{Hub, View};
 
@@ -135,7 +136,14 @@ pub fn handle(ctx: &Ctx, mut rq: Request) {
         None => (target.to_string(), String::new()),
     };
     let answer = match method {
-        Method::Get | Method::Head => get(ctx, &path, &query),
+        Method::Get | Method::Head => {
+            let inm = rq
+                .headers()
+                .iter()
+                .find(|h| h.field.equiv("If-None-Match"))
+                .map(|h| h.value.as_str().to_string());
+            get(ctx, &path, &query, inm.as_deref())
+        }
         Method::Post => {
             let mut body = Vec::new();
             let too_big = rq
@@ -215,7 +223,7 @@ fn legacy_key(path: &str, query: &str) -> Option<String> {
     Some(key)
 }
 
-fn get(ctx: &Ctx, path: &str, query: &str) -> Answer {
+fn get(ctx: &Ctx, path: &str, query: &str, if_none_match: Option<&str>) -> Answer {
     let now = Instant::now();
     let views = ctx.views(now);
     let view = views.get(ctx.default_gateway);
@@ -261,33 +269,48 @@ fn get(ctx: &Ctx, path: &str, query: &str) -> Answer {
             return Answer::route(body);
         }
     }
-    fallback(ctx, path)
+    fallback(ctx, path, if_none_match)
 }
 
-/// The proxy's last branch: static files, else `Not Found` (never forwarded to the gateway).
-fn fallback(ctx: &Ctx, path: &str) -> Answer {
+/// The proxy's last branch: the web UI's files, else `Not Found` (never forwarded to the
+/// gateway). Like the proxy, these answers carry the two UI cookies and no CORS header.
+fn fallback(ctx: &Ctx, path: &str, if_none_match: Option<&str>) -> Answer {
     ctx.stats.with(|c| c.gets += 1);
-    let suffix = match ctx.config.server.https {
+    let s = &ctx.config.server;
+    let suffix = match s.https {
         HttpsMode::No => "path=/;",
         _ => "path=/;SameSite=None;Secure;",
     };
-    let mut a = Answer::text(200, "text/plain", "Not Found");
-    a.cors = false;
-    a.headers = vec![
+    let mut headers = vec![
         ("Set-Cookie", format!("AuthCookie=local;{suffix}")),
         ("Set-Cookie", format!("UserRecord=local;{suffix}")),
-        ("Cache-Control", "no-cache, no-store".into()),
     ];
-    if path == "/" || path == "/index.html" {
-        a.content_type = "text/html";
-        a.body = Arc::from(INDEX.as_bytes());
+    let Some(asset) = www::lookup(path, s.www_dir.as_deref()) else {
+        headers.push(("Cache-Control", "no-cache, no-store".into()));
+        let mut a = Answer::text(200, "text/plain", "Not Found");
+        a.cors = false;
+        a.headers = headers;
+        return a;
+    };
+    let cacheable = ["text/css", "application/javascript", "image/png"].contains(&asset.content_type);
+    headers.push((
+        "Cache-Control",
+        if s.browser_cache > 0 && cacheable {
+            format!("max-age={}", s.browser_cache)
+        } else {
+            "no-cache".into()
+        },
+    ));
+    headers.push(("ETag", asset.etag.clone()));
+    let not_modified = if_none_match.is_some_and(|t| t == asset.etag);
+    Answer {
+        status: if not_modified { 304 } else { 200 },
+        content_type: asset.content_type,
+        body: if not_modified { Arc::from(Vec::new()) } else { asset.bytes },
+        cors: false,
+        headers,
     }
-    a
 }
-
-const INDEX: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>pypowerwall-server</title></head>\
-<body><h1>pypowerwall-server</h1><p>See <a href=\"/aggregates\">/aggregates</a>, <a href=\"/soe\">/soe</a>, \
-<a href=\"/vitals\">/vitals</a>, <a href=\"/stats\">/stats</a>, <a href=\"/help\">/help</a>.</p></body></html>";
 
 #[cfg(test)]
 mod tests {
