@@ -1,0 +1,886 @@
+// pypowerwall-server web UI: dashboard (/) and compact power flow (/flow, ?style=…, iframes).
+// Vanilla JS, no dependencies, no external requests. Live over WebSocket with back-off, REST
+// polling while the socket is down, and the proxy's legacy routes when the server has no
+// multi-gateway API.
+(() => {
+  'use strict';
+
+  const doc = document, root = doc.documentElement;
+  const $ = (id) => doc.getElementById(id);
+  const params = new URLSearchParams(location.search);
+  const FLOW = root.dataset.mode === 'flow';
+  const STYLES = ['clear', 'black', 'white', 'grafana', 'grafana-dark', 'dakboard', 'solar'];
+  // Everything is relative to where this page is served, so a reverse-proxy prefix just works.
+  const BASE = location.pathname.replace(/(?:index\.html|flow(?:\.html)?)$/, '').replace(/\/?$/, '/');
+  const SVGNS = 'http://www.w3.org/2000/svg';
+  const IDLE_W = 15;
+  const REDUCED = matchMedia('(prefers-reduced-motion: reduce)').matches;
+
+  const store = {
+    get(k) { try { return localStorage.getItem(k); } catch (e) { return null; } },
+    set(k, v) { try { localStorage.setItem(k, v); return true; } catch (e) { return false; } },
+  };
+
+  // ---- state -------------------------------------------------------------------------------
+  const S = {
+    api: null,          // 'v2' (multi-gateway API) or 'legacy' (proxy routes only)
+    gateways: [],       // [{id, name, state, age, at, …}]
+    gwAt: 0,            // when the list was fetched (ms)
+    sel: null,          // gateway id, 'aggregate' or 'legacy'
+    sum: null,          // latest summary
+    sumAt: 0,           // when it arrived (ms)
+    transport: 'connecting',
+    simulated: false,
+    siteName: '',
+    range: 86400,
+    hist: [],           // [[ts, site, solar, battery, load, soeApp]] oldest first
+    bucket: null,
+  };
+
+  // ---- small helpers -----------------------------------------------------------------------
+  const num = (x) => (typeof x === 'number' && isFinite(x) ? x : null);
+  const clamp = (x, a, b) => Math.min(b, Math.max(a, x));
+  function fmtW(w) {
+    if (w == null) return '—';
+    const a = Math.abs(w);
+    if (a < 1000) return Math.round(a) + ' W';
+    return (a / 1000).toFixed(a < 10000 ? 2 : 1) + ' kW';
+  }
+  function fmtDur(h) {
+    if (h == null || !isFinite(h) || h <= 0) return null;
+    if (h > 72) return Math.round(h / 24) + ' days';
+    const m = Math.round(h * 60);
+    if (m < 60) return m + ' min';
+    return Math.floor(m / 60) + ' h ' + String(m % 60).padStart(2, '0') + ' min';
+  }
+  function fmtAge(s) {
+    if (s == null || !isFinite(s)) return 'never';
+    s = Math.max(0, s);
+    if (s < 5) return 'just now';
+    if (s < 90) return Math.round(s) + ' s ago';
+    if (s < 5400) return Math.round(s / 60) + ' min ago';
+    if (s < 172800) return Math.round(s / 3600) + ' h ago';
+    return Math.round(s / 86400) + ' days ago';
+  }
+  const hhmm = (ts) => new Date(ts * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  const appScale = (raw) => (raw == null ? null : clamp((raw - 5) / 0.95, 0, 100));
+  function el(tag, attrs, parent) {
+    const e = doc.createElementNS(SVGNS, tag);
+    for (const k in attrs) e.setAttribute(k, attrs[k]);
+    if (parent) parent.appendChild(e);
+    return e;
+  }
+  function setText(id, t) { const e = $(id); if (e && e.textContent !== t) e.textContent = t; }
+
+  async function getJSON(path) {
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(), 8000);
+    try {
+      const r = await fetch(BASE + path, { cache: 'no-store', signal: ctl.signal });
+      // The proxy answers unknown paths "Not Found" as text; only JSON counts as an answer.
+      if (!r.ok || !(r.headers.get('content-type') || '').includes('json')) return undefined;
+      return await r.json();
+    } catch (e) {
+      return undefined;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  // ---- theme and style ---------------------------------------------------------------------
+  const mqLight = matchMedia('(prefers-color-scheme: light)');
+  function effectiveTheme() {
+    const t = root.dataset.theme;
+    return t === 'dark' || t === 'light' ? t : (mqLight.matches ? 'light' : 'dark');
+  }
+  function applyTheme() {
+    const t = effectiveTheme();
+    root.dataset.effective = t;
+    const b = $('theme');
+    if (b) b.setAttribute('aria-label', t === 'dark' ? 'Switch to light theme' : 'Switch to dark theme');
+  }
+  mqLight.addEventListener('change', () => { applyTheme(); drawCharts(); });
+  function toggleTheme() {
+    root.dataset.theme = effectiveTheme() === 'dark' ? 'light' : 'dark';
+    store.set('pw.theme', root.dataset.theme);
+    applyTheme();
+    drawCharts();
+  }
+  async function applyStyle() {
+    let st = (params.get('style') || '').replace(/\.js$/, '');
+    if (!STYLES.includes(st)) {
+      const stats = await getJSON('stats');
+      st = String((stats && stats.config && stats.config.PW_STYLE) || 'clear').replace(/\.js$/, '');
+      if (!STYLES.includes(st)) st = 'clear';
+      if (stats) S.simulated = S.simulated || !!stats.simulated;
+    }
+    root.dataset.style = st;
+  }
+
+  // ---- power flow diagram ------------------------------------------------------------------
+  const ICONS = {
+    solar: '<circle cx="12" cy="12" r="4"/><path d="M12 2.5v2.5M12 19v2.5M2.5 12H5M19 12h2.5M5.3 5.3l1.8 1.8M16.9 16.9l1.8 1.8M5.3 18.7l1.8-1.8M16.9 7.1l1.8-1.8"/>',
+    grid: '<path d="M12 2.5 7.2 21.5M12 2.5l4.8 19M5 7h14M6.2 11.5h11.6M8.6 16.5l7.6-5M15.4 16.5l-7.6-5M6 21.5h12"/>',
+    home: '<path d="M3.5 11 12 3.8l8.5 7.2M5.8 9.3V20.5h12.4V9.3M10 20.5v-5.5h4v5.5"/>',
+    batt: '<rect x="6.5" y="2.5" width="11" height="19" rx="2.5"/>',
+  };
+  // Node centres (viewBox 520 × 410) and where the flow lines leave each node.
+  const N = { solar: [260, 92], grid: [88, 205], home: [432, 205], batt: [260, 318] };
+  const R = 34, CX = 260, CY = 205, RC = 26;
+  const P = {
+    solar: [CX, N.solar[1] + R], batt: [CX, N.batt[1] - R], grid: [N.grid[0] + R, CY], home: [N.home[0] - R, CY],
+  };
+  const PATHS = {
+    sh: { d: `M${P.solar} V${CY - RC} Q${CX},${CY} ${CX + RC},${CY} H${P.home[0]}`, c: 'solar' },
+    sb: { d: `M${P.solar} V${P.batt[1]}`, c: 'solar' },
+    sg: { d: `M${P.solar} V${CY - RC} Q${CX},${CY} ${CX - RC},${CY} H${P.grid[0]}`, c: 'solar' },
+    gh: { d: `M${P.grid} H${P.home[0]}`, c: 'grid' },
+    gb: { d: `M${P.grid} H${CX - RC} Q${CX},${CY} ${CX},${CY + RC} V${P.batt[1]}`, c: 'grid' },
+    bh: { d: `M${P.batt} V${CY + RC} Q${CX},${CY} ${CX + RC},${CY} H${P.home[0]}`, c: 'batt' },
+  };
+  const flowEls = {};
+  const flowAnim = {}; // key → {v: px/s signed, off}
+  const nodeEls = {};
+
+  function buildFlow() {
+    const host = $('flow');
+    if (!host) return;
+    // the compact view shows the diagram alone, whatever page it is on
+    if (FLOW && host.parentNode !== doc.body) doc.body.insertBefore(host, doc.body.firstChild);
+    const svg = el('svg', { viewBox: '0 0 520 410', role: 'img', 'aria-label': 'Power flow' });
+    const title = el('title', {}, svg);
+    title.textContent = 'Power flow';
+    const tracks = el('g', {}, svg);
+    const flows = el('g', {}, svg);
+    for (const k in PATHS) {
+      el('path', { d: PATHS[k].d, class: 'fl-bg' }, tracks);
+      flowEls[k] = el('path', { d: PATHS[k].d, class: 'fl ' + PATHS[k].c }, flows);
+      flowAnim[k] = { v: 0, off: 0 };
+    }
+    const labels = { solar: 'Solar', grid: 'Grid', home: 'Home', batt: 'Powerwall' };
+    for (const k in N) {
+      const [x, y] = N[k];
+      const g = el('g', { class: 'node ' + k }, svg);
+      el('circle', { class: 'ring', cx: x, cy: y, r: R }, g);
+      const ic = el('g', { class: 'ic', transform: `translate(${x - 19.2} ${y - 19.2}) scale(1.6)` }, g);
+      ic.innerHTML = ICONS[k];
+      let lvl = null, cross = null;
+      if (k === 'batt') lvl = el('rect', { class: 'lvl', x: 8.5, y: 4.5, width: 7, height: 15, rx: 1 }, ic);
+      if (k === 'grid') { cross = el('path', { d: 'M3 3 21 21', 'stroke-width': 2.2 }, ic); cross.style.display = 'none'; }
+      // value and caption: above solar, below the others
+      const vy = k === 'solar' ? y - R - 30 : y + R + 29;
+      const v = el('text', { class: 'fv', x, y: vy }, g);
+      const cap = el('text', { class: 'fk', x, y: k === 'solar' ? vy - 22 : vy + 20 }, g);
+      cap.textContent = labels[k];
+      const sub = k === 'grid' || k === 'home' ? el('text', { class: 'fs', x, y: vy + 37 }, g) : null;
+      nodeEls[k] = { g, v, cap, sub, lvl, cross };
+    }
+    host.appendChild(svg);
+    nodeEls.svg = svg;
+    if (!REDUCED) requestAnimationFrame(animate);
+  }
+
+  // Who feeds whom: solar first to the home, then the battery, then the grid; the battery next
+  // to the home, then the grid; the grid covers the rest of the home, then the battery.
+  function pairFlows(s) {
+    const solar = Math.max(0, s.solar || 0), load = Math.max(0, s.load || 0);
+    const b = s.battery || 0, g = s.site || 0;
+    const dis = Math.max(0, b), chg = Math.max(0, -b), imp = Math.max(0, g), exp = Math.max(0, -g);
+    let needLoad = load, sRem = solar, chgRem = chg, expRem = exp;
+    const sh = Math.min(sRem, needLoad); sRem -= sh; needLoad -= sh;
+    const sb = Math.min(sRem, chgRem); sRem -= sb; chgRem -= sb;
+    const sg = Math.min(sRem, expRem); expRem -= sg;
+    const bh = Math.min(dis, needLoad); needLoad -= bh;
+    const bg = Math.min(dis - bh, expRem);
+    const gh = Math.min(imp, needLoad);
+    const gb = Math.min(imp - gh, chgRem);
+    return { sh, sb, sg, gh, gb: gb - bg, bh };
+  }
+
+  function renderFlow(s) {
+    if (!nodeEls.svg) return;
+    const f = pairFlows(s);
+    for (const k in f) {
+      const w = f[k], a = Math.abs(w), on = a >= IDLE_W;
+      const e = flowEls[k];
+      e.classList.toggle('on', on);
+      // the grid→battery line carries battery→grid export backwards, in the battery's colour
+      if (k === 'gb') e.setAttribute('class', 'fl ' + (w < 0 ? 'batt' : 'grid') + (on ? ' on' : ''));
+      e.style.strokeWidth = on ? (3 + 2.3 * Math.log10(1 + a / 200)).toFixed(2) : '';
+      flowAnim[k].v = on ? Math.sign(w) * (16 + 38 * Math.log10(1 + a / 100)) : 0;
+    }
+    const down = s.grid_status === 'DOWN';
+    const vals = { solar: s.solar, grid: s.site, home: s.load, batt: s.battery };
+    for (const k in vals) {
+      const n = nodeEls[k], w = num(vals[k]);
+      n.v.textContent = fmtW(w);
+      n.g.classList.toggle('on', w != null && Math.abs(w) >= IDLE_W && !(k === 'grid' && down));
+    }
+    const soe = num(s.soe_app);
+    nodeEls.batt.cap.textContent = soe == null ? 'Powerwall' : `Powerwall · ${Math.round(soe)}%`;
+    if (nodeEls.batt.lvl) {
+      const h = 15 * clamp((soe || 0) / 100, 0, 1);
+      nodeEls.batt.lvl.setAttribute('y', (19.5 - h).toFixed(2));
+      nodeEls.batt.lvl.setAttribute('height', h.toFixed(2));
+    }
+    nodeEls.grid.g.classList.toggle('down', down);
+    nodeEls.grid.cross.style.display = down ? '' : 'none';
+    const site = num(s.site) || 0;
+    nodeEls.grid.sub.textContent = down ? 'Outage' : s.grid_status === 'SYNCING' ? 'Syncing'
+      : site >= IDLE_W ? 'Importing' : site <= -IDLE_W ? 'Exporting' : '';
+    nodeEls.home.sub.textContent = '';
+    nodeEls.svg.setAttribute('aria-label',
+      `Power flow: solar ${fmtW(s.solar)}, home ${fmtW(s.load)}, Powerwall ${fmtW(s.battery)} ` +
+      `${(s.battery || 0) > IDLE_W ? 'discharging' : (s.battery || 0) < -IDLE_W ? 'charging' : 'idle'}` +
+      (soe == null ? '' : ` at ${Math.round(soe)}%`) +
+      `, grid ${down ? 'outage' : fmtW(s.site) + (site > IDLE_W ? ' importing' : site < -IDLE_W ? ' exporting' : '')}`);
+  }
+
+  let lastFrame = 0;
+  function animate(t) {
+    const dt = lastFrame ? Math.min(0.1, (t - lastFrame) / 1000) : 0;
+    lastFrame = t;
+    for (const k in flowAnim) {
+      const a = flowAnim[k];
+      if (!a.v) continue;
+      a.off = (a.off - a.v * dt) % 1600;
+      flowEls[k].style.strokeDashoffset = a.off.toFixed(1);
+    }
+    requestAnimationFrame(animate);
+  }
+
+  // ---- dashboard rendering -----------------------------------------------------------------
+  function setTile(key, w, sub) {
+    const e = $('m-' + key);
+    if (!e) return;
+    e.dataset.w = w == null ? '' : String(w);
+    setText('m-' + key, fmtW(w));
+    setText('m-' + key + '-s', sub || '\u00a0');
+  }
+
+  function render() {
+    const s = S.sum;
+    if (!s) return;
+    renderFlow(s);
+    if (FLOW) return;
+    const site = num(s.site), solar = num(s.solar), batt = num(s.battery), load = num(s.load);
+    const dir = (w, pos, neg) => (w == null ? '' : w >= IDLE_W ? pos : w <= -IDLE_W ? neg : 'Idle');
+    const down = s.grid_status === 'DOWN';
+    setTile('solar', solar, solar == null ? '' : solar >= IDLE_W ? 'Producing' : 'Idle');
+    setTile('load', load, load == null ? '' : 'Consumption');
+    setTile('battery', batt, dir(batt, 'Discharging', 'Charging'));
+    setTile('site', site, down ? 'Off-grid' : dir(site, 'Importing', 'Exporting'));
+
+    // battery
+    const soe = num(s.soe_app), reserve = num(s.reserve);
+    const full = num(s.full_pack_energy), rem = num(s.energy_remaining);
+    const soeEl = $('soe');
+    soeEl.dataset.v = soe == null ? '' : String(soe);
+    setText('soe', soe == null ? '—' : String(Math.round(soe)));
+    const bar = $('soe-bar');
+    $('soe-fill').style.width = (soe == null ? 0 : clamp(soe, 0, 100)) + '%';
+    bar.setAttribute('aria-valuenow', soe == null ? '0' : String(Math.round(soe)));
+    bar.setAttribute('aria-valuetext', soe == null ? 'unknown' : Math.round(soe) + '%' + (reserve != null ? `, reserve ${Math.round(reserve)}%` : ''));
+    bar.classList.toggle('low', soe != null && reserve != null && soe <= reserve + 5 && soe > reserve);
+    bar.classList.toggle('crit', soe != null && reserve != null && soe <= reserve);
+    const res = $('soe-res');
+    res.hidden = reserve == null;
+    if (reserve != null) {
+      res.style.left = `calc(${clamp(reserve, 0, 100)}% - 1px)`;
+      setText('soe-res-l', `Reserve ${Math.round(reserve)}%`);
+    }
+    let state = 'Idle', time = 'Standby';
+    if (soe != null && soe >= 99.5 && (batt == null || batt > -IDLE_W)) { state = 'Full'; time = 'Fully charged'; }
+    if (batt != null && batt >= 50) {
+      state = 'Discharging';
+      let h = num(s.time_remaining_hours);
+      if (h == null && rem != null) h = rem / batt;
+      const d = fmtDur(h);
+      time = d ? d + ' remaining' : 'Discharging';
+    } else if (batt != null && batt <= -50) {
+      state = 'Charging';
+      const d = full != null && rem != null ? fmtDur((full - rem) / -batt) : null;
+      time = d ? 'Full in ' + d : 'Charging';
+    }
+    setText('b-state', state);
+    $('b-state').className = 'chip' + (state === 'Charging' || state === 'Full' ? ' ok' : '');
+    setText('b-time', time);
+    setText('b-energy', full != null && rem != null ? `${(rem / 1000).toFixed(1)} of ${(full / 1000).toFixed(1)} kWh` : '');
+
+    // grid
+    const gs = $('g-status');
+    const gst = s.grid_status;
+    gs.textContent = gst === 'UP' ? 'Connected' : gst === 'DOWN' ? 'Outage' : gst === 'SYNCING' ? 'Syncing' : 'Unknown';
+    gs.className = 'chip ' + (gst === 'UP' ? 'ok' : gst === 'DOWN' ? 'bad' : 'warn');
+    setText('g-self', load != null && load > 0 && site != null ? Math.round(100 * clamp(1 - Math.max(0, site) / load, 0, 1)) + '%' : '—');
+    const out = $('outage');
+    out.hidden = !down;
+    if (down) {
+      const d = batt != null && batt > 50 ? fmtDur(num(s.time_remaining_hours) ?? (rem != null ? rem / batt : null)) : null;
+      setText('outage', 'Grid outage — the home is running on Powerwall and solar' + (d ? ` (about ${d} of battery left)` : '') + '.');
+    }
+    setText('stamp', s.ts ? 'as of ' + new Date(s.ts * 1000).toLocaleTimeString() : '');
+  }
+
+  function renderBanner() {
+    const sim = S.simulated || !!(S.sum && S.sum.simulated) || S.gateways.some((g) => g.simulated);
+    if (FLOW) {
+      let b = $('simbadge');
+      if (sim && !b) {
+        b = doc.createElement('div');
+        b.id = 'simbadge'; b.className = 'badge'; b.setAttribute('role', 'status');
+        b.textContent = 'SIMULATED';
+        doc.body.appendChild(b);
+      }
+      return;
+    }
+    $('demo').hidden = !sim;
+  }
+
+  const stateOf = (g) => g.state || 'connecting';
+  const ageOf = (g) => {
+    if (g.age != null) return g.age + (Date.now() - S.gwAt) / 1000;
+    if (g.last_success != null) return Date.now() / 1000 - g.last_success;
+    return null;
+  };
+
+  function renderGateways() {
+    if (FLOW) return;
+    const list = $('gwlist'), gws = S.gateways;
+    setText('gw-count', gws.length ? `${gws.filter((g) => stateOf(g) === 'online').length} of ${gws.length} online` : '');
+    const canSelect = S.api === 'v2';
+    // rebuild only when the set of gateways changes; update text in place otherwise
+    const sig = gws.map((g) => g.id).join('\n') + canSelect;
+    if (list.dataset.sig !== sig) {
+      list.dataset.sig = sig;
+      list.textContent = '';
+      for (const g of gws) {
+        const li = doc.createElement('li');
+        li.dataset.id = g.id;
+        const inner = canSelect ? doc.createElement('button') : doc.createElement('div');
+        if (canSelect) { inner.type = 'button'; inner.addEventListener('click', () => select(g.id)); }
+        inner.innerHTML = '<span class="sdot"></span><span class="gw-t"><div class="gw-n"></div><div class="gw-m"></div></span><span class="gw-s"><div class="st"></div><div class="muted ag"></div></span>';
+        li.appendChild(inner);
+        list.appendChild(li);
+      }
+    }
+    for (const li of list.children) {
+      const g = gws.find((x) => x.id === li.dataset.id);
+      if (!g) continue;
+      const st = stateOf(g);
+      li.classList.toggle('sel', S.sel === g.id);
+      li.querySelector('.sdot').className = 'sdot s-' + st;
+      li.querySelector('.gw-n').textContent = g.name || g.id;
+      const meta = [g.site_name && g.site_name !== g.name ? g.site_name : null, g.host,
+        g.firmware ? 'fw ' + g.firmware : null,
+        g.battery_count ? `${g.pw3 ? 'Powerwall 3' : 'Powerwall'} ×${g.battery_count}` : null].filter(Boolean);
+      li.querySelector('.gw-m').textContent = meta.join(' · ') || g.id;
+      li.querySelector('.st').textContent = st;
+      li.querySelector('.st').style.color = st === 'online' ? 'var(--ok)' : st === 'offline' ? 'var(--bad)' : 'var(--warn)';
+      li.querySelector('.ag').textContent = 'updated ' + fmtAge(ageOf(g));
+      const btn = li.querySelector('button');
+      if (btn) btn.setAttribute('aria-label', `${g.name || g.id}: ${st}, updated ${fmtAge(ageOf(g))}`);
+    }
+    renderSelector();
+  }
+
+  function renderSelector() {
+    const nav = $('gwsel');
+    if (!nav) return;
+    const show = S.api === 'v2' && S.gateways.length > 1;
+    nav.hidden = !show;
+    if (!show) return;
+    const items = [{ id: 'aggregate', name: 'All sites' }].concat(S.gateways);
+    const sig = items.map((g) => g.id + '\t' + g.name).join('\n');
+    if (nav.dataset.sig !== sig) {
+      nav.dataset.sig = sig;
+      nav.textContent = '';
+      for (const g of items) {
+        const b = doc.createElement('button');
+        b.type = 'button';
+        b.dataset.id = g.id;
+        b.innerHTML = (g.id === 'aggregate' ? '' : '<span class="sdot"></span>') + '<span></span>';
+        b.lastChild.textContent = g.name || g.id;
+        b.addEventListener('click', () => select(g.id));
+        nav.appendChild(b);
+      }
+    }
+    for (const b of nav.children) {
+      b.setAttribute('aria-pressed', String(b.dataset.id === S.sel));
+      const g = S.gateways.find((x) => x.id === b.dataset.id);
+      if (g) b.firstChild.className = 'sdot s-' + stateOf(g);
+    }
+  }
+
+  function renderHeader() {
+    if (FLOW) return;
+    let title = S.siteName || 'Powerwall', sub = '';
+    if (S.api === 'v2') {
+      if (S.sel === 'aggregate') {
+        title = 'All sites';
+        sub = `${S.gateways.length} gateway${S.gateways.length === 1 ? '' : 's'} combined`;
+      } else {
+        const g = S.gateways.find((x) => x.id === S.sel);
+        if (g) {
+          title = g.site_name || g.name || g.id;
+          sub = [g.site_name && g.name !== g.site_name ? g.name : null, g.battery_count ? `${g.pw3 ? 'Powerwall 3' : 'Powerwall'} ×${g.battery_count}` : null, g.firmware ? 'firmware ' + g.firmware : null].filter(Boolean).join(' · ');
+        }
+      }
+    } else if (S.api === 'legacy') {
+      const g = S.gateways[0];
+      sub = g ? (g.name || g.id) : '';
+    }
+    const s = S.sum;
+    const age = s ? (Date.now() - S.sumAt) / 1000 : null;
+    const st = s && s.state;
+    if (st && st !== 'online') sub = `Data ${st}` + (sub ? ' · ' + sub : '');
+    else if (age != null && age > 15) sub = `No update for ${Math.round(age)} s` + (sub ? ' · ' + sub : '');
+    setText('site', title);
+    setText('sub', sub || (s ? 'Live' : 'Connecting…'));
+    doc.title = title === 'Powerwall' ? 'Powerwall' : title + ' · Powerwall';
+    $('main').classList.toggle('stale', !!(st && st !== 'online') || (age != null && age > 15));
+  }
+
+  function renderConn() {
+    const pill = $('conn');
+    if (!pill) return;
+    const age = S.sum ? (Date.now() - S.sumAt) / 1000 : Infinity;
+    let cls = '', text = 'Connecting';
+    if (S.transport === 'ws' && age < 10) { cls = 'live'; text = 'Live'; }
+    else if (S.transport === 'poll' && age < 15) { cls = 'poll'; text = S.api === 'v2' ? 'Polling · reconnecting' : 'Polling'; }
+    else if (S.sumAt) { cls = 'down'; text = 'Offline'; }
+    pill.className = 'pill ' + cls;
+    if (pill.lastChild.textContent !== text) pill.lastChild.textContent = text;
+  }
+
+  // ---- data sources ------------------------------------------------------------------------
+  const GRID = { SystemGridConnected: 'UP', SystemTransitionToGrid: 'SYNCING', SystemTransitionToIsland: 'SYNCING', SystemWaitForUser: 'SYNCING' };
+  function legacyGrid(gs) {
+    if (!gs || typeof gs.grid_status !== 'string') return null;
+    const v = gs.grid_status;
+    return GRID[v] || (v.startsWith('SystemIslanded') ? 'DOWN' : null);
+  }
+
+  async function pollLegacy() {
+    const [agg, soe, gs, js] = await Promise.all([
+      getJSON('api/meters/aggregates'), getJSON('api/system_status/soe'),
+      getJSON('api/system_status/grid_status'), getJSON('json'),
+    ]);
+    if (!agg || !agg.site) return agg === null ? 'nodata' : false;
+    const p = (m) => (m && num(m.instant_power)) ?? null;
+    const j = js || {};
+    const g0 = S.gateways[0];
+    return {
+      type: 'summary', id: 'legacy', ts: Date.now() / 1000,
+      site: p(agg.site), solar: p(agg.solar), battery: p(agg.battery), load: p(agg.load),
+      soe: num(j.soe), soe_app: soe ? num(soe.percentage) : null, grid_status: legacyGrid(gs),
+      reserve: num(j.reserve), time_remaining_hours: num(j.time_remaining_hours),
+      full_pack_energy: num(j.full_pack_energy), energy_remaining: num(j.energy_remaining),
+      state: g0 ? g0.state : 'online', simulated: S.simulated,
+    };
+  }
+
+  async function pollV2(sel) {
+    if (sel !== 'aggregate') {
+      const g = await getJSON('api/gateways/' + encodeURIComponent(sel));
+      return g && g.summary ? g.summary : false;
+    }
+    const [p, soe] = await Promise.all([getJSON('api/aggregate/power'), getJSON('api/aggregate/soe')]);
+    if (!p) return false;
+    const bad = (p.offline || []).length ? 'offline' : (p.stale || []).length ? 'stale' : 'online';
+    const gridDown = S.gateways.some((g) => g.grid_status === 'DOWN');
+    const s = soe || {};
+    const batt = num(p.battery), rem = num(s.remaining_wh);
+    return {
+      type: 'summary', id: 'aggregate', ts: num(p.ts) || Date.now() / 1000,
+      site: num(p.site), solar: num(p.solar), battery: batt, load: num(p.load),
+      soe: num(s.percentage_raw), soe_app: num(s.percentage), grid_status: gridDown ? 'DOWN' : (S.sum && S.sum.grid_status) || null,
+      reserve: null, time_remaining_hours: batt > 0 && rem != null ? rem / batt : null,
+      full_pack_energy: num(s.full_wh), energy_remaining: rem,
+      state: (p.contributors || []).length ? bad : 'offline', simulated: S.gateways.some((g) => g.simulated),
+    };
+  }
+
+  let gen = 0, ws = null, wsTries = 0, wsTimer = 0, pollTimer = 0, polling = false;
+
+  function onSummary(s, via) {
+    if (!s || typeof s !== 'object') return;
+    S.sum = s;
+    S.sumAt = Date.now();
+    S.transport = via;
+    if (s.simulated) S.simulated = true;
+    render();
+    renderHeader();
+    renderConn();
+    renderBanner();
+    record(s);
+  }
+
+  function startPolling() {
+    if (pollTimer) return;
+    const my = gen;
+    const run = async () => {
+      if (my !== gen) return;
+      if (!polling) {
+        polling = true;
+        try {
+          const sel = S.sel;
+          const s = S.api === 'v2' ? await pollV2(sel) : await pollLegacy();
+          if (my === gen && sel === S.sel && s && typeof s === 'object') onSummary(s, 'poll');
+        } finally { polling = false; }
+      }
+      if (my === gen && pollTimer) pollTimer = setTimeout(run, 2000);
+    };
+    pollTimer = setTimeout(run, 0);
+  }
+  function stopPolling() { clearTimeout(pollTimer); pollTimer = 0; }
+
+  function connect() {
+    gen++;
+    stopPolling();
+    clearTimeout(wsTimer);
+    if (ws) { const old = ws; ws = null; old.onclose = old.onmessage = old.onerror = null; try { old.close(); } catch (e) { /* closed */ } }
+    wsTries = 0;
+    if (S.api === 'v2' && 'WebSocket' in window) openSocket(gen);
+    else startPolling();
+  }
+
+  function openSocket(my) {
+    const path = S.sel === 'aggregate' ? 'ws/aggregate' : 'ws/gateway/' + encodeURIComponent(S.sel);
+    const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + BASE + path;
+    let sock;
+    try { sock = new WebSocket(url); } catch (e) { startPolling(); return; }
+    ws = sock;
+    // no message within 5 s: poll meanwhile (the socket may still come alive)
+    const slow = setTimeout(() => { if (my === gen && ws === sock && S.transport !== 'ws') startPolling(); }, 5000);
+    sock.onmessage = (e) => {
+      if (my !== gen) return;
+      let m;
+      try { m = JSON.parse(e.data); } catch (err) { return; }
+      if (!m || m.type !== 'summary') return;
+      wsTries = 0;
+      stopPolling();
+      onSummary(m, 'ws');
+    };
+    sock.onclose = () => {
+      clearTimeout(slow);
+      if (my !== gen || ws !== sock) return;
+      ws = null;
+      S.transport = 'poll';
+      startPolling();
+      // back-off 1, 2, 4 … 30 s, with jitter
+      const delay = Math.min(30, 2 ** wsTries) * 1000 * (0.75 + Math.random() * 0.5);
+      wsTries++;
+      renderConn();
+      wsTimer = setTimeout(() => { if (my === gen) openSocket(my); }, delay);
+    };
+  }
+
+  async function refreshGateways() {
+    if (S.api === 'v2') {
+      const list = await getJSON('api/gateways');
+      if (!Array.isArray(list)) return;
+      S.gwAt = Date.now();
+      S.gateways = list.map((g) => ({ ...g, age: num(g.age_seconds) }));
+      if (S.gateways.some((g) => g.simulated)) S.simulated = true;
+    } else {
+      const st = await getJSON('stats');
+      if (!st) return;
+      S.gwAt = Date.now();
+      S.simulated = !!st.simulated;
+      S.siteName = st.site_name || '';
+      S.gateways = (Array.isArray(st.gateways) ? st.gateways : []).map((g) => ({ ...g, age: null }));
+    }
+    renderGateways();
+    renderHeader();
+    renderBanner();
+  }
+
+  function select(id) {
+    if (S.api !== 'v2') return;
+    const valid = id === 'aggregate' || S.gateways.some((g) => g.id === id);
+    if (!valid || id === S.sel) return;
+    S.sel = id;
+    if (!FLOW) {
+      store.set(skey('sel'), id);
+      history.replaceState(null, '', '#gw=' + encodeURIComponent(id));
+    }
+    flushBucket();
+    S.sum = null; S.sumAt = 0; S.transport = 'connecting';
+    clearDashboard();
+    renderGateways();
+    renderHeader();
+    loadHistory();
+    connect();
+  }
+
+  function clearDashboard() {
+    if (FLOW) return;
+    for (const k of ['solar', 'load', 'battery', 'site']) setTile(k, null, '');
+    setText('soe', '—');
+    setText('b-time', '—');
+    setText('b-energy', '');
+    setText('stamp', '');
+  }
+
+  // ---- history -----------------------------------------------------------------------------
+  const skey = (k) => 'pw.' + BASE + '.' + k;
+  const hkey = () => skey('hist.' + S.sel);
+  const round1 = (x) => (x == null ? null : Math.round(x * 10) / 10);
+
+  function loadLocal() {
+    try {
+      const v = JSON.parse(store.get(hkey()) || 'null');
+      return v && v.v === 1 && Array.isArray(v.p) ? v.p.filter((p) => Array.isArray(p) && p.length === 6) : [];
+    } catch (e) { return []; }
+  }
+
+  // Keeps a week: minute points for the last day, 10-minute averages before that.
+  function compact(pts, now) {
+    const out = [], day = now - 86400, week = now - 7 * 86400;
+    let acc = null;
+    const flush = () => {
+      if (!acc) return;
+      out.push([acc.t, ...acc.s.map((v, i) => (acc.n[i] ? (i === 4 ? round1(v / acc.n[i]) : Math.round(v / acc.n[i])) : null))]);
+      acc = null;
+    };
+    for (const p of pts) {
+      if (p[0] < week) continue;
+      if (p[0] >= day) { flush(); out.push(p); continue; }
+      const t = Math.floor(p[0] / 600) * 600;
+      if (!acc || acc.t !== t) { flush(); acc = { t, s: [0, 0, 0, 0, 0], n: [0, 0, 0, 0, 0] }; }
+      for (let i = 0; i < 5; i++) if (p[i + 1] != null) { acc.s[i] += p[i + 1]; acc.n[i]++; }
+    }
+    flush();
+    return out;
+  }
+
+  function saveLocal() {
+    S.hist = compact(S.hist, Date.now() / 1000);
+    let data = S.hist;
+    // on a full localStorage keep what fits, newest first
+    while (!store.set(hkey(), JSON.stringify({ v: 1, p: data })) && data.length > 60) data = data.slice(Math.floor(data.length / 4));
+  }
+
+  function mergeServer(points) {
+    const soeOf = (p) => (p.soe_app != null ? num(p.soe_app) : appScale(num(p.soe)));
+    const srv = points.filter((p) => p && num(p.ts) != null).map((p) => [Math.round(p.ts), num(p.site), num(p.solar), num(p.battery), num(p.load), round1(soeOf(p))]);
+    if (!srv.length) return;
+    const a = srv[0][0], b = srv[srv.length - 1][0];
+    S.hist = S.hist.filter((p) => p[0] < a || p[0] > b).concat(srv).sort((x, y) => x[0] - y[0]);
+    saveLocal();
+  }
+
+  async function loadHistory() {
+    const sel = S.sel;
+    S.hist = loadLocal();
+    S.bucket = null;
+    drawCharts();
+    if (S.api !== 'v2') {
+      setText('h-note', 'History is recorded by this browser while the page is open.');
+      return;
+    }
+    const h = await getJSON(sel === 'aggregate' ? 'api/aggregate/history' : 'api/gateways/' + encodeURIComponent(sel) + '/history');
+    if (sel !== S.sel) return;
+    if (h && Array.isArray(h.points)) mergeServer(h.points);
+    setText('h-note', h ? 'The last 24 hours come from the server; longer history is kept in this browser.' : 'History is recorded by this browser while the page is open.');
+    drawCharts();
+  }
+
+  function record(s) {
+    if (FLOW || s.ts == null) return;
+    const t = Math.floor(s.ts / 60) * 60;
+    if (S.bucket && S.bucket.t !== t) flushBucket();
+    if (!S.bucket) S.bucket = { t, s: [0, 0, 0, 0, 0], n: [0, 0, 0, 0, 0] };
+    const v = [num(s.site), num(s.solar), num(s.battery), num(s.load), num(s.soe_app)];
+    for (let i = 0; i < 5; i++) if (v[i] != null) { S.bucket.s[i] += v[i]; S.bucket.n[i]++; }
+  }
+  function bucketPoint(b) {
+    return [b.t, ...b.s.map((v, i) => (b.n[i] ? (i === 4 ? round1(v / b.n[i]) : Math.round(v / b.n[i])) : null))];
+  }
+  function flushBucket() {
+    const b = S.bucket;
+    S.bucket = null;
+    if (!b || !b.n.some(Boolean)) return;
+    const last = S.hist[S.hist.length - 1];
+    if (last && last[0] >= b.t) return; // the server's history already has this minute
+    S.hist.push(bucketPoint(b));
+    saveLocal();
+    drawCharts();
+  }
+
+  // ---- charts (hand-written SVG) -------------------------------------------------------------
+  const SERIES = [{ i: 2, c: 'solar', n: 'Solar' }, { i: 4, c: 'home', n: 'Home' }, { i: 3, c: 'batt', n: 'Powerwall' }, { i: 1, c: 'grid', n: 'Grid' }];
+  const charts = {};
+
+  function niceStep(span, n) {
+    const raw = span / n, p = 10 ** Math.floor(Math.log10(raw)), m = raw / p;
+    return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 2.5 ? 2.5 : m <= 5 ? 5 : 10) * p;
+  }
+
+  function chartPoints() {
+    const now = Date.now() / 1000, from = now - S.range;
+    const pts = S.hist.filter((p) => p[0] >= from);
+    if (S.bucket && S.bucket.n.some(Boolean) && (!pts.length || pts[pts.length - 1][0] < S.bucket.t)) pts.push(bucketPoint(S.bucket));
+    return { pts, from, to: now };
+  }
+
+  function pathOf(pts, idx, X, Y) {
+    let d = '', prev = null;
+    for (const p of pts) {
+      const v = p[idx];
+      if (v == null) { prev = null; continue; }
+      const gap = prev && p[0] - prev[0] > (p[0] > Date.now() / 1000 - 86400 ? 330 : 1900);
+      d += (prev && !gap ? 'L' : 'M') + X(p[0]).toFixed(1) + ',' + Y(v).toFixed(1);
+      prev = p;
+    }
+    return d;
+  }
+
+  function xTicks(from, to, w) {
+    const steps = [600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800];
+    const want = Math.max(2, Math.floor(w / 90));
+    const step = steps.find((s) => (to - from) / s <= want) || 172800;
+    const tz = new Date().getTimezoneOffset() * 60;
+    const out = [];
+    for (let t = Math.ceil((from - tz) / step) * step + tz; t <= to; t += step) out.push(t);
+    return { ticks: out, step };
+  }
+  const tickLabel = (t, step) => (step >= 86400 ? new Date(t * 1000).toLocaleDateString([], { weekday: 'short', day: 'numeric' }) : hhmm(t));
+
+  function drawChart(id, kind) {
+    const host = $(id);
+    if (!host) return;
+    const W = host.clientWidth, H = host.clientHeight;
+    if (!W || !H) return;
+    const { pts, from, to } = chartPoints();
+    const L = 44, Rm = 6, T = 8, B = 20;
+    const X = (t) => L + ((t - from) / (to - from)) * (W - L - Rm);
+    let lo, hi, ticks = [], fmt;
+    if (kind === 'power') {
+      lo = 0; hi = 1000;
+      for (const p of pts) for (const s of SERIES) { const v = p[s.i]; if (v != null) { if (v < lo) lo = v; if (v > hi) hi = v; } }
+      const step = niceStep(hi - lo, H < 150 ? 3 : 4);
+      lo = Math.floor(lo / step) * step; hi = Math.ceil(hi / step) * step;
+      for (let v = lo; v <= hi + step / 2; v += step) ticks.push(v);
+      fmt = (v) => (v === 0 ? '0' : Math.abs(v) >= 1000 ? +(v / 1000).toFixed(1) + ' kW' : v + ' W');
+    } else {
+      lo = 0; hi = 100; ticks = [0, 50, 100]; fmt = (v) => v + '%';
+    }
+    const Y = (v) => T + (1 - (v - lo) / (hi - lo)) * (H - T - B);
+    let s = `<svg viewBox="0 0 ${W} ${H}" aria-hidden="true">`;
+    for (const v of ticks) s += `<line class="${v === 0 && kind === 'power' ? 'ax0' : 'ax'}" x1="${L}" x2="${W - Rm}" y1="${Y(v).toFixed(1)}" y2="${Y(v).toFixed(1)}"/><text class="axl" x="${L - 6}" y="${(Y(v) + 3.5).toFixed(1)}" text-anchor="end">${fmt(v)}</text>`;
+    const xt = xTicks(from, to, W - L);
+    for (const t of xt.ticks) s += `<text class="axl" x="${X(t).toFixed(1)}" y="${H - 4}" text-anchor="middle">${tickLabel(t, xt.step)}</text>`;
+    if (!pts.length) {
+      s += `<text class="empty" x="${(L + W) / 2}" y="${H / 2}">Collecting data…</text>`;
+    } else if (kind === 'power') {
+      for (const se of SERIES) s += `<path class="ln ${se.c}" d="${pathOf(pts, se.i, X, Y)}"/>`;
+    } else {
+      const d = pathOf(pts, 5, X, Y);
+      // the area under the charge line, closed per segment
+      const area = d.split('M').filter(Boolean).map((seg) => {
+        const xs = seg.split('L');
+        const x0 = xs[0].split(',')[0], x1 = xs[xs.length - 1].split(',')[0];
+        return `M${x0},${Y(0).toFixed(1)}L${seg}L${x1},${Y(0).toFixed(1)}Z`;
+      }).join('');
+      s += `<path class="ar" d="${area}"/>`;
+      const r = S.sum && num(S.sum.reserve);
+      if (r != null) s += `<line class="resl" x1="${L}" x2="${W - Rm}" y1="${Y(r).toFixed(1)}" y2="${Y(r).toFixed(1)}"/>`;
+    }
+    s += `<line class="cur" y1="${T}" y2="${H - B}" x1="-9" x2="-9" visibility="hidden"/></svg>`;
+    host.innerHTML = s;
+    charts[id] = { pts, X, L, W, Rm, from, to, kind };
+  }
+
+  function drawCharts() {
+    if (FLOW) return;
+    drawChart('c-power', 'power');
+    drawChart('c-soe', 'soe');
+  }
+
+  function hover(e) {
+    const id = e.currentTarget.id, c = charts[id], tip = $('tip');
+    if (!c || !c.pts.length) return;
+    const r = e.currentTarget.getBoundingClientRect();
+    const t = c.from + ((e.clientX - r.left - c.L) / (c.W - c.L - c.Rm)) * (c.to - c.from);
+    let lo = 0, hi = c.pts.length - 1;
+    while (lo < hi) { const m = (lo + hi) >> 1; if (c.pts[m][0] < t) lo = m + 1; else hi = m; }
+    if (lo > 0 && Math.abs(c.pts[lo - 1][0] - t) < Math.abs(c.pts[lo][0] - t)) lo--;
+    const p = c.pts[lo];
+    const line = e.currentTarget.querySelector('.cur');
+    const x = c.X(p[0]).toFixed(1);
+    line.setAttribute('x1', x); line.setAttribute('x2', x); line.setAttribute('visibility', 'visible');
+    const rows = (c.kind === 'power' ? SERIES.map((s) => [s.n, p[s.i] == null ? '—' : (s.i === 3 && p[3] < 0 ? '−' : s.i === 1 && p[1] < 0 ? '−' : '') + fmtW(p[s.i]), s.c])
+      : [['Charge', p[5] == null ? '—' : Math.round(p[5]) + '%', 'batt']]);
+    const when = S.range > 86400 ? new Date(p[0] * 1000).toLocaleString([], { weekday: 'short', hour: '2-digit', minute: '2-digit' }) : hhmm(p[0]);
+    tip.innerHTML = `<b>${when}</b>` + rows.map(([n, v, cl]) => `<div><span style="color:var(--${cl})">${n}</span><span>${v}</span></div>`).join('');
+    tip.hidden = false;
+    const tw = tip.offsetWidth, th = tip.offsetHeight;
+    let left = e.clientX + 14;
+    if (left + tw > innerWidth - 8) left = e.clientX - tw - 14;
+    tip.style.left = Math.max(8, left) + 'px';
+    tip.style.top = clamp(e.clientY - th - 10, 8, innerHeight - th - 8) + 'px';
+  }
+  function unhover(e) {
+    $('tip').hidden = true;
+    const line = e.currentTarget.querySelector('.cur');
+    if (line) line.setAttribute('visibility', 'hidden');
+  }
+
+  // ---- start -------------------------------------------------------------------------------
+  async function init() {
+    applyTheme();
+    buildFlow();
+    if (FLOW) await applyStyle();
+    else {
+      $('theme').addEventListener('click', toggleTheme);
+      const saved = +store.get(skey('range'));
+      if ([3600, 21600, 86400, 604800].includes(saved)) S.range = saved;
+      for (const b of $('ranges').children) {
+        b.setAttribute('aria-pressed', String(+b.dataset.r === S.range));
+        b.addEventListener('click', () => {
+          S.range = +b.dataset.r;
+          store.set(skey('range'), String(S.range));
+          for (const x of $('ranges').children) x.setAttribute('aria-pressed', String(x === b));
+          drawCharts();
+        });
+      }
+      for (const id of ['c-power', 'c-soe']) {
+        const c = $(id);
+        c.addEventListener('pointermove', hover);
+        c.addEventListener('pointerleave', unhover);
+      }
+      let rz = 0;
+      new ResizeObserver(() => { cancelAnimationFrame(rz); rz = requestAnimationFrame(drawCharts); }).observe($('c-power'));
+      addEventListener('pagehide', flushBucket);
+    }
+
+    const list = await getJSON('api/gateways');
+    S.api = Array.isArray(list) ? 'v2' : 'legacy';
+    await refreshGateways();
+    if (S.api === 'v2') {
+      const ids = S.gateways.map((g) => g.id);
+      const want = FLOW ? params.get('gw') : decodeURIComponent((location.hash.match(/gw=([^&]+)/) || [])[1] || '') || store.get(skey('sel'));
+      S.sel = want === 'aggregate' || ids.includes(want) ? want : (ids.length > 1 && !FLOW ? 'aggregate' : ids[0] || 'aggregate');
+    } else {
+      S.sel = 'legacy';
+    }
+    renderGateways();
+    renderHeader();
+    if (!FLOW) {
+      addEventListener('hashchange', () => {
+        const m = location.hash.match(/gw=([^&]+)/);
+        if (m) select(decodeURIComponent(m[1]));
+      });
+      loadHistory();
+      setInterval(() => { if (S.api === 'v2') loadHistory(); }, 600000);
+      setInterval(() => { if (S.bucket && S.bucket.t < Math.floor(Date.now() / 60000) * 60 - 60) flushBucket(); drawCharts(); }, 15000);
+    }
+    connect();
+    setInterval(refreshGateways, S.api === 'v2' ? 5000 : 10000);
+    setInterval(() => { renderConn(); renderHeader(); renderGateways(); }, 1000);
+  }
+
+  init();
+})();
