@@ -147,7 +147,7 @@
     if (!host) return;
     // the compact view shows the diagram alone, whatever page it is on
     if (FLOW && host.parentNode !== doc.body) doc.body.insertBefore(host, doc.body.firstChild);
-    const svg = el('svg', { viewBox: '0 0 520 410', role: 'img', 'aria-label': 'Power flow' });
+    const svg = el('svg', { viewBox: '0 -14 520 424', role: 'img', 'aria-label': 'Power flow' });
     const title = el('title', {}, svg);
     title.textContent = 'Power flow';
     const tracks = el('g', {}, svg);
