@@ -103,29 +103,31 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
             "DEMO MODE: serving SIMULATED data from the built-in gateway simulator at {}",
             handle.addr()
         );
-        cfg.gateways.insert(
-            0,
-            GatewayConfig {
-                id: "demo".into(),
-                name: "Demo home (simulated)".into(),
-                host: handle.addr().to_string(),
-                gw_pwd: Some(DEMO_PASSWORD.into()),
-                password: None,
-                poll_interval: Duration::from_secs(
-                    cfg.gateways.first().map(|g| g.poll_interval.as_secs()).unwrap_or(5),
-                ),
-                timeout: Duration::from_secs(5),
-                tls_fingerprint: None,
-                query_set: QuerySet::V2024_06,
-                simulated: true,
-            },
-        );
+        cfg.gateways.push(GatewayConfig {
+            id: "demo".into(),
+            name: "Demo home (simulated)".into(),
+            host: handle.addr().to_string(),
+            gw_pwd: Some(DEMO_PASSWORD.into()),
+            password: None,
+            poll_interval: Duration::from_secs(
+                cfg.gateways
+                    .first()
+                    .map(|g| g.poll_interval.as_secs())
+                    .unwrap_or(5),
+            ),
+            timeout: Duration::from_secs(5),
+            tls_fingerprint: None,
+            query_set: QuerySet::V2024_06,
+            simulated: true,
+        });
         sim_handle = Some(handle);
     }
     if cfg.gateways.is_empty() {
-        return Err("no gateway configured: set PW_HOST and PW_GW_PWD (or --host and --gw-pwd), \
+        return Err(
+            "no gateway configured: set PW_HOST and PW_GW_PWD (or --host and --gw-pwd), \
                     or run with --demo to see simulated data"
-            .into());
+                .into(),
+        );
     }
     let tls = https_config(&cfg)?;
     let settings = legacy::Settings {
@@ -135,7 +137,12 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
     };
     // Last-good data stays servable for PW_CACHE_TTL, and never less than two poll intervals
     // (a slow poll interval must not make healthy data look stale between ticks).
-    let slowest = cfg.gateways.iter().map(|g| g.poll_interval).max().unwrap_or_default();
+    let slowest = cfg
+        .gateways
+        .iter()
+        .map(|g| g.poll_interval)
+        .max()
+        .unwrap_or_default();
     let max_age = Duration::from_secs(cfg.server.cache_ttl).max(slowest * 2);
     let snapshots = cfg
         .gateways
@@ -154,13 +161,17 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
         config: cfg.clone(),
         hub: hub.clone(),
         stats: Stats::new(),
-        default_gateway: 0,
+        default_gateway: cfg.default_gateway,
         tls,
     });
     let http = server::start(&listen_addr(&cfg), ctx)?;
     log::info!(
         "listening on {}://{}",
-        if cfg.server.https == HttpsMode::Yes { "https" } else { "http" },
+        if cfg.server.https == HttpsMode::Yes {
+            "https"
+        } else {
+            "http"
+        },
         http.addr
     );
     let stop = Arc::new(AtomicBool::new(false));

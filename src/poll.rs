@@ -73,7 +73,12 @@ fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>) {
     let mut good: Option<Good> = None;
     let mut link: Option<Link> = None;
     let opts = options(&cfg);
-    log::info!("gateway '{}': polling {} every {:?}", cfg.id, cfg.host, cfg.poll_interval);
+    log::info!(
+        "gateway '{}': polling {} every {:?}",
+        cfg.id,
+        cfg.host,
+        cfg.poll_interval
+    );
     while !stop.load(Ordering::Relaxed) {
         let started = Instant::now();
         health.last_attempt = Some(SystemTime::now());
@@ -137,7 +142,8 @@ fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>) {
             }
         };
         let next = started + wait;
-        health.next_retry = Some(SystemTime::now() + next.saturating_duration_since(Instant::now()));
+        health.next_retry =
+            Some(SystemTime::now() + next.saturating_duration_since(Instant::now()));
         hub.publish(
             idx,
             GatewaySnapshot {
@@ -176,7 +182,11 @@ fn tick(l: &mut Link, cfg: &GatewayConfig) -> Result<TedapiData, Error> {
                 "gateway '{}': connected, {} ({})",
                 cfg.id,
                 d,
-                if l.pw3 { "Powerwall 3" } else { "Powerwall 2/+" }
+                if l.pw3 {
+                    "Powerwall 3"
+                } else {
+                    "Powerwall 2/+"
+                }
             );
             l.din = Some(d.clone());
             d

@@ -173,7 +173,11 @@ impl Hub {
         };
         let (facade, bodies, fresh) = match good {
             Some(g) => (g.facade, g.bodies, true),
-            None => (self.offline_facade.clone(), self.offline_bodies.clone(), false),
+            None => (
+                self.offline_facade.clone(),
+                self.offline_bodies.clone(),
+                false,
+            ),
         };
         Some(View {
             snapshot,

@@ -76,7 +76,10 @@ pub fn parse(text: &str, origin: &str) -> Result<Value, ConfigError> {
     match v {
         Value::Object(_) => Ok(v),
         Value::Null => Ok(Value::object()),
-        _ => Err(ConfigError::new(origin, "must be a mapping with 'server' and 'gateways'")),
+        _ => Err(ConfigError::new(
+            origin,
+            "must be a mapping with 'server' and 'gateways'",
+        )),
     }
 }
 
@@ -109,7 +112,10 @@ fn from_yaml(y: yaml_rust2::Yaml, origin: &str) -> Result<Value, ConfigError> {
             Value::Object(m)
         }
         Yaml::Alias(_) | Yaml::BadValue => {
-            return Err(ConfigError::new(origin, "aliases and invalid values are not supported"))
+            return Err(ConfigError::new(
+                origin,
+                "aliases and invalid values are not supported",
+            ))
         }
     })
 }
@@ -165,11 +171,16 @@ pub fn server_settings(
                     &label,
                     format!(
                         "unknown key (known: {})",
-                        SERVER_KEYS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+                        SERVER_KEYS
+                            .iter()
+                            .map(|(k, _)| *k)
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 )
             })?;
-        let text = scalar_text(v).ok_or_else(|| ConfigError::new(&label, "must be a value, not a mapping"))?;
+        let text = scalar_text(v)
+            .ok_or_else(|| ConfigError::new(&label, "must be a value, not a mapping"))?;
         out.push((var, label, text));
     }
     Ok(out)
@@ -192,9 +203,9 @@ pub fn gateways(
     prefix: &str,
     defaults: &GatewayDefaults,
 ) -> Result<Vec<GatewayConfig>, ConfigError> {
-    let items = list
-        .as_array()
-        .ok_or_else(|| ConfigError::new(format!("{origin}: {prefix}"), "must be a list of gateways"))?;
+    let items = list.as_array().ok_or_else(|| {
+        ConfigError::new(format!("{origin}: {prefix}"), "must be a list of gateways")
+    })?;
     items
         .iter()
         .enumerate()
@@ -215,7 +226,8 @@ fn gateway(
         .get("id")
         .and_then(scalar_text)
         .ok_or_else(|| ConfigError::new(format!("{origin}: {at}.id"), "is required"))?;
-    let err = |key: &str, msg: String| ConfigError::new(format!("{origin}: gateway '{id}' {key}"), msg);
+    let label = format!("{origin}: gateway '{id}'");
+    let err = |key: &str, msg: String| ConfigError::new(format!("{label} {key}"), msg);
     if !valid_id(&id) {
         return Err(err(
             "id",
@@ -224,7 +236,10 @@ fn gateway(
     }
     for k in m.keys() {
         if !GATEWAY_KEYS.contains(&k.as_str()) {
-            return Err(err(k, format!("unknown key (known: {})", GATEWAY_KEYS.join(", "))));
+            return Err(err(
+                k,
+                format!("unknown key (known: {})", GATEWAY_KEYS.join(", ")),
+            ));
         }
     }
     let text = |k: &str| -> Result<Option<String>, ConfigError> {
@@ -241,7 +256,10 @@ fn gateway(
             None | Some(Value::Null) => Ok(default),
             Some(v) => match v.as_f64() {
                 Some(s) if (1.0..=86_400.0).contains(&s) => Ok(Duration::from_secs_f64(s)),
-                _ => Err(err(k, format!("'{}' is not a number of seconds from 1 to 86400", v.to_py()))),
+                _ => Err(err(
+                    k,
+                    format!("'{}' is not a number of seconds from 1 to 86400", v.to_py()),
+                )),
             },
         }
     };
@@ -256,7 +274,10 @@ fn gateway(
     let password = text("password")?;
     let gw_pwd = text("gw_pwd")?.or_else(|| password.clone());
     if gw_pwd.is_none() {
-        return Err(err("gw_pwd", "is required (the gateway password from the QR sticker)".into()));
+        return Err(err(
+            "gw_pwd",
+            "is required (the gateway password from the QR sticker)".into(),
+        ));
     }
     let tls_fingerprint = match text("tls_fingerprint")? {
         None => None,
@@ -264,14 +285,22 @@ fn gateway(
     };
     let query_set = match text("tedapi_api_version")? {
         None => defaults.query_set,
-        Some(q) => QuerySet::parse(&q)
-            .ok_or_else(|| err("tedapi_api_version", format!("'{q}' is not one of: V2024_06, V2026_06")))?,
+        Some(q) => QuerySet::parse(&q).ok_or_else(|| {
+            err(
+                "tedapi_api_version",
+                format!("'{q}' is not one of: V2024_06, V2026_06"),
+            )
+        })?,
     };
     Ok(GatewayConfig {
         name: text("name")?.unwrap_or_else(|| id.clone()),
         id,
         host,
-        password: if m.contains_key("gw_pwd") { password } else { None },
+        password: if m.contains_key("gw_pwd") {
+            password
+        } else {
+            None
+        },
         gw_pwd,
         poll_interval: seconds("poll_interval", defaults.poll_interval)?,
         timeout: seconds("timeout", defaults.timeout)?,

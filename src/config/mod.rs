@@ -241,7 +241,21 @@ pub fn load(
     get: &dyn Fn(&str) -> Option<String>,
     cli: &CliOverrides,
 ) -> Result<Config, ConfigError> {
-    let env = Env { get };
+    let file_path = cli
+        .config
+        .clone()
+        .or_else(|| get("PW_CONFIG").filter(|p| !p.is_empty()));
+    let file = match &file_path {
+        Some(path) => Some(file::read(path)?),
+        None => None,
+    };
+    let env = Env {
+        get,
+        file: match (&file, &file_path) {
+            (Some(doc), Some(path)) => file::server_settings(doc, path)?,
+            _ => Vec::new(),
+        },
+    };
 
     let port = match &cli.port {
         Some(p) => parse_int("--port", p, 1, 65535)?,
@@ -426,7 +440,11 @@ pub fn load(
                 "PW_DEFAULT_GATEWAY",
                 format!(
                     "'{id}' is not a configured gateway (ids: {})",
-                    gateways.iter().map(|g| g.id.as_str()).collect::<Vec<_>>().join(", ")
+                    gateways
+                        .iter()
+                        .map(|g| g.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             )
         })?,
@@ -435,6 +453,7 @@ pub fn load(
         server,
         gateways,
         demo: cli.demo,
+        default_gateway,
     })
 }
 
@@ -663,7 +682,8 @@ mod tests {
         assert!(err.message.contains("unique"), "{err}");
         let err = load_with(&[("PW_GATEWAYS", "{")], CliOverrides::default()).unwrap_err();
         assert_eq!(err.key, "PW_GATEWAYS");
-        let err = load_with(&[("PW_DEFAULT_GATEWAY", "nope")], CliOverrides::default()).unwrap_err();
+        let err =
+            load_with(&[("PW_DEFAULT_GATEWAY", "nope")], CliOverrides::default()).unwrap_err();
         assert_eq!(err.key, "PW_DEFAULT_GATEWAY");
     }
 

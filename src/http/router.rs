@@ -146,9 +146,7 @@ pub fn handle(ctx: &Ctx, mut rq: Request) {
         }
         Method::Post => {
             let mut body = Vec::new();
-            let too_big = rq
-                .body_length()
-                .is_some_and(|n| n as u64 > MAX_BODY);
+            let too_big = rq.body_length().is_some_and(|n| n as u64 > MAX_BODY);
             if !too_big {
                 let _ = rq.as_reader().take(MAX_BODY + 1).read_to_end(&mut body);
             }
@@ -160,8 +158,14 @@ pub fn handle(ctx: &Ctx, mut rq: Request) {
             body: Arc::from(Vec::new()),
             cors: true,
             headers: vec![
-                ("Access-Control-Allow-Methods", "GET, POST, HEAD, OPTIONS".into()),
-                ("Access-Control-Allow-Headers", "Content-Type, Authorization".into()),
+                (
+                    "Access-Control-Allow-Methods",
+                    "GET, POST, HEAD, OPTIONS".into(),
+                ),
+                (
+                    "Access-Control-Allow-Headers",
+                    "Content-Type, Authorization".into(),
+                ),
             ],
         },
         _ => Answer::json(405, r#"{"error": "Method Not Allowed"}"#),
@@ -175,7 +179,10 @@ fn post(ctx: &Ctx, path: &str, too_big: bool) -> Answer {
     } else if ctx.config.server.control_secret.is_none() {
         Answer::json(400, CONTROL_DISABLED)
     } else if too_big {
-        Answer::json(400, r#"{"error": "Control Command Error: Invalid Request"}"#)
+        Answer::json(
+            400,
+            r#"{"error": "Control Command Error: Invalid Request"}"#,
+        )
     } else {
         Answer::json(
             400,
@@ -198,7 +205,11 @@ fn legacy_key(path: &str, query: &str) -> Option<String> {
         "/aggregates" | "/api/meters/aggregates" => "/aggregates".to_string(),
         p if p.starts_with("/csv") => {
             let headers = p.contains("headers") || query.contains("headers");
-            let base = if p.starts_with("/csv/v2") { "/csv/v2" } else { "/csv" };
+            let base = if p.starts_with("/csv/v2") {
+                "/csv/v2"
+            } else {
+                "/csv"
+            };
             format!("{base}{}", if headers { "_headers" } else { "" })
         }
         p if p.starts_with("/tedapi") => match p {
@@ -292,7 +303,8 @@ fn fallback(ctx: &Ctx, path: &str, if_none_match: Option<&str>) -> Answer {
         a.headers = headers;
         return a;
     };
-    let cacheable = ["text/css", "application/javascript", "image/png"].contains(&asset.content_type);
+    let cacheable =
+        ["text/css", "application/javascript", "image/png"].contains(&asset.content_type);
     headers.push((
         "Cache-Control",
         if s.browser_cache > 0 && cacheable {
@@ -306,7 +318,11 @@ fn fallback(ctx: &Ctx, path: &str, if_none_match: Option<&str>) -> Answer {
     Answer {
         status: if not_modified { 304 } else { 200 },
         content_type: asset.content_type,
-        body: if not_modified { Arc::from(Vec::new()) } else { asset.bytes },
+        body: if not_modified {
+            Arc::from(Vec::new())
+        } else {
+            asset.bytes
+        },
         cors: false,
         headers,
     }
@@ -330,6 +346,9 @@ mod tests {
         assert_eq!(legacy_key("/csvfoo", "").unwrap(), "/csv");
         assert_eq!(legacy_key("/tedapi/x", "").unwrap(), "/tedapi");
         assert_eq!(legacy_key("/pw/nope", "").unwrap(), "/pw/");
-        assert_eq!(legacy_key("/api/meters/aggregates", "").unwrap(), "/aggregates");
+        assert_eq!(
+            legacy_key("/api/meters/aggregates", "").unwrap(),
+            "/aggregates"
+        );
     }
 }
