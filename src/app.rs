@@ -10,10 +10,12 @@ use std::time::Duration;
 use crate::config::{Config, GatewayConfig, HttpsMode};
 use crate::gateway::queries::QuerySet;
 use crate::gateway::tls;
+use crate::http::api::Aggregates;
 use crate::http::legacy;
 use crate::http::router::Ctx;
 use crate::http::server::{self, Running};
 use crate::http::status::Stats;
+use crate::http::ws::{self, WsHub, WsSettings};
 use crate::poll::{self, Poller};
 use crate::sim;
 use crate::snapshot::{GatewaySnapshot, Health, Hub};
@@ -25,7 +27,9 @@ const DEMO_PASSWORD: &str = "DEMO-PASSWORD";
 pub struct App {
     pub http: Running,
     pub hub: Arc<Hub>,
+    pub ctx: Arc<Ctx>,
     pollers: Vec<Poller>,
+    broadcaster: std::thread::JoinHandle<()>,
     stop: Arc<AtomicBool>,
     _sim: Option<sim::SimHandle>,
 }
@@ -43,6 +47,8 @@ impl App {
             p.handle.thread().unpark();
         }
         self.http.stop();
+        self.ctx.ws.stop();
+        let _ = self.broadcaster.join();
         for p in self.pollers {
             let _ = p.handle.join();
         }
@@ -154,17 +160,26 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
             simulated: g.simulated,
             health: Health::default(),
             good: None,
+            history: Arc::from(Vec::new()),
         })
         .collect();
     let hub = Arc::new(Hub::new(snapshots, settings, max_age, true));
+    let (ws, ws_rx) = WsHub::new(WsSettings {
+        interval: cfg.server.ws_interval,
+        max_clients: cfg.server.ws_max_clients,
+        origins: cfg.server.cors_origins.clone(),
+    });
     let ctx = Arc::new(Ctx {
         config: cfg.clone(),
         hub: hub.clone(),
         stats: Stats::new(),
         default_gateway: cfg.default_gateway,
         tls,
+        ws,
+        aggregates: Aggregates::default(),
     });
-    let http = server::start(&listen_addr(&cfg), ctx)?;
+    let broadcaster = ws::spawn_broadcaster(ctx.clone(), ws_rx);
+    let http = server::start(&listen_addr(&cfg), ctx.clone())?;
     log::info!(
         "listening on {}://{}",
         if cfg.server.https == HttpsMode::Yes {
@@ -184,7 +199,9 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
     Ok(App {
         http,
         hub,
+        ctx,
         pollers,
+        broadcaster,
         stop,
         _sim: sim_handle,
     })

@@ -18,7 +18,8 @@ use crate::gateway::tedapi::{Client, ClientOptions, Error};
 use crate::gateway::{map, Firmware, TedapiData};
 use crate::http::legacy;
 use crate::json::Value;
-use crate::snapshot::{GatewaySnapshot, Good, Health, Hub};
+use crate::snapshot::{GatewaySnapshot, Good, Health, HistoryRing, Hub};
+use crate::summary::Summary;
 
 /// How often config, firmware and the gateway's components are re-read.
 const SLOW_REFRESH: Duration = Duration::from_secs(60);
@@ -72,6 +73,7 @@ fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>) {
     let mut health = Health::default();
     let mut good: Option<Good> = None;
     let mut link: Option<Link> = None;
+    let mut history = HistoryRing::default();
     let opts = options(&cfg);
     log::info!(
         "gateway '{}': polling {} every {:?}",
@@ -107,9 +109,12 @@ fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>) {
             Ok(data) => {
                 let facade = map::tedapi(&data);
                 let bodies = legacy::render(&facade, &hub.settings, true);
+                let summary = Summary::from_facade(&facade, &hub.settings);
+                history.add(crate::clock::unix_secs(SystemTime::now()), &summary);
                 good = Some(Good {
                     facade: Arc::new(facade),
                     bodies: Arc::new(bodies),
+                    summary,
                     at: Instant::now(),
                 });
                 if health.consecutive_failures > 0 {
@@ -153,6 +158,7 @@ fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>) {
                 simulated: cfg.simulated,
                 health: health.clone(),
                 good: good.clone(),
+                history: history.published(),
             },
         );
         while !stop.load(Ordering::Relaxed) {

@@ -38,6 +38,8 @@ const SERVER_KEYS: &[(&str, &str)] = &[
     ("debug", "PW_DEBUG"),
     ("tedapi_api_version", "PW_TEDAPI_API_VERSION"),
     ("health_503_when_offline", "PW_HEALTH_503"),
+    ("ws_interval", "PW_WS_INTERVAL"),
+    ("ws_max_clients", "PW_WS_MAX_CLIENTS"),
 ];
 
 const GATEWAY_KEYS: &[&str] = &[

@@ -107,6 +107,14 @@ pub struct ServerSettings {
     pub www_dir: Option<String>,
     /// Debug logging.
     pub debug: bool,
+    /// `/health` answers 503 when no gateway has fresh data (`PW_HEALTH_503`, default yes).
+    pub health_503: bool,
+    /// WebSocket message interval (`PW_WS_INTERVAL`, seconds).
+    pub ws_interval: Duration,
+    /// Most WebSocket clients at once (`PW_WS_MAX_CLIENTS`).
+    pub ws_max_clients: usize,
+    /// Allowed browser origins for WebSockets (`CORS_ORIGINS`, comma-separated; empty = any).
+    pub cors_origins: Vec<String>,
 }
 
 /// Proxy switches we accept for compatibility and report in `/stats`.
@@ -222,6 +230,21 @@ impl Env<'_> {
         match self.raw(keys) {
             None => Ok(default),
             Some((k, v)) => parse_int(&k, &v, min, max),
+        }
+    }
+}
+
+impl Env<'_> {
+    fn float(&self, keys: &[&str], default: f64, min: f64, max: f64) -> Result<f64, ConfigError> {
+        match self.raw(keys) {
+            None => Ok(default),
+            Some((k, v)) => match v.trim().parse::<f64>() {
+                Ok(n) if (min..=max).contains(&n) => Ok(n),
+                _ => Err(ConfigError::new(
+                    k,
+                    format!("'{v}' is not a number from {min} to {max}"),
+                )),
+            },
         }
     }
 }
@@ -370,6 +393,20 @@ pub fn load(
         },
         www_dir: env.opt(&["PW_WWW_DIR"]),
         debug: cli.debug || env.yes("PW_DEBUG", false),
+        health_503: env.yes("PW_HEALTH_503", true),
+        ws_interval: Duration::from_millis(
+            (env.float(&["PW_WS_INTERVAL"], 1.0, 0.1, 3600.0)? * 1000.0) as u64,
+        ),
+        ws_max_clients: env.int(&["PW_WS_MAX_CLIENTS"], 1000, 0, 100_000)? as usize,
+        cors_origins: env
+            .opt(&["CORS_ORIGINS"])
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default(),
     };
 
     let host = cli.host.clone().or_else(|| env.opt(&["PW_HOST"]));
