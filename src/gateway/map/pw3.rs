@@ -287,7 +287,7 @@ fn inverter(components: &Value, pch: &Value, pw_part: &str, pw_serial: &str) -> 
 }
 
 fn build(src: &Src) -> Py<Option<Map>> {
-    if src.din.is_empty() || !src.components.truthy() || !src.config.is_object() {
+    if !src.components.truthy() || !src.config.is_object() {
         return Ok(None);
     }
     let mut response = Map::new();
