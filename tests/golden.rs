@@ -281,6 +281,7 @@ fn expectation(route: &str) -> &str {
     match route {
         // Query strings are ignored for matching (proxy-compat §10.1).
         "/aggregates?x=1" => "/aggregates",
+        "/api/troubleshooting/problems?x=1" => "/api/troubleshooting/problems",
         r => r,
     }
 }
@@ -376,7 +377,7 @@ fn outage_serves_last_good_then_failure_bodies_then_recovers() {
     let sim = start_sim(Fixture::Pw2, true);
     let app = start_server(
         &sim.addr().to_string(),
-        &[("PW_CACHE_EXPIRE", "1"), ("PW_CACHE_TTL", "3")],
+        &[("PW_CACHE_EXPIRE", "1"), ("PW_CACHE_TTL", "3"), ("PW_TIMEOUT", "1")],
     );
     wait_online(&app);
     let live = get(&app, "/aggregates").body;

@@ -30,7 +30,6 @@ pub fn start_server(host: &str, env: &[(&str, &str)]) -> App {
         ("PW_GW_PWD", GW_PWD),
         ("PW_BIND_ADDRESS", "127.0.0.1"),
         ("PW_PORT", "1"),
-        ("PW_TIMEOUT", "2"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
