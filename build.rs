@@ -3,7 +3,9 @@ use std::fs;
 use std::path::Path;
 
 fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     let mut entries: Vec<_> = entries.flatten().collect();
     entries.sort_by_key(|e| e.path());
     for e in entries {
@@ -13,7 +15,10 @@ fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
         } else if let Ok(rel) = p.strip_prefix(root) {
             let url = format!("/{}", rel.to_string_lossy().replace('\\', "/"));
             let abs = p.canonicalize().unwrap_or(p.clone());
-            out.push(format!("    ({url:?}, include_bytes!({:?})),", abs.to_string_lossy()));
+            out.push(format!(
+                "    ({url:?}, include_bytes!({:?})),",
+                abs.to_string_lossy()
+            ));
         }
     }
 }

@@ -10,10 +10,12 @@ use std::time::Duration;
 use crate::config::{Config, GatewayConfig, HttpsMode};
 use crate::gateway::queries::QuerySet;
 use crate::gateway::tls;
+use crate::http::api::Aggregates;
 use crate::http::legacy;
 use crate::http::router::Ctx;
 use crate::http::server::{self, Running};
 use crate::http::status::Stats;
+use crate::http::ws::{self, WsHub, WsSettings};
 use crate::poll::{self, Poller};
 use crate::sim;
 use crate::snapshot::{GatewaySnapshot, Health, Hub};
@@ -25,7 +27,9 @@ const DEMO_PASSWORD: &str = "DEMO-PASSWORD";
 pub struct App {
     pub http: Running,
     pub hub: Arc<Hub>,
+    pub ctx: Arc<Ctx>,
     pollers: Vec<Poller>,
+    broadcaster: std::thread::JoinHandle<()>,
     stop: Arc<AtomicBool>,
     _sim: Option<sim::SimHandle>,
 }
@@ -43,6 +47,8 @@ impl App {
             p.handle.thread().unpark();
         }
         self.http.stop();
+        self.ctx.ws.stop();
+        let _ = self.broadcaster.join();
         for p in self.pollers {
             let _ = p.handle.join();
         }
@@ -103,29 +109,31 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
             "DEMO MODE: serving SIMULATED data from the built-in gateway simulator at {}",
             handle.addr()
         );
-        cfg.gateways.insert(
-            0,
-            GatewayConfig {
-                id: "demo".into(),
-                name: "Demo home (simulated)".into(),
-                host: handle.addr().to_string(),
-                gw_pwd: Some(DEMO_PASSWORD.into()),
-                password: None,
-                poll_interval: Duration::from_secs(
-                    cfg.gateways.first().map(|g| g.poll_interval.as_secs()).unwrap_or(5),
-                ),
-                timeout: Duration::from_secs(5),
-                tls_fingerprint: None,
-                query_set: QuerySet::V2024_06,
-                simulated: true,
-            },
-        );
+        cfg.gateways.push(GatewayConfig {
+            id: "demo".into(),
+            name: "Demo home (simulated)".into(),
+            host: handle.addr().to_string(),
+            gw_pwd: Some(DEMO_PASSWORD.into()),
+            password: None,
+            poll_interval: Duration::from_secs(
+                cfg.gateways
+                    .first()
+                    .map(|g| g.poll_interval.as_secs())
+                    .unwrap_or(5),
+            ),
+            timeout: Duration::from_secs(5),
+            tls_fingerprint: None,
+            query_set: QuerySet::V2024_06,
+            simulated: true,
+        });
         sim_handle = Some(handle);
     }
     if cfg.gateways.is_empty() {
-        return Err("no gateway configured: set PW_HOST and PW_GW_PWD (or --host and --gw-pwd), \
+        return Err(
+            "no gateway configured: set PW_HOST and PW_GW_PWD (or --host and --gw-pwd), \
                     or run with --demo to see simulated data"
-            .into());
+                .into(),
+        );
     }
     let tls = https_config(&cfg)?;
     let settings = legacy::Settings {
@@ -135,7 +143,12 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
     };
     // Last-good data stays servable for PW_CACHE_TTL, and never less than two poll intervals
     // (a slow poll interval must not make healthy data look stale between ticks).
-    let slowest = cfg.gateways.iter().map(|g| g.poll_interval).max().unwrap_or_default();
+    let slowest = cfg
+        .gateways
+        .iter()
+        .map(|g| g.poll_interval)
+        .max()
+        .unwrap_or_default();
     let max_age = Duration::from_secs(cfg.server.cache_ttl).max(slowest * 2);
     let snapshots = cfg
         .gateways
@@ -147,20 +160,33 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
             simulated: g.simulated,
             health: Health::default(),
             good: None,
+            history: Arc::from(Vec::new()),
         })
         .collect();
     let hub = Arc::new(Hub::new(snapshots, settings, max_age, true));
+    let (ws, ws_rx) = WsHub::new(WsSettings {
+        interval: cfg.server.ws_interval,
+        max_clients: cfg.server.ws_max_clients,
+        origins: cfg.server.cors_origins.clone(),
+    });
     let ctx = Arc::new(Ctx {
         config: cfg.clone(),
         hub: hub.clone(),
         stats: Stats::new(),
-        default_gateway: 0,
+        default_gateway: cfg.default_gateway,
         tls,
+        ws,
+        aggregates: Aggregates::default(),
     });
-    let http = server::start(&listen_addr(&cfg), ctx)?;
+    let broadcaster = ws::spawn_broadcaster(ctx.clone(), ws_rx);
+    let http = server::start(&listen_addr(&cfg), ctx.clone())?;
     log::info!(
         "listening on {}://{}",
-        if cfg.server.https == HttpsMode::Yes { "https" } else { "http" },
+        if cfg.server.https == HttpsMode::Yes {
+            "https"
+        } else {
+            "http"
+        },
         http.addr
     );
     let stop = Arc::new(AtomicBool::new(false));
@@ -173,7 +199,9 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
     Ok(App {
         http,
         hub,
+        ctx,
         pollers,
+        broadcaster,
         stop,
         _sim: sim_handle,
     })

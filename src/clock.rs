@@ -76,6 +76,9 @@ mod tests {
         assert_eq!(iso_utc(UNIX_EPOCH, false), "1970-01-01T00:00:00");
         assert_eq!(timedelta(Duration::from_secs(15)), "0:00:15");
         assert_eq!(timedelta(Duration::from_secs(93_784)), "1 day, 2:03:04");
-        assert_eq!(timedelta(Duration::from_secs(3 * 86_400)), "3 days, 0:00:00");
+        assert_eq!(
+            timedelta(Duration::from_secs(3 * 86_400)),
+            "3 days, 0:00:00"
+        );
     }
 }

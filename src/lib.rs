@@ -13,3 +13,4 @@ pub mod json;
 pub mod poll;
 pub mod sim;
 pub mod snapshot;
+pub mod summary;

@@ -52,7 +52,7 @@ fn main() -> ExitCode {
     match args.subcommand() {
         Ok(Some(cmd)) if cmd == "sim" => {
             init_logging(args.contains("--debug"));
-            return match sim::parse_args(args).and_then(sim::run_cli) {
+            return match sim::run_cli(args) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("pypowerwall-server sim: {e}");
@@ -98,7 +98,10 @@ fn main() -> ExitCode {
     };
     let rest = args.finish();
     if !rest.is_empty() {
-        eprintln!("pypowerwall-server: unexpected argument {:?} (try --help)", rest[0]);
+        eprintln!(
+            "pypowerwall-server: unexpected argument {:?} (try --help)",
+            rest[0]
+        );
         return ExitCode::from(2);
     }
     let cfg = match config::load(&|k| std::env::var(k).ok(), &cli) {

@@ -18,7 +18,8 @@ use crate::gateway::tedapi::{Client, ClientOptions, Error};
 use crate::gateway::{map, Firmware, TedapiData};
 use crate::http::legacy;
 use crate::json::Value;
-use crate::snapshot::{GatewaySnapshot, Good, Health, Hub};
+use crate::snapshot::{GatewaySnapshot, Good, Health, HistoryRing, Hub};
+use crate::summary::Summary;
 
 /// How often config, firmware and the gateway's components are re-read.
 const SLOW_REFRESH: Duration = Duration::from_secs(60);
@@ -72,8 +73,14 @@ fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>) {
     let mut health = Health::default();
     let mut good: Option<Good> = None;
     let mut link: Option<Link> = None;
+    let mut history = HistoryRing::default();
     let opts = options(&cfg);
-    log::info!("gateway '{}': polling {} every {:?}", cfg.id, cfg.host, cfg.poll_interval);
+    log::info!(
+        "gateway '{}': polling {} every {:?}",
+        cfg.id,
+        cfg.host,
+        cfg.poll_interval
+    );
     while !stop.load(Ordering::Relaxed) {
         let started = Instant::now();
         health.last_attempt = Some(SystemTime::now());
@@ -102,9 +109,12 @@ fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>) {
             Ok(data) => {
                 let facade = map::tedapi(&data);
                 let bodies = legacy::render(&facade, &hub.settings, true);
+                let summary = Summary::from_facade(&facade, &hub.settings);
+                history.add(crate::clock::unix_secs(SystemTime::now()), &summary);
                 good = Some(Good {
                     facade: Arc::new(facade),
                     bodies: Arc::new(bodies),
+                    summary,
                     at: Instant::now(),
                 });
                 if health.consecutive_failures > 0 {
@@ -137,7 +147,8 @@ fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>) {
             }
         };
         let next = started + wait;
-        health.next_retry = Some(SystemTime::now() + next.saturating_duration_since(Instant::now()));
+        health.next_retry =
+            Some(SystemTime::now() + next.saturating_duration_since(Instant::now()));
         hub.publish(
             idx,
             GatewaySnapshot {
@@ -147,6 +158,7 @@ fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>) {
                 simulated: cfg.simulated,
                 health: health.clone(),
                 good: good.clone(),
+                history: history.published(),
             },
         );
         while !stop.load(Ordering::Relaxed) {
@@ -176,7 +188,11 @@ fn tick(l: &mut Link, cfg: &GatewayConfig) -> Result<TedapiData, Error> {
                 "gateway '{}': connected, {} ({})",
                 cfg.id,
                 d,
-                if l.pw3 { "Powerwall 3" } else { "Powerwall 2/+" }
+                if l.pw3 {
+                    "Powerwall 3"
+                } else {
+                    "Powerwall 2/+"
+                }
             );
             l.din = Some(d.clone());
             d

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::gateway::facade::Facade;
 use crate::http::legacy::{self, Bodies};
+use crate::summary::Summary;
 
 /// What a gateway's poller is doing, as shown in the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +64,7 @@ pub struct Health {
 pub struct Good {
     pub facade: Arc<Facade>,
     pub bodies: Arc<Bodies>,
+    pub summary: Summary,
     /// When the data was fetched (monotonic).
     pub at: Instant,
 }
@@ -76,6 +78,85 @@ pub struct GatewaySnapshot {
     pub simulated: bool,
     pub health: Health,
     pub good: Option<Good>,
+    /// One point per minute, oldest first (at most 24 h).
+    pub history: Arc<[Point]>,
+}
+
+/// One minute of history: the averages of the ticks in that minute.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Point {
+    /// Start of the minute (Unix seconds).
+    pub ts: i64,
+    pub site: f64,
+    pub solar: f64,
+    pub battery: f64,
+    pub load: f64,
+    /// Raw SOE (%), when known.
+    pub soe: Option<f64>,
+    pub full_pack_energy: Option<f64>,
+    pub energy_remaining: Option<f64>,
+}
+
+/// Most points kept: 24 h at one per minute.
+pub const HISTORY_POINTS: usize = 24 * 60;
+
+/// Builds minute points from tick summaries; lives in the poller.
+#[derive(Debug, Default)]
+pub struct HistoryRing {
+    points: std::collections::VecDeque<Point>,
+    acc: Option<(Point, u32)>,
+    published: Arc<[Point]>,
+}
+
+impl HistoryRing {
+    /// Adds one tick; returns true when a minute was completed (the published copy changed).
+    pub fn add(&mut self, unix: i64, s: &Summary) -> bool {
+        let minute = unix - unix.rem_euclid(60);
+        let sample = Point {
+            ts: minute,
+            site: s.site.unwrap_or(0.0),
+            solar: s.solar.unwrap_or(0.0),
+            battery: s.battery.unwrap_or(0.0),
+            load: s.load.unwrap_or(0.0),
+            soe: s.soe,
+            full_pack_energy: s.full_pack_energy,
+            energy_remaining: s.energy_remaining,
+        };
+        let mut completed = false;
+        match &mut self.acc {
+            Some((p, n)) if p.ts == minute => {
+                let k = *n as f64;
+                let avg = |a: f64, b: f64| (a * k + b) / (k + 1.0);
+                p.site = avg(p.site, sample.site);
+                p.solar = avg(p.solar, sample.solar);
+                p.battery = avg(p.battery, sample.battery);
+                p.load = avg(p.load, sample.load);
+                p.soe = sample.soe.or(p.soe);
+                p.full_pack_energy = sample.full_pack_energy.or(p.full_pack_energy);
+                p.energy_remaining = sample.energy_remaining.or(p.energy_remaining);
+                *n += 1;
+            }
+            _ => {
+                if let Some((done, _)) = self.acc.take() {
+                    if self.points.len() == HISTORY_POINTS {
+                        self.points.pop_front();
+                    }
+                    self.points.push_back(done);
+                    completed = true;
+                }
+                self.acc = Some((sample, 1));
+            }
+        }
+        if completed {
+            self.published = self.points.iter().copied().collect();
+        }
+        completed
+    }
+
+    /// Completed minutes, oldest first.
+    pub fn published(&self) -> Arc<[Point]> {
+        self.published.clone()
+    }
 }
 
 /// What a request sees of a gateway: data (live or failure bodies) and its state.
@@ -93,6 +174,8 @@ pub struct View {
 /// All gateway slots plus what is shared by every view.
 pub struct Hub {
     slots: Vec<RwLock<Arc<GatewaySnapshot>>>,
+    /// Incremented by every publish (cache key for bodies built from several gateways).
+    generation: std::sync::atomic::AtomicU64,
     offline_facade: Arc<Facade>,
     offline_bodies: Arc<Bodies>,
     /// How long last-good data stays servable after the last success.
@@ -115,6 +198,7 @@ impl Hub {
                 .into_iter()
                 .map(|g| RwLock::new(Arc::new(g)))
                 .collect(),
+            generation: std::sync::atomic::AtomicU64::new(0),
             offline_facade: Arc::new(offline_facade),
             offline_bodies: Arc::new(offline_bodies),
             max_age,
@@ -144,7 +228,14 @@ impl Hub {
         if let Some(slot) = self.slots.get(i) {
             let mut guard = slot.write().unwrap_or_else(|e| e.into_inner());
             *guard = Arc::new(snap);
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
+    }
+
+    /// Changes whenever any gateway publishes.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Index of the gateway with this id.
@@ -173,7 +264,11 @@ impl Hub {
         };
         let (facade, bodies, fresh) = match good {
             Some(g) => (g.facade, g.bodies, true),
-            None => (self.offline_facade.clone(), self.offline_bodies.clone(), false),
+            None => (
+                self.offline_facade.clone(),
+                self.offline_bodies.clone(),
+                false,
+            ),
         };
         Some(View {
             snapshot,

@@ -79,7 +79,9 @@ fn structurally_equal(a: &Value, b: &Value, at: &str) -> Result<(), String> {
             let kx: Vec<_> = x.keys().collect();
             let ky: Vec<_> = y.keys().collect();
             if kx != ky {
-                return Err(format!("{at}: keys differ:\n  golden {kx:?}\n  ours   {ky:?}"));
+                return Err(format!(
+                    "{at}: keys differ:\n  golden {kx:?}\n  ours   {ky:?}"
+                ));
             }
             for (k, vx) in x.iter() {
                 structurally_equal(vx, y.get(k).unwrap(), &format!("{at}/{k}"))?;
@@ -103,7 +105,10 @@ fn structurally_equal(a: &Value, b: &Value, at: &str) -> Result<(), String> {
 fn sorted_set(v: &Value) -> Vec<String> {
     let mut items: Vec<String> = match v {
         Value::Array(a) => a.iter().map(Value::to_py).collect(),
-        Value::Object(m) => m.iter().map(|(k, v)| format!("{k}={}", v.to_py())).collect(),
+        Value::Object(m) => m
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.to_py()))
+            .collect(),
         other => vec![other.to_py()],
     };
     items.sort();
@@ -145,8 +150,18 @@ impl Rules {
                     rule
                 };
                 let (mut g, mut o) = (parse(golden, "golden")?, parse(ours, "our")?);
-                for p in rule.get("ignore").and_then(Value::as_array).into_iter().flatten() {
-                    let parts: Vec<&str> = p.as_str().unwrap().trim_start_matches('/').split('/').collect();
+                for p in rule
+                    .get("ignore")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let parts: Vec<&str> = p
+                        .as_str()
+                        .unwrap()
+                        .trim_start_matches('/')
+                        .split('/')
+                        .collect();
                     remove_pointer(&mut g, &parts);
                     remove_pointer(&mut o, &parts);
                 }
@@ -158,7 +173,12 @@ impl Rules {
                 if !missing.is_empty() {
                     return Err(format!("missing keys {missing:?}"));
                 }
-                for p in rule.get("stable").and_then(Value::as_array).into_iter().flatten() {
+                for p in rule
+                    .get("stable")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     let p = p.as_str().unwrap().trim_start_matches('/');
                     let parts: Vec<&str> = p.split('/').collect();
                     let pick = |v: &Value| -> Vec<(String, Value)> {
@@ -172,7 +192,12 @@ impl Rules {
                                 .and_then(Value::as_object)
                                 .map(|m| {
                                     m.iter()
-                                        .map(|(k, x)| (k.clone(), x.get(parts[2]).cloned().unwrap_or_default()))
+                                        .map(|(k, x)| {
+                                            (
+                                                k.clone(),
+                                                x.get(parts[2]).cloned().unwrap_or_default(),
+                                            )
+                                        })
                                         .collect()
                                 })
                                 .unwrap_or_default()
@@ -181,9 +206,16 @@ impl Rules {
                         }
                     };
                     for (k, gv) in pick(&g) {
-                        let ov = pick(&o).into_iter().find(|(ok, _)| *ok == k).map(|(_, v)| v);
+                        let ov = pick(&o)
+                            .into_iter()
+                            .find(|(ok, _)| *ok == k)
+                            .map(|(_, v)| v);
                         if ov.as_ref() != Some(&gv) {
-                            return Err(format!("stable value {p}:{k}: golden {} ours {:?}", gv.to_py(), ov.map(|v| v.to_py())));
+                            return Err(format!(
+                                "stable value {p}:{k}: golden {} ours {:?}",
+                                gv.to_py(),
+                                ov.map(|v| v.to_py())
+                            ));
                         }
                     }
                 }
@@ -192,12 +224,27 @@ impl Rules {
             "json" => {
                 let rule = rule.unwrap();
                 let (mut g, mut o) = (parse(golden, "golden")?, parse(ours, "our")?);
-                for p in rule.get("ignore").and_then(Value::as_array).into_iter().flatten() {
-                    let parts: Vec<&str> = p.as_str().unwrap().trim_start_matches('/').split('/').collect();
+                for p in rule
+                    .get("ignore")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let parts: Vec<&str> = p
+                        .as_str()
+                        .unwrap()
+                        .trim_start_matches('/')
+                        .split('/')
+                        .collect();
                     remove_pointer(&mut g, &parts);
                     remove_pointer(&mut o, &parts);
                 }
-                for p in rule.get("set_pointers").and_then(Value::as_array).into_iter().flatten() {
+                for p in rule
+                    .get("set_pointers")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     let k = p.as_str().unwrap().trim_start_matches('/');
                     let (gs, os) = (g.get(k).map(sorted_set), o.get(k).map(sorted_set));
                     if gs != os {
@@ -234,6 +281,7 @@ fn expectation(route: &str) -> &str {
     match route {
         // Query strings are ignored for matching (proxy-compat §10.1).
         "/aggregates?x=1" => "/aggregates",
+        "/api/troubleshooting/problems?x=1" => "/api/troubleshooting/problems",
         r => r,
     }
 }
@@ -258,15 +306,33 @@ fn run_dir(dir: &str, app: &pypowerwall_server::app::App, skip: &[&str]) {
         let file = want_entry.get("file").and_then(Value::as_str).unwrap();
         let golden = std::fs::read_to_string(golden_dir(dir).join(file)).unwrap();
         let want_status = want_entry.get("status").and_then(Value::as_i64).unwrap();
-        let want_ct = want_entry.get("content_type").and_then(Value::as_str).unwrap();
-        let body = (method == "POST").then_some(if route == "/control/reserve" { "value=20&token=x" } else { "" });
-        let got = fetch(&agent, &method, &format!("http://{}{}", app.addr(), route), body);
+        let want_ct = want_entry
+            .get("content_type")
+            .and_then(Value::as_str)
+            .unwrap();
+        let body = (method == "POST").then_some(if route == "/control/reserve" {
+            "value=20&token=x"
+        } else {
+            ""
+        });
+        let got = fetch(
+            &agent,
+            &method,
+            &format!("http://{}{}", app.addr(), route),
+            body,
+        );
         if got.status as i64 != want_status {
-            failures.push(format!("{key}: status {} != golden {want_status}", got.status));
+            failures.push(format!(
+                "{key}: status {} != golden {want_status}",
+                got.status
+            ));
             continue;
         }
         if got.content_type != want_ct {
-            failures.push(format!("{key}: content type {:?} != golden {want_ct:?}", got.content_type));
+            failures.push(format!(
+                "{key}: content type {:?} != golden {want_ct:?}",
+                got.content_type
+            ));
             continue;
         }
         let rule_route = expectation(&route);
@@ -276,8 +342,16 @@ fn run_dir(dir: &str, app: &pypowerwall_server::app::App, skip: &[&str]) {
             Err(e) => failures.push(format!("{key}: {e}")),
         }
     }
-    eprintln!("{dir}: {exact} byte-identical, {} equal under VOLATILE rules: {tolerated:?}", tolerated.len());
-    assert!(failures.is_empty(), "{dir}: {} routes differ:\n{}", failures.len(), failures.join("\n"));
+    eprintln!(
+        "{dir}: {exact} byte-identical, {} equal under VOLATILE rules: {tolerated:?}",
+        tolerated.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{dir}: {} routes differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -303,7 +377,7 @@ fn outage_serves_last_good_then_failure_bodies_then_recovers() {
     let sim = start_sim(Fixture::Pw2, true);
     let app = start_server(
         &sim.addr().to_string(),
-        &[("PW_CACHE_EXPIRE", "1"), ("PW_CACHE_TTL", "3")],
+        &[("PW_CACHE_EXPIRE", "1"), ("PW_CACHE_TTL", "3"), ("PW_TIMEOUT", "1")],
     );
     wait_online(&app);
     let live = get(&app, "/aggregates").body;
@@ -312,20 +386,47 @@ fn outage_serves_last_good_then_failure_bodies_then_recovers() {
     sim_get(&sim, "/test/fault/timeout");
     let t0 = std::time::Instant::now();
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(get(&app, "/aggregates").body, live, "last-good data within PW_CACHE_TTL");
+    assert_eq!(
+        get(&app, "/aggregates").body,
+        live,
+        "last-good data within PW_CACHE_TTL"
+    );
     // … then the failure bodies of the reference proxy.
-    assert!(wait_for(Duration::from_secs(10), || get(&app, "/aggregates").body == "null"));
-    assert!(t0.elapsed() <= Duration::from_secs(3) + Duration::from_secs(4), "failure bodies too late: {:?}", t0.elapsed());
+    assert!(wait_for(Duration::from_secs(10), || get(
+        &app,
+        "/aggregates"
+    )
+    .body
+        == "null"));
+    assert!(
+        t0.elapsed() <= Duration::from_secs(3) + Duration::from_secs(4),
+        "failure bodies too late: {:?}",
+        t0.elapsed()
+    );
     run_dir(
         "local-outage",
         &app,
         // TEDAPI is our mode, so /tedapi/* answer `null` instead of "TEDAPI not enabled".
-        &["/tedapi", "/tedapi/config", "/tedapi/status", "/tedapi/components", "/tedapi/battery", "/tedapi/controller", "/stats", "/health"],
+        &[
+            "/tedapi",
+            "/tedapi/config",
+            "/tedapi/status",
+            "/tedapi/components",
+            "/tedapi/battery",
+            "/tedapi/controller",
+            "/stats",
+            "/health",
+        ],
     );
     assert_eq!(get(&app, "/tedapi/config").body, "null");
 
     // Recovery on the first good tick after the fault clears.
     sim_get(&sim, "/test/fault/none");
-    assert!(wait_for(Duration::from_secs(15), || get(&app, "/aggregates").body == live));
+    assert!(wait_for(Duration::from_secs(15), || get(
+        &app,
+        "/aggregates"
+    )
+    .body
+        == live));
     app.stop();
 }

@@ -57,7 +57,11 @@ fn check(fixture: Fixture) {
 
     assert_eq!(theirs.get("din"), ours("/pw/din").get("din"), "DIN");
     assert_eq!(theirs.get("level"), ours("/pw/level").get("level"), "SOE");
-    assert_eq!(theirs.get("aggregates"), Some(&ours("/api/meters/aggregates")), "aggregates");
+    assert_eq!(
+        theirs.get("aggregates"),
+        Some(&ours("/api/meters/aggregates")),
+        "aggregates"
+    );
     let our_keys: Vec<Value> = ours("/pw/vitals")
         .as_object()
         .map(|m| {
@@ -66,10 +70,22 @@ fn check(fixture: Fixture) {
             k.into_iter().map(Value::Str).collect()
         })
         .unwrap_or_default();
-    assert_eq!(theirs.get("vitals_keys"), Some(&Value::Array(our_keys)), "vitals keys");
-    assert_eq!(theirs.get("strings"), Some(&ours("/json").get("strings").cloned().unwrap()), "strings");
+    assert_eq!(
+        theirs.get("vitals_keys"),
+        Some(&Value::Array(our_keys)),
+        "vitals keys"
+    );
+    assert_eq!(
+        theirs.get("strings"),
+        Some(&ours("/json").get("strings").cloned().unwrap()),
+        "strings"
+    );
     assert_eq!(theirs.get("temps"), Some(&ours("/pw/temps")), "temps");
-    assert_eq!(theirs.get("version"), ours("/pw/version").get("version"), "firmware version");
+    assert_eq!(
+        theirs.get("version"),
+        ours("/pw/version").get("version"),
+        "firmware version"
+    );
     assert_eq!(
         theirs.get("pw3").and_then(Value::as_bool),
         ours("/stats").get("pw3").and_then(Value::as_bool),

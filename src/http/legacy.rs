@@ -243,7 +243,7 @@ pub fn parse_version(version: &str) -> Option<i64> {
 }
 
 /// The aggregates after the proxy's site-zero threshold and negative-solar processing.
-fn processed_aggregates(f: &Facade, s: &Settings) -> Option<Value> {
+pub fn processed_aggregates(f: &Facade, s: &Settings) -> Option<Value> {
     let mut agg = f.api("/api/meters/aggregates")?.clone();
     if !agg.truthy() {
         return None;

@@ -3,8 +3,11 @@
 //! `server` owns the socket and the threads, `router` picks the route, and each route family
 //! renders in its own file: `legacy` (the proxy's routes, pre-rendered per tick) and `status`
 //! (`/stats`, `/health`, `/help`, built per request).
+pub mod api;
 pub mod legacy;
 pub mod router;
+pub mod routes;
 pub mod server;
 pub mod status;
+pub mod ws;
 pub mod www;

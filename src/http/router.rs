@@ -11,8 +11,9 @@ use std::time::Instant;
 
 use tiny_http::{Header, Method, Request, Response, StatusCode};
 
-use super::legacy::{self, Body, CONTROL_DISABLED, JSON};
-use super::status::{self, Stats};
+use super::legacy::{Body, CONTROL_DISABLED, JSON};
+use super::routes;
+use super::status::Stats;
 use super::www;
 use crate::config::{Config, HttpsMode};
 use crate::snapshot::{Hub, View};
@@ -28,10 +29,12 @@ pub struct Ctx {
     /// Index of the gateway the legacy routes serve.
     pub default_gateway: usize,
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub ws: super::ws::WsHub,
+    pub aggregates: super::api::Aggregates,
 }
 
 impl Ctx {
-    fn views(&self, now: Instant) -> Vec<View> {
+    pub fn views(&self, now: Instant) -> Vec<View> {
         (0..self.hub.len())
             .filter_map(|i| self.hub.view(i, now))
             .collect()
@@ -58,7 +61,7 @@ pub struct Answer {
 }
 
 impl Answer {
-    fn route(body: &Body) -> Answer {
+    pub fn route(body: &Body) -> Answer {
         Answer {
             status: 200,
             content_type: body.content_type,
@@ -68,7 +71,7 @@ impl Answer {
         }
     }
 
-    fn json(status: u16, text: impl Into<String>) -> Answer {
+    pub fn json(status: u16, text: impl Into<String>) -> Answer {
         Answer {
             status,
             content_type: JSON,
@@ -78,7 +81,7 @@ impl Answer {
         }
     }
 
-    fn text(status: u16, content_type: &'static str, text: impl Into<String>) -> Answer {
+    pub fn text(status: u16, content_type: &'static str, text: impl Into<String>) -> Answer {
         Answer {
             status,
             content_type,
@@ -93,7 +96,7 @@ fn header(name: &str, value: &str) -> Option<Header> {
     Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
 }
 
-fn send(rq: Request, a: Answer) {
+pub fn send(rq: Request, a: Answer) {
     let mut headers = Vec::with_capacity(4 + a.headers.len());
     headers.extend(header("Content-Type", a.content_type));
     if a.cors {
@@ -135,20 +138,26 @@ pub fn handle(ctx: &Ctx, mut rq: Request) {
         Some((p, q)) => (p.to_string(), q.to_string()),
         None => (target.to_string(), String::new()),
     };
+    let header = |name: &str| header_value(&rq, name);
+    let req = Req {
+        ctx,
+        path: &path,
+        query: &query,
+        params: Vec::new(),
+        now: Instant::now(),
+        if_none_match: header("If-None-Match"),
+        upgrade: header("Upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket")),
+    };
     let answer = match method {
         Method::Get | Method::Head => {
-            let inm = rq
-                .headers()
-                .iter()
-                .find(|h| h.field.equiv("If-None-Match"))
-                .map(|h| h.value.as_str().to_string());
-            get(ctx, &path, &query, inm.as_deref())
+            if req.upgrade {
+                return routes::upgrade(req, rq);
+            }
+            routes::dispatch(req)
         }
         Method::Post => {
             let mut body = Vec::new();
-            let too_big = rq
-                .body_length()
-                .is_some_and(|n| n as u64 > MAX_BODY);
+            let too_big = rq.body_length().is_some_and(|n| n as u64 > MAX_BODY);
             if !too_big {
                 let _ = rq.as_reader().take(MAX_BODY + 1).read_to_end(&mut body);
             }
@@ -160,13 +169,55 @@ pub fn handle(ctx: &Ctx, mut rq: Request) {
             body: Arc::from(Vec::new()),
             cors: true,
             headers: vec![
-                ("Access-Control-Allow-Methods", "GET, POST, HEAD, OPTIONS".into()),
-                ("Access-Control-Allow-Headers", "Content-Type, Authorization".into()),
+                (
+                    "Access-Control-Allow-Methods",
+                    "GET, POST, HEAD, OPTIONS".into(),
+                ),
+                (
+                    "Access-Control-Allow-Headers",
+                    "Content-Type, Authorization".into(),
+                ),
             ],
         },
         _ => Answer::json(405, r#"{"error": "Method Not Allowed"}"#),
     };
     send(rq, answer);
+}
+
+/// The value of a request header (names compare case-insensitively).
+pub fn header_value(rq: &Request, name: &str) -> Option<String> {
+    rq.headers()
+        .iter()
+        .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
+        .map(|h| h.value.as_str().to_string())
+}
+
+/// What a route handler sees of a request.
+pub struct Req<'a> {
+    pub ctx: &'a Ctx,
+    pub path: &'a str,
+    pub query: &'a str,
+    /// `{name}` segments of the matched pattern.
+    pub params: Vec<(&'static str, String)>,
+    pub now: Instant,
+    pub if_none_match: Option<String>,
+    /// The client asked for a WebSocket upgrade.
+    pub upgrade: bool,
+}
+
+impl Req<'_> {
+    pub fn param(&self, name: &str) -> &str {
+        self.params
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    }
+
+    /// All gateway views, in configuration order.
+    pub fn views(&self) -> Vec<View> {
+        self.ctx.views(self.now)
+    }
 }
 
 fn post(ctx: &Ctx, path: &str, too_big: bool) -> Answer {
@@ -175,7 +226,10 @@ fn post(ctx: &Ctx, path: &str, too_big: bool) -> Answer {
     } else if ctx.config.server.control_secret.is_none() {
         Answer::json(400, CONTROL_DISABLED)
     } else if too_big {
-        Answer::json(400, r#"{"error": "Control Command Error: Invalid Request"}"#)
+        Answer::json(
+            400,
+            r#"{"error": "Control Command Error: Invalid Request"}"#,
+        )
     } else {
         Answer::json(
             400,
@@ -192,89 +246,9 @@ fn post(ctx: &Ctx, path: &str, too_big: bool) -> Answer {
     answer
 }
 
-/// The legacy body key a GET path maps to, for the snapshot-only routes.
-fn legacy_key(path: &str, query: &str) -> Option<String> {
-    let key = match path {
-        "/aggregates" | "/api/meters/aggregates" => "/aggregates".to_string(),
-        p if p.starts_with("/csv") => {
-            let headers = p.contains("headers") || query.contains("headers");
-            let base = if p.starts_with("/csv/v2") { "/csv/v2" } else { "/csv" };
-            format!("{base}{}", if headers { "_headers" } else { "" })
-        }
-        p if p.starts_with("/tedapi") => match p {
-            "/tedapi/config" | "/tedapi/status" | "/tedapi/components" | "/tedapi/battery"
-            | "/tedapi/controller" => p.to_string(),
-            _ => "/tedapi".to_string(),
-        },
-        p if p.starts_with("/cloud") => "/cloud".to_string(),
-        p if p.starts_with("/fleetapi") => "/fleetapi".to_string(),
-        p if p.starts_with("/control/") || p == "/control" => "/control".to_string(),
-        p if p.starts_with("/fans/pw") => "/fans/pw".to_string(),
-        p if p.starts_with("/pw/") => {
-            let name = &p[4..];
-            if legacy::PW_NAMES.contains(&name) {
-                p.to_string()
-            } else {
-                "/pw/".to_string()
-            }
-        }
-        p => p.to_string(),
-    };
-    Some(key)
-}
-
-fn get(ctx: &Ctx, path: &str, query: &str, if_none_match: Option<&str>) -> Answer {
-    let now = Instant::now();
-    let views = ctx.views(now);
-    let view = views.get(ctx.default_gateway);
-    match path {
-        "/stats" | "/stats/clear" => {
-            if path == "/stats/clear" {
-                ctx.stats.with(|c| {
-                    c.gets = 0;
-                    c.errors = 0;
-                    c.uri = crate::json::Map::new();
-                    c.clear = std::time::SystemTime::now();
-                });
-            }
-            let doc = status::stats(&ctx.config, &ctx.stats, view, &views);
-            ctx.stats.with(|c| c.hit(path));
-            return Answer::json(200, doc.to_py());
-        }
-        "/health" => {
-            let doc = status::health(&ctx.config, &ctx.stats, view, &views);
-            ctx.stats.with(|c| c.hit(path));
-            return Answer::json(200, doc.to_py());
-        }
-        "/health/reset" => {
-            ctx.stats.with(|c| c.hit(path));
-            return Answer::json(200, status::health_reset().to_py());
-        }
-        "/help" => {
-            let doc = status::stats(&ctx.config, &ctx.stats, view, &views);
-            ctx.stats.with(|c| c.hit(path));
-            return Answer::text(200, "text/html", status::help(&doc));
-        }
-        _ => {}
-    }
-    if let (Some(view), Some(key)) = (view, legacy_key(path, query)) {
-        if let Some(body) = view.bodies.get(&key) {
-            ctx.stats.with(|c| {
-                if body.text() == "null" || body.text() == "TIMEOUT!" {
-                    c.timeout += 1;
-                } else {
-                    c.hit(path);
-                }
-            });
-            return Answer::route(body);
-        }
-    }
-    fallback(ctx, path, if_none_match)
-}
-
 /// The proxy's last branch: the web UI's files, else `Not Found` (never forwarded to the
 /// gateway). Like the proxy, these answers carry the two UI cookies and no CORS header.
-fn fallback(ctx: &Ctx, path: &str, if_none_match: Option<&str>) -> Answer {
+pub fn fallback(ctx: &Ctx, path: &str, if_none_match: Option<&str>) -> Answer {
     ctx.stats.with(|c| c.gets += 1);
     let s = &ctx.config.server;
     let suffix = match s.https {
@@ -292,7 +266,8 @@ fn fallback(ctx: &Ctx, path: &str, if_none_match: Option<&str>) -> Answer {
         a.headers = headers;
         return a;
     };
-    let cacheable = ["text/css", "application/javascript", "image/png"].contains(&asset.content_type);
+    let cacheable =
+        ["text/css", "application/javascript", "image/png"].contains(&asset.content_type);
     headers.push((
         "Cache-Control",
         if s.browser_cache > 0 && cacheable {
@@ -306,7 +281,11 @@ fn fallback(ctx: &Ctx, path: &str, if_none_match: Option<&str>) -> Answer {
     Answer {
         status: if not_modified { 304 } else { 200 },
         content_type: asset.content_type,
-        body: if not_modified { Arc::from(Vec::new()) } else { asset.bytes },
+        body: if not_modified {
+            Arc::from(Vec::new())
+        } else {
+            asset.bytes
+        },
         cors: false,
         headers,
     }
@@ -321,15 +300,5 @@ mod tests {
         assert_eq!(strip_base("/pp/aggregates", "/pp/"), "/aggregates");
         assert_eq!(strip_base("/aggregates", "/pp/"), "/aggregates");
         assert_eq!(strip_base("/aggregates", "/"), "/aggregates");
-    }
-
-    #[test]
-    fn legacy_keys() {
-        assert_eq!(legacy_key("/csv", "headers").unwrap(), "/csv_headers");
-        assert_eq!(legacy_key("/csv/v2", "").unwrap(), "/csv/v2");
-        assert_eq!(legacy_key("/csvfoo", "").unwrap(), "/csv");
-        assert_eq!(legacy_key("/tedapi/x", "").unwrap(), "/tedapi");
-        assert_eq!(legacy_key("/pw/nope", "").unwrap(), "/pw/");
-        assert_eq!(legacy_key("/api/meters/aggregates", "").unwrap(), "/aggregates");
     }
 }

@@ -112,7 +112,9 @@ fn opt(v: &Option<String>) -> Value {
 }
 
 fn masked(v: &Option<String>) -> Value {
-    v.as_deref().map(|s| Value::from(mask(s))).unwrap_or(Value::Null)
+    v.as_deref()
+        .map(|s| Value::from(mask(s)))
+        .unwrap_or(Value::Null)
 }
 
 /// `/stats`.
@@ -135,7 +137,10 @@ pub fn stats(cfg: &Config, stats: &Stats, view: Option<&View>, views: &[View]) -
         .with("clear", clock::unix_secs(c.clear))
         .with("uptime", clock::timedelta(stats.started_at.elapsed()))
         .with("mem", peak_rss_kib())
-        .with("site_name", facade.map(|f| opt(&f.site_name)).unwrap_or(Value::Null))
+        .with(
+            "site_name",
+            facade.map(|f| opt(&f.site_name)).unwrap_or(Value::Null),
+        )
         .with("cloudmode", false)
         .with("fleetapi", false)
         .with("tedapi", true)
@@ -153,7 +158,11 @@ pub fn stats(cfg: &Config, stats: &Stats, view: Option<&View>, views: &[View]) -
         .with("PW_BIND_ADDRESS", s.bind.as_str())
         .with("PW_PASSWORD", masked(&gw.and_then(|g| g.password.clone())))
         .with("PW_EMAIL", s.email.as_str())
-        .with("PW_HOST", gw.map(|g| Value::from(g.host.as_str())).unwrap_or(Value::Null))
+        .with(
+            "PW_HOST",
+            gw.map(|g| Value::from(g.host.as_str()))
+                .unwrap_or(Value::Null),
+        )
         .with("PW_TIMEZONE", s.timezone.as_str())
         .with("PW_DEBUG", s.debug)
         .with(
@@ -161,7 +170,10 @@ pub fn stats(cfg: &Config, stats: &Stats, view: Option<&View>, views: &[View]) -
             gw.map(|g| g.poll_interval.as_secs() as i64).unwrap_or(5),
         )
         .with("PW_BROWSER_CACHE", s.browser_cache as i64)
-        .with("PW_TIMEOUT", gw.map(|g| g.timeout.as_secs() as i64).unwrap_or(5))
+        .with(
+            "PW_TIMEOUT",
+            gw.map(|g| g.timeout.as_secs() as i64).unwrap_or(5),
+        )
         .with("PW_POOL_MAXSIZE", s.pool_maxsize)
         .with("PW_HTTPS", s.https.as_str())
         .with("PW_PORT", s.port as i64)
@@ -232,7 +244,10 @@ fn connection_health(view: Option<&View>, age: bool) -> Value {
         .with("is_degraded", h.consecutive_failures >= 5)
         .with(
             "last_success_time",
-            h.last_success.map(clock::unix_f64).map(Value::Float).unwrap_or(Value::Null),
+            h.last_success
+                .map(clock::unix_f64)
+                .map(Value::Float)
+                .unwrap_or(Value::Null),
         );
     if age {
         m.insert(
@@ -255,7 +270,11 @@ pub fn gateway_states(views: &[View]) -> Value {
             .iter()
             .map(|v| {
                 let h = &v.snapshot.health;
-                let t = |t: Option<SystemTime>| t.map(clock::unix_f64).map(Value::Float).unwrap_or(Value::Null);
+                let t = |t: Option<SystemTime>| {
+                    t.map(clock::unix_f64)
+                        .map(Value::Float)
+                        .unwrap_or(Value::Null)
+                };
                 Map::new()
                     .with("id", v.snapshot.id.as_str())
                     .with("name", v.snapshot.name.as_str())
@@ -286,10 +305,16 @@ pub fn health(cfg: &Config, stats: &Stats, view: Option<&View>, views: &[View]) 
         .with("tedapi_mode", "full")
         .with(
             "pypowerwall_cache_expire",
-            cfg.gateways.first().map(|g| g.poll_interval.as_secs() as i64).unwrap_or(5),
+            cfg.gateways
+                .first()
+                .map(|g| g.poll_interval.as_secs() as i64)
+                .unwrap_or(5),
         )
         .with("degradation_cache_ttl_seconds", cfg.server.cache_ttl as i64)
-        .with("graceful_degradation", cfg.server.legacy_flags.graceful_degradation)
+        .with(
+            "graceful_degradation",
+            cfg.server.legacy_flags.graceful_degradation,
+        )
         .with("fail_fast_mode", cfg.server.legacy_flags.fail_fast)
         .with("health_check_enabled", cfg.server.legacy_flags.health_check)
         .with("startup_time", clock::iso_utc(stats.started, false))

@@ -1,1 +1,196 @@
-//! (in progress)
+//! The built-in gateway simulator: a Tesla Powerwall gateway on a TLS socket.
+//!
+//! Why it exists: testing a gateway client needs a gateway, and real ones are expensive, slow to
+//! reach (Wi-Fi access point) and cannot be made to fail on purpose. This simulator speaks the
+//! gateway's wire protocol well enough that the Python pypowerwall 0.22.2 client cannot tell it
+//! from a gateway, so the legacy proxy and this server can be run side by side against the same
+//! instance. It serves:
+//!
+//! * **TEDAPI** (spec `gateway-protocols.md` §1): `GET /`, `GET /tedapi/din`, `POST /tedapi/v1`
+//!   and `POST /tedapi/device/<din>/v1`, protobuf in and out, optional Basic auth and gzip.
+//! * **The local REST API** (§4) for PW2-style fixtures: `/api/login/Basic`, `/api/*` JSON and
+//!   the `/api/devices/vitals` protobuf, with the upstream simulator's auth rule.
+//! * **A test surface** under `/test/` (no auth): the upstream simulator's knobs and scenarios,
+//!   fault injection (`/test/fault/<kind>`) and request counters (`/test/stats`).
+//!
+//! Fixtures ([`Fixture`]): `pw2` is the upstream Python simulator's data, `pw3` the composed PW3
+//! site the PW3 goldens were captured against, `demo` (default) a realistic PW2 home without the
+//! upstream data's quirks. With [`SimOptions::frozen`] nothing moves on its own and an untouched
+//! fixture is served byte for byte (golden tests depend on this); otherwise solar, load, battery
+//! and grid follow the time of day. Both the TEDAPI and the local views are rendered from one
+//! [`model`] state, so the knobs move both.
+//!
+//! Layout: [`data`] embeds and describes the fixtures, [`model`] is the physical state,
+//! [`render`] turns state into gateway documents, [`tedapi`] and [`local`] answer the two APIs,
+//! [`http`] is a small HTTP/1.1 layer and [`server`] runs the sockets, faults and counters.
+
+mod data;
+mod http;
+mod local;
+mod model;
+mod render;
+mod server;
+mod tedapi;
+
+use std::net::SocketAddr;
+
+pub use server::{Fault, SimHandle, Stats};
+
+/// Which gateway the simulator pretends to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fixture {
+    /// The upstream Python simulator's PW2 + PW+ site, quirks included (grid status unknown,
+    /// firmware version `""`, no temperatures).
+    Pw2,
+    /// The composed PW3 leader + follower site of the PW3 goldens (`GET /` answers 403).
+    Pw3,
+    /// A realistic PW2 home based on the pw2 data, without its quirks.
+    #[default]
+    Demo,
+}
+
+impl Fixture {
+    pub fn parse(s: &str) -> Option<Fixture> {
+        match s.to_ascii_lowercase().as_str() {
+            "pw2" => Some(Fixture::Pw2),
+            "pw3" => Some(Fixture::Pw3),
+            "demo" => Some(Fixture::Demo),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Fixture::Pw2 => "pw2",
+            Fixture::Pw3 => "pw3",
+            Fixture::Demo => "demo",
+        }
+    }
+}
+
+/// How to run a simulator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimOptions {
+    /// Where to listen; port 0 picks a free port (see [`SimHandle::addr`]).
+    pub listen: SocketAddr,
+    pub fixture: Fixture,
+    /// When set, `/tedapi/*` needs Basic auth `Tesla_Energy_Device:<gw_pwd>` and the local login
+    /// accepts only the customer password (its last 5 characters). When unset nothing is checked
+    /// on `/tedapi/*` and any login succeeds, as in the upstream simulator.
+    pub gw_pwd: Option<String>,
+    /// Nothing changes on its own; the `/test/` knobs still work.
+    pub frozen: bool,
+    /// Gzip the bodies of `/tedapi/*` answers without saying so (as firmware 25.42.2+ may).
+    pub gzip: bool,
+    /// TLS certificate chain and key (PEM); `None` uses the embedded test certificate.
+    pub cert_pem: Option<Vec<u8>>,
+    pub key_pem: Option<Vec<u8>>,
+}
+
+impl Default for SimOptions {
+    fn default() -> SimOptions {
+        SimOptions {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            fixture: Fixture::Demo,
+            gw_pwd: None,
+            frozen: false,
+            gzip: false,
+            cert_pem: None,
+            key_pem: None,
+        }
+    }
+}
+
+impl SimOptions {
+    /// A simulator of `fixture` on a free port of 127.0.0.1.
+    pub fn new(fixture: Fixture) -> SimOptions {
+        SimOptions {
+            fixture,
+            ..SimOptions::default()
+        }
+    }
+}
+
+/// Binds the socket, starts the server threads and returns at once.
+pub fn start(opts: SimOptions) -> Result<SimHandle, String> {
+    server::start(opts)
+}
+
+/// Usage text of `pypowerwall-server sim`.
+pub const USAGE: &str = "\
+usage: pypowerwall-server sim [--listen ADDR:PORT] [--fixture pw2|pw3|demo] [--gw-pwd PASSWORD]
+                              [--frozen] [--gzip] [--cert FILE --key FILE]
+
+  --listen ADDR:PORT   where to listen (default 127.0.0.1:8443)
+  --fixture NAME       pw2 (upstream simulator data), pw3 (PW3 leader + follower) or demo (default)
+  --gw-pwd PASSWORD    require Basic auth on /tedapi/* and this password's last 5 characters at login
+  --frozen             nothing moves on its own (golden tests); /test/ knobs still work
+  --gzip               gzip /tedapi/* bodies without Content-Encoding, as newer firmware does
+  --cert FILE --key FILE  PEM certificate and key (default: the embedded test certificate)
+";
+
+/// Parses the arguments of `pypowerwall-server sim` (after the subcommand).
+pub fn parse_args(mut args: pico_args::Arguments) -> Result<SimOptions, String> {
+    let mut opts = SimOptions {
+        listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+        ..SimOptions::default()
+    };
+    if let Some(listen) = opt_str(&mut args, "--listen")? {
+        opts.listen = listen
+            .parse()
+            .map_err(|_| format!("--listen: '{listen}' is not ADDR:PORT"))?;
+    }
+    if let Some(f) = opt_str(&mut args, "--fixture")? {
+        opts.fixture = Fixture::parse(&f)
+            .ok_or_else(|| format!("--fixture: '{f}' is not pw2, pw3 or demo"))?;
+    }
+    opts.gw_pwd = opt_str(&mut args, "--gw-pwd")?;
+    opts.frozen = args.contains("--frozen");
+    opts.gzip = args.contains("--gzip");
+    let cert = opt_str(&mut args, "--cert")?;
+    let key = opt_str(&mut args, "--key")?;
+    match (cert, key) {
+        (Some(c), Some(k)) => {
+            opts.cert_pem = Some(std::fs::read(&c).map_err(|e| format!("--cert {c}: {e}"))?);
+            opts.key_pem = Some(std::fs::read(&k).map_err(|e| format!("--key {k}: {e}"))?);
+        }
+        (None, None) => {}
+        _ => return Err("--cert and --key go together".into()),
+    }
+    let rest = args.finish();
+    if !rest.is_empty() {
+        return Err(format!(
+            "unexpected argument(s): {}\n{USAGE}",
+            rest.iter()
+                .map(|a| a.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+    }
+    Ok(opts)
+}
+
+fn opt_str(args: &mut pico_args::Arguments, name: &'static str) -> Result<Option<String>, String> {
+    args.opt_value_from_str(name)
+        .map_err(|e| format!("{name}: {e}"))
+}
+
+/// `pypowerwall-server sim …`: parses the arguments, runs the simulator until the process ends.
+pub fn run_cli(mut args: pico_args::Arguments) -> Result<(), String> {
+    if args.contains(["-h", "--help"]) {
+        print!("{USAGE}");
+        return Ok(());
+    }
+    let opts = parse_args(args)?;
+    let (fixture, frozen) = (opts.fixture, opts.frozen);
+    let handle = start(opts)?;
+    log::info!(
+        "gateway simulator ({}{}) listening on https://{} (knobs: /test/)",
+        fixture.name(),
+        if frozen { ", frozen" } else { "" },
+        handle.addr()
+    );
+    loop {
+        std::thread::park();
+    }
+}

@@ -30,7 +30,6 @@ pub fn start_server(host: &str, env: &[(&str, &str)]) -> App {
         ("PW_GW_PWD", GW_PWD),
         ("PW_BIND_ADDRESS", "127.0.0.1"),
         ("PW_PORT", "1"),
-        ("PW_TIMEOUT", "2"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -38,7 +37,8 @@ pub fn start_server(host: &str, env: &[(&str, &str)]) -> App {
     for (k, v) in env {
         vars.insert(k.to_string(), v.to_string());
     }
-    let mut cfg = config::load(&|k| vars.get(k).cloned(), &CliOverrides::default()).expect("config");
+    let mut cfg =
+        config::load(&|k| vars.get(k).cloned(), &CliOverrides::default()).expect("config");
     cfg.server.port = 0;
     app::start(cfg).expect("server starts")
 }
@@ -91,7 +91,12 @@ pub fn fetch(agent: &ureq::Agent, method: &str, url: &str, body: Option<&str>) -
 }
 
 pub fn get(app: &App, path: &str) -> Got {
-    fetch(&agent(), "GET", &format!("http://{}{}", app.addr(), path), None)
+    fetch(
+        &agent(),
+        "GET",
+        &format!("http://{}{}", app.addr(), path),
+        None,
+    )
 }
 
 /// Waits until `cond` holds or `timeout` passes.
@@ -109,7 +114,8 @@ pub fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 /// Waits for the first good poll of the default gateway.
 pub fn wait_online(app: &App) {
     assert!(
-        wait_for(Duration::from_secs(15), || get(app, "/aggregates").body != "null"),
+        wait_for(Duration::from_secs(15), || get(app, "/aggregates").body
+            != "null"),
         "server never got data from the gateway"
     );
 }
@@ -118,7 +124,14 @@ pub fn wait_online(app: &App) {
 pub fn sim_get(sim: &SimHandle, path: &str) -> Got {
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(10))
-        .tls_config(pypowerwall_server::gateway::tls::gateway_client_config(None))
+        .tls_config(pypowerwall_server::gateway::tls::gateway_client_config(
+            None,
+        ))
         .build();
-    fetch(&agent, "GET", &format!("https://{}{}", sim.addr(), path), None)
+    fetch(
+        &agent,
+        "GET",
+        &format!("https://{}{}", sim.addr(), path),
+        None,
+    )
 }

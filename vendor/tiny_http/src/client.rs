@@ -38,6 +38,9 @@ pub struct ClientConnection {
     // pypowerwall-server patch: the request line and headers must arrive within this time
     header_timeout: Option<std::time::Duration>,
     header_deadline: Option<std::time::Instant>,
+
+    // pypowerwall-server patch: the plain TCP socket, for `Request::upgrade_tcp`
+    raw_socket: Option<(std::sync::Arc<std::net::TcpStream>, std::sync::Arc<std::sync::atomic::AtomicBool>)>,
 }
 
 /// pypowerwall-server patch: longest accepted request line or header line.
@@ -76,12 +79,22 @@ impl ClientConnection {
             secure,
             header_timeout: None,
             header_deadline: None,
+            raw_socket: None,
         }
     }
 
     /// pypowerwall-server patch: cut clients whose request headers take longer than `timeout`.
     pub(crate) fn with_header_timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
         self.header_timeout = timeout;
+        self
+    }
+
+    /// pypowerwall-server patch: remember the plain TCP socket for protocol upgrades.
+    pub(crate) fn with_raw_socket(
+        mut self,
+        raw: Option<(std::sync::Arc<std::net::TcpStream>, std::sync::Arc<std::sync::atomic::AtomicBool>)>,
+    ) -> Self {
+        self.raw_socket = raw;
         self
     }
 
@@ -186,7 +199,8 @@ impl ClientConnection {
             path,
             version.clone(),
             headers,
-            *self.remote_addr.as_ref().unwrap(),
+            // pypowerwall-server patch: a peer that left before we asked has no address (was a panic)
+            self.remote_addr.as_ref().ok().copied().flatten(),
             data_source,
             writer,
         )
@@ -198,7 +212,8 @@ impl ClientConnection {
                     ReadError::ExpectationFailed(version)
                 }
             }
-        })?;
+        })?
+        .with_raw_socket(self.raw_socket.clone());
 
         // return the request
         Ok(request)

@@ -337,22 +337,31 @@ impl Server {
                     );
                     continue;
                 }
+                let detached = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let mut raw = None;
                 if let Connection::Tcp(ref tcp) = sock {
                     let _ = tcp.set_read_timeout(limits.read_timeout);
                     let _ = tcp.set_write_timeout(limits.write_timeout);
                     let _ = tcp.set_nodelay(true);
+                    #[cfg(feature = "ssl-rustls")]
+                    let plain = ssl.is_none();
+                    #[cfg(not(feature = "ssl-rustls"))]
+                    let plain = true;
+                    if plain {
+                        raw = tcp.try_clone().ok().map(|t| (Arc::new(t), detached.clone()));
+                    }
                 }
                 use util::RefinedTcpStream;
                 #[cfg(feature = "ssl-rustls")]
                 let pair = match ssl {
-                    None => RefinedTcpStream::new(sock),
+                    None => RefinedTcpStream::new_with(sock, detached),
                     Some(ref ssl) => match ssl.accept(sock) {
-                        Ok(s) => RefinedTcpStream::new(s),
+                        Ok(s) => RefinedTcpStream::new_with(s, detached),
                         Err(_) => continue,
                     },
                 };
                 #[cfg(not(feature = "ssl-rustls"))]
-                let pair = RefinedTcpStream::new(sock);
+                let pair = RefinedTcpStream::new_with(sock, detached);
                 let (read_closable, write_closable) = match pair {
                     Ok(p) => p,
                     Err(e) => {
@@ -361,7 +370,8 @@ impl Server {
                     }
                 };
                 let client = ClientConnection::new(write_closable, read_closable)
-                    .with_header_timeout(limits.header_timeout);
+                    .with_header_timeout(limits.header_timeout)
+                    .with_raw_socket(raw);
 
                 let messages = inside_messages.clone();
                 let open = inside_open.clone();

@@ -1,3 +1,4 @@
+use std::sync::Arc;
 use std::io::Error as IoError;
 use std::io::{self, Cursor, ErrorKind, Read, Write};
 
@@ -74,6 +75,10 @@ pub struct Request {
 
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
+
+    // pypowerwall-server patch: the plain TCP socket and the flag that stops tiny_http from
+    // shutting it down once it has been handed over (`upgrade_tcp`)
+    raw_socket: Option<(Arc<std::net::TcpStream>, Arc<std::sync::atomic::AtomicBool>)>,
 }
 
 struct NotifyOnDrop<R> {
@@ -96,7 +101,7 @@ impl<R: Write> Write for NotifyOnDrop<R> {
 }
 impl<R> Drop for NotifyOnDrop<R> {
     fn drop(&mut self) {
-        self.sender.send(()).unwrap();
+        let _ = self.sender.send(()); // pypowerwall-server patch: the reader may be gone
     }
 }
 
@@ -238,6 +243,7 @@ where
         body_length: content_length,
         must_send_continue: expects_continue,
         notify_when_responded: None,
+        raw_socket: None,
     })
 }
 
@@ -331,6 +337,47 @@ impl Request {
         } else {
             Box::new(stream) as Box<dyn ReadWrite + Send>
         }
+    }
+
+    /// pypowerwall-server patch: attaches the connection's plain TCP socket.
+    pub(crate) fn with_raw_socket(
+        mut self,
+        raw: Option<(Arc<std::net::TcpStream>, Arc<std::sync::atomic::AtomicBool>)>,
+    ) -> Self {
+        self.raw_socket = raw;
+        self
+    }
+
+    /// pypowerwall-server patch: sends `response` (a `101 Switching Protocols`) and hands over
+    /// the plain TCP socket, which tiny_http then neither reads, writes nor shuts down. The
+    /// caller owns it (e.g. to make it non-blocking). Gives the request back when there is no
+    /// plain TCP socket (TLS or Unix connections).
+    pub fn upgrade_tcp<R: Read>(
+        mut self,
+        protocol: &str,
+        response: Response<R>,
+    ) -> Result<Arc<std::net::TcpStream>, Self> {
+        let Some((raw, detached)) = self.raw_socket.take() else {
+            return Err(self);
+        };
+        if let Some(writer) = self.response_writer.as_mut() {
+            let _ = response.raw_print(
+                writer.by_ref(),
+                self.http_version.clone(),
+                &self.headers,
+                false,
+                Some(protocol),
+            );
+            let _ = writer.flush();
+        }
+        detached.store(true, std::sync::atomic::Ordering::SeqCst);
+        // Answered: dropping the request must not send anything more.
+        self.response_writer = None;
+        self.data_reader = None;
+        if let Some(sender) = self.notify_when_responded.take() {
+            let _ = sender.send(());
+        }
+        Ok(raw)
     }
 
     /// Allows to read the body of the request.
@@ -435,7 +482,7 @@ impl Request {
     {
         let res = self.respond_impl(response);
         if let Some(sender) = self.notify_when_responded.take() {
-            sender.send(()).unwrap();
+            let _ = sender.send(()); // pypowerwall-server patch
         }
         res
     }
@@ -491,7 +538,7 @@ impl Drop for Request {
             let response = Response::empty(500);
             let _ = self.respond_impl(response); // ignoring any potential error
             if let Some(sender) = self.notify_when_responded.take() {
-                sender.send(()).unwrap();
+                let _ = sender.send(()); // pypowerwall-server patch
             }
         }
     }

@@ -1,4 +1,6 @@
 use std::io::Result as IoResult;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
 
@@ -87,10 +89,23 @@ pub struct RefinedTcpStream {
     stream: Stream,
     close_read: bool,
     close_write: bool,
+    // pypowerwall-server patch: set when the socket was handed over by `Request::upgrade_tcp`
+    detached: Arc<AtomicBool>,
 }
 
 impl RefinedTcpStream {
     pub(crate) fn new<S>(stream: S) -> IoResult<(RefinedTcpStream, RefinedTcpStream)>
+    where
+        S: Into<Stream>,
+    {
+        Self::new_with(stream, Arc::new(AtomicBool::new(false)))
+    }
+
+    /// pypowerwall-server patch: both halves share `detached`.
+    pub(crate) fn new_with<S>(
+        stream: S,
+        detached: Arc<AtomicBool>,
+    ) -> IoResult<(RefinedTcpStream, RefinedTcpStream)>
     where
         S: Into<Stream>,
     {
@@ -102,12 +117,14 @@ impl RefinedTcpStream {
             stream: read,
             close_read: true,
             close_write: false,
+            detached: detached.clone(),
         };
 
         let write = RefinedTcpStream {
             stream: write,
             close_read: false,
             close_write: true,
+            detached,
         };
 
         Ok((read, write))
@@ -126,6 +143,9 @@ impl RefinedTcpStream {
 
 impl Drop for RefinedTcpStream {
     fn drop(&mut self) {
+        if self.detached.load(Ordering::SeqCst) {
+            return;
+        }
         if self.close_read {
             self.stream.shutdown(Shutdown::Read).ok();
         }

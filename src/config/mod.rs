@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+pub mod file;
+
 use crate::gateway::queries::QuerySet;
 use crate::gateway::tls::{self, Fingerprint};
 
@@ -105,6 +107,14 @@ pub struct ServerSettings {
     pub www_dir: Option<String>,
     /// Debug logging.
     pub debug: bool,
+    /// `/health` answers 503 when no gateway has fresh data (`PW_HEALTH_503`, default yes).
+    pub health_503: bool,
+    /// WebSocket message interval (`PW_WS_INTERVAL`, seconds).
+    pub ws_interval: Duration,
+    /// Most WebSocket clients at once (`PW_WS_MAX_CLIENTS`).
+    pub ws_max_clients: usize,
+    /// Allowed browser origins for WebSockets (`CORS_ORIGINS`, comma-separated; empty = any).
+    pub cors_origins: Vec<String>,
 }
 
 /// Proxy switches we accept for compatibility and report in `/stats`.
@@ -146,6 +156,16 @@ pub struct Config {
     pub gateways: Vec<GatewayConfig>,
     /// `--demo`: start the built-in simulator and watch it.
     pub demo: bool,
+    /// Index of the gateway the legacy routes serve (`PW_DEFAULT_GATEWAY`, else the first).
+    pub default_gateway: usize,
+}
+
+/// Gateway settings that come from the server-wide environment unless a gateway sets its own.
+#[derive(Debug, Clone)]
+pub struct GatewayDefaults {
+    pub poll_interval: Duration,
+    pub timeout: Duration,
+    pub query_set: QuerySet,
 }
 
 /// Flags given on the command line (they win over the environment).
@@ -168,13 +188,24 @@ pub fn mask(secret: &str) -> String {
 
 struct Env<'a> {
     get: &'a dyn Fn(&str) -> Option<String>,
+    /// `server:` settings of the configuration file, as (variable, label, value).
+    file: Vec<(&'static str, String, String)>,
 }
 
 impl Env<'_> {
-    /// The first of `keys` that is set (even to an empty string).
+    /// The first of `keys` that is set (even to an empty string), with the name to report:
+    /// the variable itself, or the file key it came from. The environment wins over the file.
     fn raw(&self, keys: &[&str]) -> Option<(String, String)> {
         keys.iter()
             .find_map(|k| (self.get)(k).map(|v| (k.to_string(), v)))
+            .or_else(|| {
+                keys.iter().find_map(|k| {
+                    self.file
+                        .iter()
+                        .find(|(var, _, _)| var == k)
+                        .map(|(_, label, v)| (label.clone(), v.clone()))
+                })
+            })
     }
 
     fn string(&self, keys: &[&str], default: &str) -> String {
@@ -189,8 +220,8 @@ impl Env<'_> {
 
     /// The proxy's booleans: `yes` (any case) is true, anything else false.
     fn yes(&self, key: &str, default: bool) -> bool {
-        match (self.get)(key) {
-            Some(v) => v.trim().eq_ignore_ascii_case("yes"),
+        match self.raw(&[key]) {
+            Some((_, v)) => v.trim().eq_ignore_ascii_case("yes") || v.trim() == "true",
             None => default,
         }
     }
@@ -199,6 +230,21 @@ impl Env<'_> {
         match self.raw(keys) {
             None => Ok(default),
             Some((k, v)) => parse_int(&k, &v, min, max),
+        }
+    }
+}
+
+impl Env<'_> {
+    fn float(&self, keys: &[&str], default: f64, min: f64, max: f64) -> Result<f64, ConfigError> {
+        match self.raw(keys) {
+            None => Ok(default),
+            Some((k, v)) => match v.trim().parse::<f64>() {
+                Ok(n) if (min..=max).contains(&n) => Ok(n),
+                _ => Err(ConfigError::new(
+                    k,
+                    format!("'{v}' is not a number from {min} to {max}"),
+                )),
+            },
         }
     }
 }
@@ -218,7 +264,21 @@ pub fn load(
     get: &dyn Fn(&str) -> Option<String>,
     cli: &CliOverrides,
 ) -> Result<Config, ConfigError> {
-    let env = Env { get };
+    let file_path = cli
+        .config
+        .clone()
+        .or_else(|| get("PW_CONFIG").filter(|p| !p.is_empty()));
+    let file = match &file_path {
+        Some(path) => Some(file::read(path)?),
+        None => None,
+    };
+    let env = Env {
+        get,
+        file: match (&file, &file_path) {
+            (Some(doc), Some(path)) => file::server_settings(doc, path)?,
+            _ => Vec::new(),
+        },
+    };
 
     let port = match &cli.port {
         Some(p) => parse_int("--port", p, 1, 65535)?,
@@ -333,6 +393,20 @@ pub fn load(
         },
         www_dir: env.opt(&["PW_WWW_DIR"]),
         debug: cli.debug || env.yes("PW_DEBUG", false),
+        health_503: env.yes("PW_HEALTH_503", true),
+        ws_interval: Duration::from_millis(
+            (env.float(&["PW_WS_INTERVAL"], 1.0, 0.1, 3600.0)? * 1000.0) as u64,
+        ),
+        ws_max_clients: env.int(&["PW_WS_MAX_CLIENTS"], 1000, 0, 100_000)? as usize,
+        cors_origins: env
+            .opt(&["CORS_ORIGINS"])
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default(),
     };
 
     let host = cli.host.clone().or_else(|| env.opt(&["PW_HOST"]));
@@ -344,7 +418,22 @@ pub fn load(
         None => password.take(),
     };
 
+    let defaults = GatewayDefaults {
+        poll_interval: Duration::from_secs(cache_expire as u64),
+        timeout: Duration::from_secs(timeout as u64),
+        query_set,
+    };
     let mut gateways = Vec::new();
+    if let (Some(doc), Some(path)) = (&file, &file_path) {
+        if let Some(list) = doc.get("gateways") {
+            gateways.extend(file::gateways(list, path, "gateways", &defaults)?);
+        }
+    }
+    if let Some(text) = env.opt(&["PW_GATEWAYS"]) {
+        let list = crate::json::parse(&text)
+            .map_err(|e| ConfigError::new("PW_GATEWAYS", format!("is not a JSON list: {e}")))?;
+        gateways.extend(file::gateways(&list, "PW_GATEWAYS", "", &defaults)?);
+    }
     if !cli.demo {
         if let Some(host) = host {
             validate_host("PW_HOST", &host)?;
@@ -355,30 +444,53 @@ pub fn load(
                      customer-password mode is not supported yet)",
                 ));
             }
-            gateways.push(GatewayConfig {
-                id: "default".into(),
-                name: env.string(&["PW_NAME"], "Powerwall"),
-                host,
-                gw_pwd,
-                password,
-                poll_interval: Duration::from_secs(cache_expire as u64),
-                timeout: Duration::from_secs(timeout as u64),
-                tls_fingerprint,
-                query_set,
-                simulated: false,
-            });
+            gateways.insert(
+                0,
+                GatewayConfig {
+                    id: "default".into(),
+                    name: env.string(&["PW_NAME"], "Powerwall"),
+                    host,
+                    gw_pwd,
+                    password,
+                    poll_interval: defaults.poll_interval,
+                    timeout: defaults.timeout,
+                    tls_fingerprint,
+                    query_set,
+                    simulated: false,
+                },
+            );
         }
     }
-    if let Some(path) = &cli.config {
-        return Err(ConfigError::new(
-            "--config",
-            format!("'{path}': configuration files are not supported yet; use PW_HOST / PW_GW_PWD"),
-        ));
+    let mut seen = std::collections::HashSet::new();
+    for g in &gateways {
+        if !seen.insert(g.id.clone()) {
+            return Err(ConfigError::new(
+                format!("gateway '{}'", g.id),
+                "id is used by more than one gateway (ids must be unique)",
+            ));
+        }
     }
+    let default_gateway = match env.opt(&["PW_DEFAULT_GATEWAY"]) {
+        None => 0,
+        Some(id) => gateways.iter().position(|g| g.id == id).ok_or_else(|| {
+            ConfigError::new(
+                "PW_DEFAULT_GATEWAY",
+                format!(
+                    "'{id}' is not a configured gateway (ids: {})",
+                    gateways
+                        .iter()
+                        .map(|g| g.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })?,
+    };
     Ok(Config {
         server,
         gateways,
         demo: cli.demo,
+        default_gateway,
     })
 }
 
@@ -533,6 +645,83 @@ mod tests {
         .unwrap();
         assert_eq!(c.server.style, "grafana-dark");
         assert_eq!(c.server.base_url, "/pp/");
+    }
+
+    fn write_temp(name: &str, text: &str) -> String {
+        let dir = std::env::temp_dir().join(format!("ppws-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_string_lossy().into_owned()
+    }
+
+    fn with_file(name: &str, text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let path = write_temp(name, text);
+        load_with(
+            vars,
+            CliOverrides {
+                config: Some(path),
+                ..Default::default()
+            },
+        )
+    }
+
+    #[test]
+    fn example_yaml_loads_and_env_overrides_the_file() {
+        let text = include_str!("../../deploy/gateways.yaml");
+        let c = with_file("example.yaml", text, &[("PW_PORT", "9999")]).unwrap();
+        assert_eq!(c.server.port, 9999);
+        assert_eq!(c.gateways.len(), 2);
+        assert_eq!(c.gateways[0].id, "house");
+        assert_eq!(c.gateways[1].poll_interval, Duration::from_secs(10));
+        assert_eq!(c.gateways[0].poll_interval, Duration::from_secs(5));
+        assert_eq!(c.default_gateway, 0);
+        let c = with_file("example2.yaml", text, &[]).unwrap();
+        assert_eq!(c.server.port, 8675);
+    }
+
+    #[test]
+    fn json_file_and_pw_gateways() {
+        let c = with_file(
+            "c.json",
+            r#"{"server": {"port": 9001, "default_gateway": "b"}, "gateways": [{"id": "a", "host": "10.0.0.1", "gw_pwd": "x"}]}"#,
+            &[("PW_GATEWAYS", r#"[{"id": "b", "host": "10.0.0.2:8443", "password": "y"}]"#)],
+        )
+        .unwrap();
+        assert_eq!(c.server.port, 9001);
+        let ids: Vec<_> = c.gateways.iter().map(|g| g.id.as_str()).collect();
+        assert_eq!(ids, ["a", "b"]);
+        assert_eq!(c.default_gateway, 1);
+        assert_eq!(c.gateways[1].gw_pwd.as_deref(), Some("y"));
+    }
+
+    #[test]
+    fn file_errors_name_the_gateway_and_key() {
+        let cases = [
+            ("gateways:\n  - id: a\n    host: 10.0.0.1\n    gw_pwd: x\n    colour: red\n", "gateway 'a' colour"),
+            ("gateways:\n  - id: a\n    gw_pwd: x\n", "gateway 'a' host"),
+            ("gateways:\n  - id: a\n    host: 10.0.0.1\n", "gateway 'a' gw_pwd"),
+            ("gateways:\n  - id: a b\n    host: 10.0.0.1\n    gw_pwd: x\n", "gateway 'a b' id"),
+            ("gateways:\n  - host: 10.0.0.1\n", "gateways[0].id"),
+            ("gateways:\n  - id: a\n    host: 10.0.0.1\n    gw_pwd: x\n    poll_interval: fast\n", "gateway 'a' poll_interval"),
+            ("gateways:\n  - id: a\n    host: 10.0.0.1\n    gw_pwd: x\n    cloud_mode: true\n", "gateway 'a' cloud_mode"),
+            ("server:\n  prot: 1\n", "server.prot"),
+            ("server:\n  port: http\n", "server.port"),
+            ("servers: {}\n", "servers"),
+            ("gateways: [\n", "bad.yaml"),
+        ];
+        for (text, key) in cases {
+            let err = with_file("bad.yaml", text, &[]).unwrap_err();
+            assert!(err.key.contains(key), "{text:?}: got {err}");
+        }
+        let dup = "gateways:\n  - {id: a, host: 10.0.0.1, gw_pwd: x}\n  - {id: a, host: 10.0.0.2, gw_pwd: y}\n";
+        let err = with_file("dup.yaml", dup, &[]).unwrap_err();
+        assert!(err.message.contains("unique"), "{err}");
+        let err = load_with(&[("PW_GATEWAYS", "{")], CliOverrides::default()).unwrap_err();
+        assert_eq!(err.key, "PW_GATEWAYS");
+        let err =
+            load_with(&[("PW_DEFAULT_GATEWAY", "nope")], CliOverrides::default()).unwrap_err();
+        assert_eq!(err.key, "PW_DEFAULT_GATEWAY");
     }
 
     #[test]

@@ -1,0 +1,313 @@
+//! The configuration file (`--config FILE` / `PW_CONFIG`, YAML or JSON) and `PW_GATEWAYS`.
+//!
+//! Both become a [`Value`] first, so one validator serves every source. Unknown keys are refused
+//! (a typo must not silently drop a setting), and every error names the file, the gateway and
+//! the key. `server:` keys are mapped onto the environment variable they stand for, so the
+//! environment overrides the file with no second set of parsing rules.
+
+use std::time::Duration;
+
+use super::{validate_host, ConfigError, GatewayConfig, GatewayDefaults};
+use crate::gateway::queries::QuerySet;
+use crate::gateway::tls;
+use crate::json::{Map, Value};
+
+/// `server:` key → the environment variable with the same meaning.
+const SERVER_KEYS: &[(&str, &str)] = &[
+    ("host", "PW_BIND_ADDRESS"),
+    ("port", "PW_PORT"),
+    ("workers", "PW_WORKERS"),
+    ("https", "PW_HTTPS"),
+    ("tls_cert", "PW_TLS_CERT"),
+    ("tls_key", "PW_TLS_KEY"),
+    ("base_url", "PROXY_BASE_URL"),
+    ("style", "PW_STYLE"),
+    ("browser_cache", "PW_BROWSER_CACHE"),
+    ("neg_solar", "PW_NEG_SOLAR"),
+    ("site_zero_threshold", "PW_SITE_ZERO_THRESHOLD"),
+    ("cache_ttl", "PW_CACHE_TTL"),
+    ("poll_interval", "PW_CACHE_EXPIRE"),
+    ("timeout", "PW_TIMEOUT"),
+    ("idle_timeout", "PW_IDLE_TIMEOUT"),
+    ("max_connections", "PW_MAX_CONNECTIONS"),
+    ("cors_origins", "CORS_ORIGINS"),
+    ("default_gateway", "PW_DEFAULT_GATEWAY"),
+    ("control_enabled", "CONTROL_ENABLED"),
+    ("control_token", "CONTROL_TOKEN"),
+    ("www_dir", "PW_WWW_DIR"),
+    ("debug", "PW_DEBUG"),
+    ("tedapi_api_version", "PW_TEDAPI_API_VERSION"),
+    ("health_503_when_offline", "PW_HEALTH_503"),
+    ("ws_interval", "PW_WS_INTERVAL"),
+    ("ws_max_clients", "PW_WS_MAX_CLIENTS"),
+];
+
+const GATEWAY_KEYS: &[&str] = &[
+    "id",
+    "name",
+    "host",
+    "password",
+    "gw_pwd",
+    "email",
+    "authpath",
+    "timezone",
+    "cloud_mode",
+    "poll_interval",
+    "timeout",
+    "tls_fingerprint",
+    "tedapi_api_version",
+];
+
+/// Reads a YAML or JSON configuration file into a value.
+pub fn read(path: &str) -> Result<Value, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(path, format!("cannot read the configuration file: {e}")))?;
+    parse(&text, path)
+}
+
+/// Parses configuration text (JSON when it starts with `{`, else YAML).
+pub fn parse(text: &str, origin: &str) -> Result<Value, ConfigError> {
+    if text.trim_start().starts_with('{') {
+        return crate::json::parse(text)
+            .map_err(|e| ConfigError::new(origin, format!("is not valid JSON: {e}")));
+    }
+    let docs = yaml_rust2::YamlLoader::load_from_str(text)
+        .map_err(|e| ConfigError::new(origin, format!("is not valid YAML: {e}")))?;
+    let doc = docs.into_iter().next().unwrap_or(yaml_rust2::Yaml::Null);
+    let v = from_yaml(doc, origin)?;
+    match v {
+        Value::Object(_) => Ok(v),
+        Value::Null => Ok(Value::object()),
+        _ => Err(ConfigError::new(
+            origin,
+            "must be a mapping with 'server' and 'gateways'",
+        )),
+    }
+}
+
+fn from_yaml(y: yaml_rust2::Yaml, origin: &str) -> Result<Value, ConfigError> {
+    use yaml_rust2::Yaml;
+    Ok(match y {
+        Yaml::Null => Value::Null,
+        Yaml::Boolean(b) => Value::Bool(b),
+        Yaml::Integer(i) => Value::Int(i),
+        Yaml::Real(r) => r
+            .parse::<f64>()
+            .map(Value::Float)
+            .map_err(|_| ConfigError::new(origin, format!("'{r}' is not a number")))?,
+        Yaml::String(s) => Value::Str(s),
+        Yaml::Array(a) => Value::Array(
+            a.into_iter()
+                .map(|x| from_yaml(x, origin))
+                .collect::<Result<_, _>>()?,
+        ),
+        Yaml::Hash(h) => {
+            let mut m = Map::new();
+            for (k, v) in h {
+                let key = match k {
+                    Yaml::String(s) => s,
+                    Yaml::Integer(i) => i.to_string(),
+                    _ => return Err(ConfigError::new(origin, "mapping keys must be strings")),
+                };
+                m.insert(key, from_yaml(v, origin)?);
+            }
+            Value::Object(m)
+        }
+        Yaml::Alias(_) | Yaml::BadValue => {
+            return Err(ConfigError::new(
+                origin,
+                "aliases and invalid values are not supported",
+            ))
+        }
+    })
+}
+
+/// A scalar as the text an environment variable would hold.
+fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::Str(s) => Some(s.clone()),
+        Value::Int(i) => Some(i.to_string()),
+        Value::Float(f) => Some(crate::json::py_float(*f)),
+        Value::Bool(b) => Some(if *b { "yes" } else { "no" }.into()),
+        Value::Array(a) => Some(
+            a.iter()
+                .filter_map(scalar_text)
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        _ => None,
+    }
+}
+
+/// Checks the top level and returns the `server:` settings as (variable, label, text).
+pub fn server_settings(
+    doc: &Value,
+    path: &str,
+) -> Result<Vec<(&'static str, String, String)>, ConfigError> {
+    let top = doc
+        .as_object()
+        .ok_or_else(|| ConfigError::new(path, "must be a mapping"))?;
+    for k in top.keys() {
+        if k != "server" && k != "gateways" {
+            return Err(ConfigError::new(
+                format!("{path}: {k}"),
+                "unknown key (expected 'server' or 'gateways')",
+            ));
+        }
+    }
+    let mut out = Vec::new();
+    let Some(server) = top.get("server").filter(|v| !v.is_null()) else {
+        return Ok(out);
+    };
+    let server = server
+        .as_object()
+        .ok_or_else(|| ConfigError::new(format!("{path}: server"), "must be a mapping"))?;
+    for (k, v) in server.iter() {
+        let label = format!("{path}: server.{k}");
+        let var = SERVER_KEYS
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, var)| *var)
+            .ok_or_else(|| {
+                ConfigError::new(
+                    &label,
+                    format!(
+                        "unknown key (known: {})",
+                        SERVER_KEYS
+                            .iter()
+                            .map(|(k, _)| *k)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+            })?;
+        let text = scalar_text(v)
+            .ok_or_else(|| ConfigError::new(&label, "must be a value, not a mapping"))?;
+        out.push((var, label, text));
+    }
+    Ok(out)
+}
+
+/// True for ids made of letters, digits, `-` and `_` (they appear in URLs).
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && !matches!(id, "history" | "control")
+}
+
+/// Parses a list of gateway entries.
+pub fn gateways(
+    list: &Value,
+    origin: &str,
+    prefix: &str,
+    defaults: &GatewayDefaults,
+) -> Result<Vec<GatewayConfig>, ConfigError> {
+    let items = list.as_array().ok_or_else(|| {
+        ConfigError::new(format!("{origin}: {prefix}"), "must be a list of gateways")
+    })?;
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, g)| gateway(g, origin, &format!("{prefix}[{i}]"), defaults))
+        .collect()
+}
+
+fn gateway(
+    v: &Value,
+    origin: &str,
+    at: &str,
+    defaults: &GatewayDefaults,
+) -> Result<GatewayConfig, ConfigError> {
+    let m = v
+        .as_object()
+        .ok_or_else(|| ConfigError::new(format!("{origin}: {at}"), "must be a mapping"))?;
+    let id = m
+        .get("id")
+        .and_then(scalar_text)
+        .ok_or_else(|| ConfigError::new(format!("{origin}: {at}.id"), "is required"))?;
+    let label = format!("{origin}: gateway '{id}'");
+    let err = |key: &str, msg: String| ConfigError::new(format!("{label} {key}"), msg);
+    if !valid_id(&id) {
+        return Err(err(
+            "id",
+            "must be 1-64 letters, digits, '-' or '_' (it is used in URLs)".into(),
+        ));
+    }
+    for k in m.keys() {
+        if !GATEWAY_KEYS.contains(&k.as_str()) {
+            return Err(err(
+                k,
+                format!("unknown key (known: {})", GATEWAY_KEYS.join(", ")),
+            ));
+        }
+    }
+    let text = |k: &str| -> Result<Option<String>, ConfigError> {
+        match m.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => scalar_text(v)
+                .filter(|s| !s.is_empty())
+                .map(Some)
+                .ok_or_else(|| err(k, "must be a string".into())),
+        }
+    };
+    let seconds = |k: &str, default: Duration| -> Result<Duration, ConfigError> {
+        match m.get(k) {
+            None | Some(Value::Null) => Ok(default),
+            Some(v) => match v.as_f64() {
+                Some(s) if (1.0..=86_400.0).contains(&s) => Ok(Duration::from_secs_f64(s)),
+                _ => Err(err(
+                    k,
+                    format!("'{}' is not a number of seconds from 1 to 86400", v.to_py()),
+                )),
+            },
+        }
+    };
+    if m.get("cloud_mode").is_some_and(Value::truthy) {
+        return Err(err(
+            "cloud_mode",
+            "cloud mode is not available in this build yet; give 'host' and 'gw_pwd'".into(),
+        ));
+    }
+    let host = text("host")?.ok_or_else(|| err("host", "is required".into()))?;
+    validate_host(&format!("{origin}: gateway '{id}' host"), &host)?;
+    let password = text("password")?;
+    let gw_pwd = text("gw_pwd")?.or_else(|| password.clone());
+    if gw_pwd.is_none() {
+        return Err(err(
+            "gw_pwd",
+            "is required (the gateway password from the QR sticker)".into(),
+        ));
+    }
+    let tls_fingerprint = match text("tls_fingerprint")? {
+        None => None,
+        Some(f) => Some(tls::parse_fingerprint(&f).map_err(|e| err("tls_fingerprint", e))?),
+    };
+    let query_set = match text("tedapi_api_version")? {
+        None => defaults.query_set,
+        Some(q) => QuerySet::parse(&q).ok_or_else(|| {
+            err(
+                "tedapi_api_version",
+                format!("'{q}' is not one of: V2024_06, V2026_06"),
+            )
+        })?,
+    };
+    Ok(GatewayConfig {
+        name: text("name")?.unwrap_or_else(|| id.clone()),
+        id,
+        host,
+        password: if m.contains_key("gw_pwd") {
+            password
+        } else {
+            None
+        },
+        gw_pwd,
+        poll_interval: seconds("poll_interval", defaults.poll_interval)?,
+        timeout: seconds("timeout", defaults.timeout)?,
+        tls_fingerprint,
+        query_set,
+        simulated: false,
+    })
+}

@@ -1,0 +1,399 @@
+//! Multi-gateway routes: `/api/gateways/…` (each gateway) and `/api/aggregate/…` (the site total).
+//!
+//! Per-gateway bodies reuse the legacy bodies rendered at each tick. Aggregate bodies depend on
+//! every gateway, so they are built once per change — a new snapshot or a gateway's data
+//! expiring — and cached until the next one ([`Aggregates`]); requests between changes copy.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+use super::legacy::Body;
+use super::router::{Answer, Ctx, Req};
+use crate::clock;
+use crate::json::{Map, Value};
+use crate::snapshot::{Point, State, View};
+use crate::summary::{app_scale, Summary};
+
+fn not_found(req: &Req<'_>, what: &str) -> Answer {
+    let ids: Vec<Value> = req
+        .views()
+        .iter()
+        .map(|v| Value::from(v.snapshot.id.as_str()))
+        .collect();
+    let body = Map::new().with("error", what).with("gateways", ids);
+    Answer::json(404, Value::Object(body).to_py())
+}
+
+fn age(v: &View) -> Value {
+    v.snapshot
+        .good
+        .as_ref()
+        .map(|g| Value::Float(g.at.elapsed().as_secs_f64()))
+        .unwrap_or(Value::Null)
+}
+
+fn battery_count(v: &View) -> Value {
+    let status = v.facade.system_status.as_ref();
+    status
+        .and_then(|s| s.get("available_blocks"))
+        .and_then(Value::as_i64)
+        .or_else(|| {
+            status
+                .and_then(|s| s.get("battery_blocks"))
+                .and_then(Value::as_array)
+                .map(|a| a.len() as i64)
+        })
+        .map(Value::Int)
+        .unwrap_or(Value::Null)
+}
+
+/// The public description of a gateway (never a credential).
+fn info(v: &View) -> Map {
+    let s = &v.snapshot;
+    let f = &v.facade;
+    let t = |t: Option<SystemTime>| {
+        t.map(clock::unix_f64)
+            .map(Value::Float)
+            .unwrap_or(Value::Null)
+    };
+    Map::new()
+        .with("id", s.id.as_str())
+        .with("name", s.name.as_str())
+        .with("host", s.host.as_str())
+        .with("mode", "tedapi")
+        .with("state", v.state.as_str())
+        .with(
+            "firmware",
+            f.version.as_deref().map(Value::from).unwrap_or(Value::Null),
+        )
+        .with(
+            "site_name",
+            f.site_name
+                .as_deref()
+                .map(Value::from)
+                .unwrap_or(Value::Null),
+        )
+        .with("pw3", f.pw3)
+        .with("battery_count", battery_count(v))
+        .with("simulated", s.simulated)
+        .with("last_success", t(s.health.last_success))
+        .with("age_seconds", age(v))
+}
+
+fn find<'a>(views: &'a [View], id: &str) -> Option<&'a View> {
+    views.iter().find(|v| v.snapshot.id == id)
+}
+
+fn summary_value(v: &View) -> Value {
+    let ts = v
+        .snapshot
+        .health
+        .last_success
+        .map(clock::unix_f64)
+        .unwrap_or(0.0);
+    let summary = match (&v.snapshot.good, v.fresh) {
+        (Some(g), true) => g.summary.clone(),
+        _ => Summary::default(),
+    };
+    summary.to_value(&v.snapshot.id, ts, v.state.as_str(), v.snapshot.simulated)
+}
+
+/// The WebSocket message of one gateway.
+pub fn gateway_message(v: &View) -> String {
+    summary_value(v).to_py()
+}
+
+pub fn gateways(req: &Req<'_>) -> Answer {
+    let list: Vec<Value> = req.views().iter().map(|v| info(v).into()).collect();
+    Answer::json(200, Value::Array(list).to_py())
+}
+
+pub fn gateway(req: &Req<'_>) -> Answer {
+    let views = req.views();
+    let Some(v) = find(&views, req.param("id")) else {
+        return not_found(req, "unknown gateway id");
+    };
+    let h = &v.snapshot.health;
+    let t = |t: Option<SystemTime>| {
+        t.map(clock::unix_f64)
+            .map(Value::Float)
+            .unwrap_or(Value::Null)
+    };
+    let mut m = info(v);
+    m.insert(
+        "health",
+        Map::new()
+            .with("last_success", t(h.last_success))
+            .with("last_attempt", t(h.last_attempt))
+            .with("consecutive_failures", h.consecutive_failures as i64)
+            .with("next_retry", t(h.next_retry))
+            .with(
+                "last_error",
+                h.last_error
+                    .as_deref()
+                    .map(Value::from)
+                    .unwrap_or(Value::Null),
+            ),
+    );
+    m.insert("summary", summary_value(v));
+    Answer::json(200, Value::Object(m).to_py())
+}
+
+/// `/api/gateways/{id}/{view}` → the legacy body it stands for.
+pub fn view_key(view: &str) -> Option<&'static str> {
+    Some(match view {
+        "vitals" => "/vitals",
+        "aggregates" => "/aggregates",
+        "soe" => "/soe",
+        "strings" => "/strings",
+        "temps" => "/temps",
+        "alerts" => "/alerts",
+        "fans" => "/fans",
+        "freq" => "/freq",
+        "pod" => "/pod",
+        "battery" => "/pw/battery_blocks",
+        "status" => "/api/status",
+        "version" => "/version",
+        _ => return None,
+    })
+}
+
+pub fn gateway_view(req: &Req<'_>) -> Answer {
+    let views = req.views();
+    let Some(v) = find(&views, req.param("id")) else {
+        return not_found(req, "unknown gateway id");
+    };
+    let body = view_key(req.param("view")).and_then(|k| v.bodies.get(k));
+    match body {
+        Some(b) => Answer::route(b),
+        None => not_found(req, "unknown view (vitals, aggregates, soe, strings, temps, alerts, fans, freq, pod, battery, status, version)"),
+    }
+}
+
+fn history_value(id: &str, points: &[Point]) -> Value {
+    let pts: Vec<Value> = points
+        .iter()
+        .map(|p| {
+            Map::new()
+                .with("ts", p.ts)
+                .with("site", p.site)
+                .with("solar", p.solar)
+                .with("battery", p.battery)
+                .with("load", p.load)
+                .with("soe", p.soe.map(Value::Float).unwrap_or(Value::Null))
+                .into()
+        })
+        .collect();
+    Map::new()
+        .with("id", id)
+        .with("interval_seconds", 60)
+        .with("points", pts)
+        .into()
+}
+
+pub fn gateway_history(req: &Req<'_>) -> Answer {
+    let views = req.views();
+    match find(&views, req.param("id")) {
+        Some(v) => Answer::json(
+            200,
+            history_value(&v.snapshot.id, &v.snapshot.history).to_py(),
+        ),
+        None => not_found(req, "unknown gateway id"),
+    }
+}
+
+/// The aggregate bodies, built once per change.
+pub struct AggregateBodies {
+    pub power: Body,
+    pub soe: Body,
+    pub status: Body,
+    pub history: Body,
+    /// The `/ws/aggregate` message.
+    pub message: Arc<str>,
+}
+
+/// Cache of [`AggregateBodies`], keyed by the hub generation and the earliest data expiry.
+#[derive(Default)]
+pub struct Aggregates {
+    cache: Mutex<Option<Cached>>,
+}
+
+/// Built bodies with the hub generation they were built at and the earliest data expiry.
+type Cached = (u64, Option<Instant>, Arc<AggregateBodies>);
+
+impl Aggregates {
+    pub fn get(&self, ctx: &Ctx, now: Instant) -> Arc<AggregateBodies> {
+        let generation = ctx.hub.generation();
+        let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((g, until, bodies)) = c.as_ref() {
+            if *g == generation && until.is_none_or(|u| now < u) {
+                return bodies.clone();
+            }
+        }
+        let views = ctx.views(now);
+        let until = views
+            .iter()
+            .filter_map(|v| {
+                v.snapshot
+                    .good
+                    .as_ref()
+                    .filter(|_| v.fresh)
+                    .map(|g| g.at + ctx.hub.max_age)
+            })
+            .min();
+        let bodies = Arc::new(build(&views));
+        *c = Some((generation, until, bodies.clone()));
+        bodies
+    }
+}
+
+fn ids<'a>(views: impl Iterator<Item = &'a View>) -> Value {
+    Value::Array(views.map(|v| Value::from(v.snapshot.id.as_str())).collect())
+}
+
+fn num(v: Option<f64>) -> Value {
+    v.map(Value::Float).unwrap_or(Value::Null)
+}
+
+fn build(views: &[View]) -> AggregateBodies {
+    let now = clock::unix_f64(SystemTime::now());
+    let fresh: Vec<&View> = views.iter().filter(|v| v.fresh).collect();
+    let total = Summary::total(
+        fresh
+            .iter()
+            .filter_map(|v| v.snapshot.good.as_ref().map(|g| &g.summary)),
+    );
+    let power = Map::new()
+        .with("site", num(total.site))
+        .with("solar", num(total.solar))
+        .with("battery", num(total.battery))
+        .with("load", num(total.load))
+        .with("contributors", ids(fresh.iter().copied()))
+        .with(
+            "stale",
+            ids(views.iter().filter(|v| v.state == State::Stale)),
+        )
+        .with("offline", ids(views.iter().filter(|v| !v.fresh)))
+        .with("ts", now);
+    let soe = Map::new()
+        .with("percentage", num(total.soe.map(app_scale)))
+        .with("percentage_raw", num(total.soe))
+        .with("remaining_wh", num(total.energy_remaining))
+        .with("full_wh", num(total.full_pack_energy))
+        .with(
+            "contributors",
+            ids(fresh.iter().copied().filter(|v| {
+                v.snapshot
+                    .good
+                    .as_ref()
+                    .is_some_and(|g| g.summary.full_pack_energy.is_some())
+            })),
+        );
+    let count = |s: State| views.iter().filter(|v| v.state == s).count() as i64;
+    let list: Vec<Value> = views
+        .iter()
+        .map(|v| {
+            Map::new()
+                .with("id", v.snapshot.id.as_str())
+                .with("name", v.snapshot.name.as_str())
+                .with("state", v.state.as_str())
+                .with("age_seconds", age(v))
+                .with(
+                    "last_error",
+                    v.snapshot
+                        .health
+                        .last_error
+                        .as_deref()
+                        .map(Value::from)
+                        .unwrap_or(Value::Null),
+                )
+                .into()
+        })
+        .collect();
+    let status = Map::new()
+        .with("status", super::status::overall(views))
+        .with("online", count(State::Online))
+        .with("stale", count(State::Stale))
+        .with(
+            "offline",
+            views.len() as i64 - count(State::Online) - count(State::Stale),
+        )
+        .with("gateways", list);
+    let history = history_value("aggregate", &sum_history(views));
+    let any_sim = views.iter().any(|v| v.snapshot.simulated);
+    let state = super::status::overall(views);
+    let message: Arc<str> = Arc::from(total.to_value("aggregate", now, state, any_sim).to_py());
+    AggregateBodies {
+        power: Body::json(Value::Object(power).to_py()),
+        soe: Body::json(Value::Object(soe).to_py()),
+        status: Body::json(Value::Object(status).to_py()),
+        history: Body::json(history.to_py()),
+        message,
+    }
+}
+
+/// Minute-aligned sum of every gateway's history (SOE weighted by full-pack energy).
+fn sum_history(views: &[View]) -> Vec<Point> {
+    let mut by_minute: BTreeMap<i64, (Point, f64, f64, Vec<f64>)> = BTreeMap::new();
+    for v in views {
+        for p in v.snapshot.history.iter() {
+            let e = by_minute.entry(p.ts).or_insert_with(|| {
+                (
+                    Point {
+                        ts: p.ts,
+                        ..Point::default()
+                    },
+                    0.0,
+                    0.0,
+                    Vec::new(),
+                )
+            });
+            e.0.site += p.site;
+            e.0.solar += p.solar;
+            e.0.battery += p.battery;
+            e.0.load += p.load;
+            match (p.full_pack_energy, p.energy_remaining) {
+                (Some(full), Some(rem)) => {
+                    e.1 += full;
+                    e.2 += rem;
+                }
+                _ => e.3.extend(p.soe),
+            }
+        }
+    }
+    by_minute
+        .into_values()
+        .map(|(mut p, full, rem, plain)| {
+            p.soe = if full > 0.0 {
+                Some(rem / full * 100.0)
+            } else if !plain.is_empty() {
+                Some(plain.iter().sum::<f64>() / plain.len() as f64)
+            } else {
+                None
+            };
+            p
+        })
+        .collect()
+}
+
+fn aggregate(req: &Req<'_>, pick: fn(&AggregateBodies) -> &Body) -> Answer {
+    let bodies = req.ctx.aggregates.get(req.ctx, req.now);
+    Answer::route(pick(&bodies))
+}
+
+pub fn aggregate_power(req: &Req<'_>) -> Answer {
+    aggregate(req, |b| &b.power)
+}
+
+pub fn aggregate_soe(req: &Req<'_>) -> Answer {
+    aggregate(req, |b| &b.soe)
+}
+
+pub fn aggregate_status(req: &Req<'_>) -> Answer {
+    aggregate(req, |b| &b.status)
+}
+
+pub fn aggregate_history(req: &Req<'_>) -> Answer {
+    aggregate(req, |b| &b.history)
+}

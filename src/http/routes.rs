@@ -1,0 +1,448 @@
+//! The route table: every GET route the server answers, in the proxy's dispatch order.
+//!
+//! The router matches requests against [`ROUTES`] and `/openapi.json` is generated from the same
+//! table, so the documentation cannot drift from what is served. Patterns are paths with
+//! `{name}` segments; a trailing `*` matches any continuation (the proxy's prefix routes).
+
+use tiny_http::Request;
+
+use super::api;
+use super::legacy::{self, PW_NAMES};
+use super::router::{fallback, send, Answer, Req};
+use super::status;
+use super::ws;
+use crate::json::{Map, Value};
+
+/// A route handler.
+pub type Handler = fn(&Req<'_>) -> Answer;
+
+/// One entry of the route table.
+pub struct Route {
+    pub pattern: &'static str,
+    /// OpenAPI tag.
+    pub family: &'static str,
+    pub summary: &'static str,
+    pub handler: Handler,
+    /// Content type of a 200 answer (for the OpenAPI document).
+    pub produces: &'static str,
+}
+
+const fn r(
+    pattern: &'static str,
+    family: &'static str,
+    summary: &'static str,
+    handler: Handler,
+) -> Route {
+    Route {
+        pattern,
+        family,
+        summary,
+        handler,
+        produces: legacy::JSON,
+    }
+}
+
+const fn rt(
+    pattern: &'static str,
+    family: &'static str,
+    summary: &'static str,
+    handler: Handler,
+    produces: &'static str,
+) -> Route {
+    Route {
+        pattern,
+        family,
+        summary,
+        handler,
+        produces,
+    }
+}
+
+const L: &str = "legacy proxy";
+const A: &str = "legacy /api pass-through";
+
+/// Every GET route, first match wins.
+pub static ROUTES: &[Route] = &[
+    r("/aggregates", L, "Meter aggregates (site, battery, load, solar)", legacy_body),
+    r("/api/meters/aggregates", L, "Same as /aggregates", legacy_body),
+    r("/soe", L, "Battery state of energy, raw gateway percentage", legacy_body),
+    r("/api/system_status/soe", L, "Battery state of energy, Tesla app scale", legacy_body),
+    r("/api/system_status/grid_status", L, "Grid status", legacy_body),
+    rt("/csv*", L, "Grid,Home,Solar,Battery,BatteryLevel (/csv/v2 adds GridStatus,Reserve; ?headers)", legacy_body, legacy::CSV),
+    r("/vitals", L, "Device vitals (indent 4, sorted keys)", legacy_body),
+    r("/strings", L, "Solar strings", legacy_body),
+    r("/stats", L, "Server statistics and configuration (secrets masked)", stats),
+    r("/stats/clear", L, "Reset request counters, then /stats", stats),
+    r("/health", L, "Health: 503 when no gateway has fresh data", health),
+    r("/health/reset", L, "Reset health counters", health_reset),
+    r("/temps", L, "Powerwall temperatures by device", legacy_body),
+    r("/temps/pw", L, "Powerwall temperatures as PWn_temp", legacy_body),
+    r("/alerts", L, "Active alerts (list)", legacy_body),
+    r("/alerts/pw", L, "Active alerts as {alert: 1}", legacy_body),
+    r("/freq", L, "Frequency, voltage and grid status per Powerwall", legacy_body),
+    r("/pod", L, "Battery pod data per Powerwall and totals", legacy_body),
+    r("/json", L, "Compact summary (grid, home, solar, battery, soe, …)", legacy_body),
+    r("/version", L, "Firmware version and its integer form", legacy_body),
+    rt("/help", L, "Statistics page (HTML)", help, "text/html"),
+    r("/api/troubleshooting/problems", A, "Constant {\"problems\": []}", legacy_body),
+    r("/tedapi*", L, "Raw TEDAPI documents: /tedapi/{config,status,components,battery,controller}", legacy_body),
+    r("/cloud*", L, "Cloud mode diagnostics (not enabled)", legacy_body),
+    r("/fleetapi*", L, "FleetAPI diagnostics (not enabled)", legacy_body),
+    r("/api/status", A, "Gateway status", legacy_body),
+    r("/api/site_info/site_name", A, "Site name and time zone", legacy_body),
+    r("/api/meters/site", A, "Site meter", legacy_body),
+    r("/api/meters/solar", A, "Solar meter", legacy_body),
+    r("/api/sitemaster", A, "Site master state", legacy_body),
+    r("/api/powerwalls", A, "Powerwalls", legacy_body),
+    r("/api/customer/registration", A, "Disabled by the proxy", legacy_body),
+    r("/api/system_status", A, "System status with battery blocks", legacy_body),
+    r("/api/system/update/status", A, "Firmware update status", legacy_body),
+    r("/api/site_info", A, "Site information", legacy_body),
+    r("/api/system_status/grid_faults", A, "Grid faults", legacy_body),
+    r("/api/operation", A, "Operation mode and backup reserve (raw scale)", legacy_body),
+    r("/api/site_info/grid_codes", A, "Grid codes", legacy_body),
+    r("/api/solars", A, "Solar inverters", legacy_body),
+    r("/api/solars/brands", A, "Solar brands", legacy_body),
+    r("/api/customer", A, "Customer", legacy_body),
+    r("/api/meters", A, "Meters", legacy_body),
+    r("/api/installer", A, "Installer", legacy_body),
+    r("/api/networks", A, "Networks", legacy_body),
+    r("/api/system/networks", A, "System networks", legacy_body),
+    r("/api/meters/readings", A, "Meter readings", legacy_body),
+    r("/api/synchrometer/ct_voltage_references", A, "CT voltage references", legacy_body),
+    r("/api/auth/toggle/supported", A, "Auth toggle", legacy_body),
+    r("/api/solar_powerwall", A, "Solar Powerwall", legacy_body),
+    r("/control/*", "control", "Current control settings (read-only)", legacy_body),
+    r("/fans", L, "Fan speeds by device", legacy_body),
+    r("/fans/pw*", L, "Fan speeds as FANn_actual / FANn_target", legacy_body),
+    r("/pw/{name}", L, "pypowerwall library calls (level, power, vitals, …)", legacy_body),
+    r("/api/gateways", "gateways", "All gateways with their state", api::gateways),
+    r("/api/gateways/{id}", "gateways", "One gateway: details and latest summary", api::gateway),
+    r("/api/gateways/{id}/history", "gateways", "One gateway: 24 h at one point per minute", api::gateway_history),
+    r("/api/gateways/{id}/{view}", "gateways", "One gateway in the legacy shapes: vitals, aggregates, soe, strings, temps, alerts, fans, freq, pod, battery, status, version", api::gateway_view),
+    r("/api/aggregate/power", "aggregate", "Flows summed over gateways with fresh data", api::aggregate_power),
+    r("/api/aggregate/soe", "aggregate", "State of energy weighted by full-pack energy", api::aggregate_soe),
+    r("/api/aggregate/status", "aggregate", "Overall health and per-gateway state", api::aggregate_status),
+    r("/api/aggregate/history", "aggregate", "Site total: 24 h at one point per minute", api::aggregate_history),
+    r("/ws/gateway/{id}", "websocket", "WebSocket: one gateway's summary every second", ws::not_upgraded),
+    r("/ws/aggregate", "websocket", "WebSocket: the site total every second", ws::not_upgraded),
+    r("/openapi.json", "docs", "This document (OpenAPI 3.1)", openapi),
+    rt("/docs", "docs", "API documentation (works offline)", docs, "text/html"),
+    rt("/redoc", "docs", "API documentation (same page)", docs, "text/html"),
+];
+
+/// Matches `path` against a pattern; returns the `{name}` captures.
+pub fn matches(pattern: &'static str, path: &str) -> Option<Vec<(&'static str, String)>> {
+    if let Some(prefix) = pattern.strip_suffix('*') {
+        return path.starts_with(prefix).then(Vec::new);
+    }
+    let mut params = Vec::new();
+    let mut ps = pattern.split('/');
+    let mut xs = path.split('/');
+    loop {
+        match (ps.next(), xs.next()) {
+            (None, None) => return Some(params),
+            (Some(p), Some(x)) => {
+                if let Some(name) = p.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                    if x.is_empty() {
+                        return None;
+                    }
+                    params.push((name, x.to_string()));
+                } else if p != x {
+                    return None;
+                }
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// Finds the route for a GET path.
+pub fn find(path: &str) -> Option<(&'static Route, Vec<(&'static str, String)>)> {
+    ROUTES
+        .iter()
+        .find_map(|r| matches(r.pattern, path).map(|p| (r, p)))
+}
+
+/// Answers a GET/HEAD request.
+pub fn dispatch(mut req: Req<'_>) -> Answer {
+    match find(req.path) {
+        Some((route, params)) => {
+            req.params = params;
+            (route.handler)(&req)
+        }
+        None => fallback(req.ctx, req.path, req.if_none_match.as_deref()),
+    }
+}
+
+/// A WebSocket upgrade request: handed to the WebSocket hub, or refused before upgrading.
+pub fn upgrade(req: Req<'_>, rq: Request) {
+    match find(req.path) {
+        Some((route, params)) if route.family == "websocket" => {
+            let mut req = req;
+            req.params = params;
+            ws::accept(&req, rq);
+        }
+        _ => {
+            let a = dispatch(req);
+            send(rq, a);
+        }
+    }
+}
+
+/// The key of the pre-rendered legacy body for a path.
+pub fn legacy_key(path: &str, query: &str) -> String {
+    match path {
+        "/aggregates" | "/api/meters/aggregates" => "/aggregates".to_string(),
+        p if p.starts_with("/csv") => {
+            let headers = p.contains("headers") || query.contains("headers");
+            let base = if p.starts_with("/csv/v2") {
+                "/csv/v2"
+            } else {
+                "/csv"
+            };
+            format!("{base}{}", if headers { "_headers" } else { "" })
+        }
+        p if p.starts_with("/tedapi") => match p {
+            "/tedapi/config" | "/tedapi/status" | "/tedapi/components" | "/tedapi/battery"
+            | "/tedapi/controller" => p.to_string(),
+            _ => "/tedapi".to_string(),
+        },
+        p if p.starts_with("/cloud") => "/cloud".to_string(),
+        p if p.starts_with("/fleetapi") => "/fleetapi".to_string(),
+        p if p.starts_with("/control") => "/control".to_string(),
+        p if p.starts_with("/fans/pw") => "/fans/pw".to_string(),
+        p if p.starts_with("/pw/") => {
+            if PW_NAMES.contains(&&p[4..]) {
+                p.to_string()
+            } else {
+                "/pw/".to_string()
+            }
+        }
+        p => p.to_string(),
+    }
+}
+
+/// Serves a pre-rendered legacy body of the default gateway.
+fn legacy_body(req: &Req<'_>) -> Answer {
+    let ctx = req.ctx;
+    let key = legacy_key(req.path, req.query);
+    let Some(view) = ctx.hub.view(ctx.default_gateway, req.now) else {
+        return fallback(ctx, req.path, None);
+    };
+    match view.bodies.get(&key) {
+        Some(body) => {
+            ctx.stats.with(|c| {
+                if &*body.bytes == b"null" || &*body.bytes == b"TIMEOUT!" {
+                    c.timeout += 1;
+                } else {
+                    c.hit(req.path);
+                }
+            });
+            Answer::route(body)
+        }
+        None => fallback(ctx, req.path, req.if_none_match.as_deref()),
+    }
+}
+
+fn stats(req: &Req<'_>) -> Answer {
+    let ctx = req.ctx;
+    if req.path == "/stats/clear" {
+        ctx.stats.with(|c| {
+            c.gets = 0;
+            c.errors = 0;
+            c.uri = Map::new();
+            c.clear = std::time::SystemTime::now();
+        });
+    }
+    let views = req.views();
+    let doc = status::stats(
+        &ctx.config,
+        &ctx.stats,
+        views.get(ctx.default_gateway),
+        &views,
+    );
+    ctx.stats.with(|c| c.hit(req.path));
+    Answer::json(200, doc.to_py())
+}
+
+fn health(req: &Req<'_>) -> Answer {
+    let ctx = req.ctx;
+    let views = req.views();
+    let doc = status::health(
+        &ctx.config,
+        &ctx.stats,
+        views.get(ctx.default_gateway),
+        &views,
+    );
+    ctx.stats.with(|c| c.hit(req.path));
+    let down = ctx.config.server.health_503 && !views.iter().any(|v| v.fresh);
+    Answer::json(if down { 503 } else { 200 }, doc.to_py())
+}
+
+fn health_reset(req: &Req<'_>) -> Answer {
+    req.ctx.stats.with(|c| c.hit(req.path));
+    Answer::json(200, status::health_reset().to_py())
+}
+
+fn help(req: &Req<'_>) -> Answer {
+    let ctx = req.ctx;
+    let views = req.views();
+    let doc = status::stats(
+        &ctx.config,
+        &ctx.stats,
+        views.get(ctx.default_gateway),
+        &views,
+    );
+    ctx.stats.with(|c| c.hit(req.path));
+    Answer::text(200, "text/html", status::help(&doc))
+}
+
+/// The OpenAPI 3.1 document, generated from [`ROUTES`].
+pub fn openapi_doc() -> Value {
+    let mut paths = Map::new();
+    for route in ROUTES {
+        let path = route.pattern.trim_end_matches('*');
+        let path = if path.ends_with('/') && path.len() > 1 {
+            format!("{path}{{rest}}")
+        } else {
+            path.to_string()
+        };
+        let params: Vec<Value> = path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| {
+                Map::new()
+                    .with("name", name)
+                    .with("in", "path")
+                    .with("required", true)
+                    .with("schema", Map::new().with("type", "string"))
+                    .into()
+            })
+            .collect();
+        let mut responses = Map::new().with(
+            "200",
+            Map::new().with("description", "OK").with(
+                "content",
+                Map::new().with(route.produces, Map::new().with("schema", Map::new())),
+            ),
+        );
+        if path.contains("{id}") {
+            responses.insert("404", Map::new().with("description", "Unknown gateway id"));
+        }
+        let mut op = Map::new()
+            .with("summary", route.summary)
+            .with("tags", vec![Value::from(route.family)])
+            .with("responses", responses);
+        if !params.is_empty() {
+            op.insert("parameters", params);
+        }
+        if route.family == "websocket" {
+            op.insert("description", "Upgrade with `Connection: Upgrade`, `Upgrade: websocket`; text messages carry JSON summaries.");
+        }
+        paths.insert(path, Map::new().with("get", op));
+    }
+    paths.insert(
+        "/control/{action}".to_string(),
+        Map::new().with(
+            "post",
+            Map::new()
+                .with("summary", "Control writes (disabled unless configured)")
+                .with("tags", vec![Value::from("control")])
+                .with(
+                    "responses",
+                    Map::new()
+                        .with(
+                            "400",
+                            Map::new().with("description", "Invalid request or control disabled"),
+                        )
+                        .with(
+                            "401",
+                            Map::new().with("description", "Missing or bad token"),
+                        ),
+                ),
+        ),
+    );
+    Map::new()
+        .with("openapi", "3.1.0")
+        .with(
+            "info",
+            Map::new()
+                .with("title", "pypowerwall-server")
+                .with("version", env!("CARGO_PKG_VERSION"))
+                .with("description", "Tesla Powerwall gateway data: the pypowerwall proxy's routes plus multi-gateway, aggregate and WebSocket APIs."),
+        )
+        .with("paths", paths)
+        .into()
+}
+
+fn openapi(_req: &Req<'_>) -> Answer {
+    Answer::json(200, openapi_doc().to_py())
+}
+
+fn docs(_req: &Req<'_>) -> Answer {
+    Answer::text(200, "text/html; charset=utf-8", DOCS_PAGE)
+}
+
+/// A small, dependency-free page that renders `/openapi.json` (routers often have no internet).
+const DOCS_PAGE: &str = r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>pypowerwall-server API</title><style>
+body{font:15px/1.45 system-ui,sans-serif;margin:0;background:#f6f7f9;color:#1b1f24}main{max-width:980px;margin:auto;padding:24px}
+h1{font-size:24px}h2{margin-top:28px;font-size:17px;text-transform:capitalize;border-bottom:1px solid #ccd;padding-bottom:4px}
+.op{display:flex;gap:12px;padding:6px 8px;border-radius:6px;background:#fff;margin:6px 0;box-shadow:0 1px 2px #0001}
+.m{font:600 12px monospace;padding:2px 6px;border-radius:4px;background:#dff0e0;min-width:38px;text-align:center}.m.post{background:#f6e3cc}
+code{font-size:14px}a{color:#2355c8}@media(prefers-color-scheme:dark){body{background:#111418;color:#e4e7eb}.op{background:#1c2128}}
+</style></head><body><main><h1>pypowerwall-server API</h1><p>Generated from the server's route table: <a href="openapi.json">openapi.json</a>.</p><div id="d">Loading…</div></main>
+<script>
+fetch('openapi.json').then(r=>r.json()).then(doc=>{const g={};for(const[p,ops]of Object.entries(doc.paths))for(const[m,op]of Object.entries(ops))(g[op.tags[0]]=g[op.tags[0]]||[]).push([m,p,op]);
+const d=document.getElementById('d');d.textContent='';for(const[t,list]of Object.entries(g)){const h=document.createElement('h2');h.textContent=t;d.append(h);
+for(const[m,p,op]of list){const o=document.createElement('div');o.className='op';const b=document.createElement('span');b.className='m '+m;b.textContent=m.toUpperCase();
+const c=document.createElement('code');c.textContent=p;const s=document.createElement('span');s.textContent=op.summary;o.append(b,c,s);d.append(o);}}})
+.catch(e=>{document.getElementById('d').textContent='Could not load openapi.json: '+e});
+</script></body></html>"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns() {
+        assert_eq!(
+            matches("/api/gateways/{id}", "/api/gateways/a"),
+            Some(vec![("id", "a".into())])
+        );
+        assert_eq!(matches("/api/gateways/{id}", "/api/gateways/"), None);
+        assert_eq!(matches("/api/gateways/{id}", "/api/gateways/a/b"), None);
+        assert_eq!(matches("/csv*", "/csvfoo"), Some(vec![]));
+        assert_eq!(
+            find("/api/gateways/a/history").unwrap().0.pattern,
+            "/api/gateways/{id}/history"
+        );
+        assert_eq!(
+            find("/api/gateways/a/vitals").unwrap().0.pattern,
+            "/api/gateways/{id}/{view}"
+        );
+        assert!(find("/nope").is_none());
+    }
+
+    #[test]
+    fn legacy_keys() {
+        assert_eq!(legacy_key("/csv", "headers"), "/csv_headers");
+        assert_eq!(legacy_key("/csv/v2", ""), "/csv/v2");
+        assert_eq!(legacy_key("/csvfoo", ""), "/csv");
+        assert_eq!(legacy_key("/tedapi/x", ""), "/tedapi");
+        assert_eq!(legacy_key("/pw/nope", ""), "/pw/");
+        assert_eq!(legacy_key("/api/meters/aggregates", ""), "/aggregates");
+    }
+
+    #[test]
+    fn openapi_lists_every_route() {
+        let doc = openapi_doc();
+        let paths = doc.get("paths").and_then(Value::as_object).unwrap();
+        for r in ROUTES {
+            let p = r.pattern.trim_end_matches('*');
+            assert!(paths.keys().any(|k| k.starts_with(p)), "{p} missing");
+        }
+        assert!(paths.contains_key("/api/gateways/{id}/history"));
+    }
+}

@@ -1,0 +1,782 @@
+//! Sockets, threads, routing, fault injection and request counters.
+//!
+//! One accept thread hands each TLS connection to its own thread, up to [`MAX_CONNECTIONS`]
+//! at once (more are closed at once, like an overloaded gateway). Sockets have a short read
+//! timeout so every thread notices [`SimHandle::stop`] promptly, slow or dead clients are cut
+//! off (see [`LIMITS`]), and stop shuts all live sockets down before it returns.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rustls::{ServerConnection, StreamOwned};
+
+use super::data::{self, Site};
+use super::http::{self, Limits, ReadError, Request, Response};
+use super::model::Model;
+use super::tedapi::{self, Kind};
+use super::SimOptions;
+use crate::gateway::tls;
+
+/// Connections served at the same time.
+pub const MAX_CONNECTIONS: usize = 64;
+/// Socket read timeout: how often blocked threads look at the stop flag.
+const POLL: Duration = Duration::from_millis(100);
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a `timeout` fault keeps a connection open without answering.
+const HANG_MAX: Duration = Duration::from_secs(300);
+
+pub const LIMITS: Limits = Limits {
+    max_head: 16 * 1024,
+    max_body: 1024 * 1024,
+    idle: Duration::from_secs(30),
+    request: Duration::from_secs(15),
+};
+
+/// A misbehaviour injected into every `/tedapi/*` answer (`GET /test/fault/<name>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fault {
+    #[default]
+    None,
+    /// Read the request, never answer (until the client gives up).
+    Timeout,
+    /// Read the request, drop the connection without an answer.
+    Close,
+    Http429,
+    Http500,
+    Http403,
+    /// 200 with random bytes.
+    Garbage,
+    /// 200 with the first half of the real (protobuf) reply.
+    Truncated,
+    /// 200, valid protobuf, but the JSON inside is cut in half.
+    BadJson,
+    /// 200 with `1f 8b` (the gzip magic) and junk.
+    BadGzip,
+    /// Announce the full `Content-Length`, send half the body, close.
+    HalfBody,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 11] = [
+        Fault::None,
+        Fault::Timeout,
+        Fault::Close,
+        Fault::Http429,
+        Fault::Http500,
+        Fault::Http403,
+        Fault::Garbage,
+        Fault::Truncated,
+        Fault::BadJson,
+        Fault::BadGzip,
+        Fault::HalfBody,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::None => "none",
+            Fault::Timeout => "timeout",
+            Fault::Close => "close",
+            Fault::Http429 => "http429",
+            Fault::Http500 => "http500",
+            Fault::Http403 => "http403",
+            Fault::Garbage => "garbage",
+            Fault::Truncated => "truncated",
+            Fault::BadJson => "badjson",
+            Fault::BadGzip => "badgzip",
+            Fault::HalfBody => "halfbody",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Fault> {
+        Fault::ALL.into_iter().find(|f| f.name() == s)
+    }
+}
+
+/// Request counters by kind (`GET /test/stats`). `device_routed` counts requests to
+/// `/tedapi/device/<din>/v1`, which are also counted under their payload kind; `total` counts
+/// every request except `/test/*`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stats {
+    pub din: u64,
+    pub config: u64,
+    pub status: u64,
+    pub controller: u64,
+    pub components: u64,
+    pub firmware: u64,
+    pub device_routed: u64,
+    pub login: u64,
+    pub api: u64,
+    pub other: u64,
+    pub total: u64,
+}
+
+impl Stats {
+    pub fn get(&self, kind: &str) -> Option<u64> {
+        Some(match kind {
+            "din" => self.din,
+            "config" => self.config,
+            "status" => self.status,
+            "controller" => self.controller,
+            "components" => self.components,
+            "firmware" => self.firmware,
+            "device_routed" => self.device_routed,
+            "login" => self.login,
+            "api" => self.api,
+            "other" => self.other,
+            "total" => self.total,
+            _ => return None,
+        })
+    }
+
+    pub fn to_json(&self) -> String {
+        let fields: Vec<String> = Kind::ALL
+            .iter()
+            .map(|k| k.name())
+            .chain(["total"])
+            .map(|k| format!("\"{k}\":{}", self.get(k).unwrap_or(0)))
+            .collect();
+        format!("{{{}}}", fields.join(","))
+    }
+}
+
+struct State {
+    model: Model,
+    fault: Fault,
+}
+
+struct Shared {
+    site: Site,
+    frozen: bool,
+    gw_auth: Option<String>,
+    gw_pwd: Option<String>,
+    gzip: bool,
+    tls: Arc<rustls::ServerConfig>,
+    state: Mutex<State>,
+    counters: [AtomicU64; 10],
+    total: AtomicU64,
+    stop: AtomicBool,
+    active: AtomicUsize,
+    next_id: AtomicU64,
+    conns: Mutex<HashMap<u64, TcpStream>>,
+}
+
+/// A running simulator; stops when dropped.
+pub struct SimHandle {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl SimHandle {
+    /// The bound address (with the real port when 0 was asked for).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `https://<addr>`.
+    pub fn base_url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// The gateway DIN.
+    pub fn din(&self) -> &'static str {
+        self.shared.site.din
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.shared.stats()
+    }
+
+    pub fn set_fault(&self, fault: Fault) {
+        self.shared.lock().fault = fault;
+    }
+
+    /// Stops accepting, closes every connection, waits (briefly) for the threads to finish.
+    pub fn stop(&mut self) {
+        if self.shared.stop.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        // Wake the blocking accept().
+        let mut wake = self.addr;
+        if wake.ip().is_unspecified() {
+            wake.set_ip(match wake {
+                SocketAddr::V4(_) => [127, 0, 0, 1].into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
+        if let Some(t) = self.accept.take() {
+            let _ = t.join();
+        }
+        for (_, s) in self
+            .shared
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+        {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while self.shared.active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn start(opts: SimOptions) -> Result<SimHandle, String> {
+    let site = Site::load(opts.fixture)?;
+    let cert = opts.cert_pem.as_deref().unwrap_or(data::CERT_PEM);
+    let key = opts.key_pem.as_deref().unwrap_or(data::KEY_PEM);
+    let tls = tls::server_config_from_pem(cert, key)?;
+    let listener =
+        TcpListener::bind(opts.listen).map_err(|e| format!("sim: bind {}: {e}", opts.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let model = Model::new(&site, opts.frozen, now());
+    let shared = Arc::new(Shared {
+        site,
+        frozen: opts.frozen,
+        gw_auth: opts.gw_pwd.as_ref().map(|p| {
+            format!(
+                "Basic {}",
+                base64(format!("Tesla_Energy_Device:{p}").as_bytes())
+            )
+        }),
+        gw_pwd: opts.gw_pwd,
+        gzip: opts.gzip,
+        tls,
+        state: Mutex::new(State {
+            model,
+            fault: Fault::None,
+        }),
+        counters: Default::default(),
+        total: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        active: AtomicUsize::new(0),
+        next_id: AtomicU64::new(0),
+        conns: Mutex::new(HashMap::new()),
+    });
+    let accept_shared = shared.clone();
+    let accept = std::thread::Builder::new()
+        .name("sim-accept".into())
+        .spawn(move || accept_loop(listener, accept_shared))
+        .map_err(|e| format!("sim: spawning the accept thread: {e}"))?;
+    Ok(SimHandle {
+        addr,
+        shared,
+        accept: Some(accept),
+    })
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn count(&self, kind: Kind) {
+        if let Some(i) = Kind::ALL.iter().position(|k| *k == kind) {
+            self.counters[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn stats(&self) -> Stats {
+        let c = |k: Kind| {
+            Kind::ALL
+                .iter()
+                .position(|x| *x == k)
+                .map_or(0, |i| self.counters[i].load(Ordering::Relaxed))
+        };
+        Stats {
+            din: c(Kind::Din),
+            config: c(Kind::Config),
+            status: c(Kind::Status),
+            controller: c(Kind::Controller),
+            components: c(Kind::Components),
+            firmware: c(Kind::Firmware),
+            device_routed: c(Kind::DeviceRouted),
+            login: c(Kind::Login),
+            api: c(Kind::Api),
+            other: c(Kind::Other),
+            total: self.total.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    for conn in listener.incoming() {
+        if shared.stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let tcp = match conn {
+            Ok(t) => t,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                log::warn!("sim: accept: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        if shared.active.load(Ordering::SeqCst) >= MAX_CONNECTIONS {
+            log::warn!("sim: {MAX_CONNECTIONS} connections busy, dropping one");
+            continue;
+        }
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        match tcp.try_clone() {
+            Ok(clone) => {
+                shared
+                    .conns
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(id, clone);
+            }
+            Err(_) => continue,
+        }
+        shared.active.fetch_add(1, Ordering::SeqCst);
+        let conn_shared = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("sim-conn".into())
+            .spawn(move || {
+                let _guard = ConnGuard {
+                    shared: conn_shared.clone(),
+                    id,
+                };
+                serve(&conn_shared, tcp);
+            });
+        if spawned.is_err() {
+            // The closure (and with it the guard) never ran: undo its bookkeeping.
+            shared.active.fetch_sub(1, Ordering::SeqCst);
+            shared
+                .conns
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
+        }
+    }
+}
+
+/// Unregisters a connection however its thread ends.
+struct ConnGuard {
+    shared: Arc<Shared>,
+    id: u64,
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.shared
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+        self.shared.active.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// What to do with a request.
+enum Action {
+    Respond(Response),
+    /// Never answer.
+    Hang,
+    /// Drop the connection without an answer.
+    Close,
+    /// Announce the full length, send half the body, close.
+    HalfBody(Response),
+}
+
+type Tls = StreamOwned<ServerConnection, TcpStream>;
+
+fn serve(shared: &Shared, tcp: TcpStream) {
+    let setup = tcp
+        .set_read_timeout(Some(POLL))
+        .and_then(|_| tcp.set_write_timeout(Some(WRITE_TIMEOUT)))
+        .and_then(|_| tcp.set_nodelay(true));
+    if setup.is_err() {
+        return;
+    }
+    let Ok(conn) = ServerConnection::new(shared.tls.clone()) else {
+        return;
+    };
+    let mut stream = StreamOwned::new(conn, tcp);
+    let mut buf = Vec::new();
+    loop {
+        let req = match http::read_request(&mut stream, &mut buf, &LIMITS, &shared.stop) {
+            Ok(r) => r,
+            Err(ReadError::Bad(status)) => {
+                let resp = Response::text(status, "Bad request");
+                let _ = http::write_response(&mut stream, &resp, false);
+                break;
+            }
+            Err(ReadError::TimedOut) => {
+                let _ = http::write_response(&mut stream, &Response::text(400, "Timeout"), false);
+                break;
+            }
+            Err(ReadError::Io(e)) => {
+                log::debug!("sim: connection error: {e}");
+                break;
+            }
+            Err(ReadError::Closed | ReadError::Stopped) => break,
+        };
+        log::debug!("sim: {} {}", req.method, req.target);
+        match route(shared, &req) {
+            Action::Respond(resp) => {
+                if http::write_response(&mut stream, &resp, req.keep_alive).is_err()
+                    || !req.keep_alive
+                {
+                    break;
+                }
+            }
+            Action::Hang => {
+                hang(&mut stream, &shared.stop);
+                return drop_now(stream);
+            }
+            Action::Close => return drop_now(stream),
+            Action::HalfBody(resp) => {
+                let mut out = resp.head(resp.body.len(), false);
+                out.extend_from_slice(&resp.body[..resp.body.len() / 2]);
+                let _ = stream.write_all(&out).and_then(|_| stream.flush());
+                return drop_now(stream);
+            }
+        }
+    }
+    stream.conn.send_close_notify();
+    let _ = stream.flush();
+    let _ = stream.sock.shutdown(Shutdown::Both);
+}
+
+/// Closes the TCP connection without a TLS close_notify.
+fn drop_now(stream: Tls) {
+    let _ = stream.sock.shutdown(Shutdown::Both);
+}
+
+/// Holds a connection without answering until the client leaves, the server stops or
+/// [`HANG_MAX`] passes.
+fn hang(stream: &mut Tls, stop: &AtomicBool) {
+    let start = Instant::now();
+    let mut scratch = [0u8; 1024];
+    while !stop.load(Ordering::Relaxed) && start.elapsed() < HANG_MAX {
+        match stream.sock.read(&mut scratch) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e) if http::is_timeout(&e) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+fn route(shared: &Shared, req: &Request) -> Action {
+    if req.path == "/test" || req.path.starts_with("/test/") {
+        return Action::Respond(cors(test_route(shared, req)));
+    }
+    shared.total.fetch_add(1, Ordering::Relaxed);
+    if req.method == "OPTIONS" {
+        shared.count(Kind::Other);
+        return Action::Respond(cors(Response::new(200, "text/plain", Vec::new())));
+    }
+    if req.path.starts_with("/tedapi/") {
+        return tedapi_route(shared, req);
+    }
+    let mut state = shared.lock();
+    state.model.advance(now());
+    let (kind, resp) =
+        super::local::route(&shared.site, &state.model, req, shared.gw_pwd.as_deref());
+    drop(state);
+    shared.count(kind);
+    Action::Respond(resp)
+}
+
+fn tedapi_route(shared: &Shared, req: &Request) -> Action {
+    let site = &shared.site;
+    let (fault, model) = {
+        let mut state = shared.lock();
+        state.model.advance(now());
+        (state.fault, state.model.clone())
+    };
+    let authorized = match &shared.gw_auth {
+        None => true,
+        Some(expected) => req
+            .header("Authorization")
+            .is_some_and(|h| basic_matches(h, expected)),
+    };
+    let device = req
+        .path
+        .strip_prefix("/tedapi/device/")
+        .and_then(|rest| rest.strip_suffix("/v1"));
+    let (kind, resp) = match (req.method.as_str(), req.path.as_str(), device) {
+        ("GET", "/tedapi/din", _) => (Kind::Din, tedapi::din(site)),
+        ("POST", "/tedapi/v1", _) => {
+            tedapi::post(site, &model, &req.body, None, fault == Fault::BadJson)
+        }
+        ("POST", _, Some(din)) => {
+            shared.count(Kind::DeviceRouted);
+            if site.components_of(din).is_some() {
+                tedapi::post(site, &model, &req.body, Some(din), fault == Fault::BadJson)
+            } else {
+                (
+                    Kind::Other,
+                    Response::json(
+                        404,
+                        r#"{"code":404,"error":"Not Found","message":"Unknown device"}"#,
+                    ),
+                )
+            }
+        }
+        _ => (Kind::Other, Response::json(404, "")),
+    };
+    shared.count(kind);
+    let resp = if authorized {
+        resp
+    } else {
+        Response::json(403, data::ACCESS_DENIED_JSON)
+    };
+    apply_fault(fault, resp, shared.gzip)
+}
+
+/// Compares an `Authorization` header with the expected `Basic <b64>` (scheme case-insensitive).
+fn basic_matches(header: &str, expected: &str) -> bool {
+    match (header.trim().split_once(' '), expected.split_once(' ')) {
+        (Some((scheme, cred)), Some((_, want))) => {
+            scheme.eq_ignore_ascii_case("basic") && cred.trim() == want
+        }
+        _ => false,
+    }
+}
+
+fn apply_fault(fault: Fault, resp: Response, gzip: bool) -> Action {
+    let ok = resp.status == 200;
+    let gz = |mut r: Response| {
+        if gzip && r.status == 200 {
+            r.body = gzip_bytes(&r.body);
+        }
+        r
+    };
+    match fault {
+        Fault::None | Fault::BadJson => Action::Respond(gz(resp)),
+        Fault::Timeout => Action::Hang,
+        Fault::Close => Action::Close,
+        Fault::Http429 => Action::Respond(Response::json(
+            429,
+            r#"{"code":429,"error":"Too Many Requests","message":"Rate limited"}"#,
+        )),
+        Fault::Http500 => Action::Respond(Response::text(500, "Internal Server Error")),
+        Fault::Http403 => Action::Respond(Response::json(403, data::ACCESS_DENIED_JSON)),
+        Fault::Garbage => Action::Respond(Response::new(200, tedapi::PROTOBUF, garbage())),
+        Fault::Truncated if ok => {
+            let mut r = resp;
+            r.body.truncate(r.body.len() / 2);
+            Action::Respond(gz(r))
+        }
+        Fault::HalfBody if ok => Action::HalfBody(gz(resp)),
+        Fault::Truncated | Fault::HalfBody => Action::Respond(resp),
+        Fault::BadGzip => {
+            let mut body = vec![0x1f, 0x8b];
+            body.extend_from_slice(&garbage()[..32]);
+            Action::Respond(Response::new(200, tedapi::PROTOBUF, body))
+        }
+    }
+}
+
+/// Random bytes that are neither valid protobuf (field 1 with the invalid wire type 7 first)
+/// nor gzip.
+fn garbage() -> Vec<u8> {
+    let mut x = (now().to_bits() | 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut out = vec![0x0f];
+    out.extend((0..95).map(|_| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x >> 24) as u8
+    }));
+    out
+}
+
+fn gzip_bytes(b: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    // Writing into a Vec cannot fail.
+    let _ = enc.write_all(b);
+    enc.finish().unwrap_or_default()
+}
+
+fn cors(resp: Response) -> Response {
+    resp.with_header("Access-Control-Allow-Origin", "*")
+        .with_header("Access-Control-Allow-Methods", "GET,POST,OPTIONS")
+        .with_header("Access-Control-Allow-Headers", "*")
+}
+
+const CONTROL_PAGE: &str =
+    "<!DOCTYPE html><html><head><title>Gateway simulator</title></head><body>\
+<h1>Gateway simulator</h1><ul>\
+<li><a href=\"/test/toggle-grid\">/test/toggle-grid</a></li>\
+<li>/test/battery-percentage/&lt;p&gt;, /test/solar-power/&lt;w&gt;</li>\
+<li>/test/scenario/&lt;name&gt;: battery-exporting, solar-exporting, solar-powered, grid-powered, \
+self-powered, battery-powered, grid-charging, solar-charging, sunny-day-outage, cloudy-day-outage, \
+nighttime-outage; <a href=\"/test/scenario\">/test/scenario</a></li>\
+<li>/test/fault/&lt;kind&gt;: none, timeout, close, http429, http500, http403, garbage, truncated, \
+badjson, badgzip, halfbody; <a href=\"/test/fault\">/test/fault</a></li>\
+<li><a href=\"/test/stats\">/test/stats</a>, /test/stats/reset, /test/reset</li>\
+</ul></body></html>";
+
+fn test_route(shared: &Shared, req: &Request) -> Response {
+    let ok = || Response::text(200, "OK");
+    let path = req.path.trim_end_matches('/');
+    let arg = |prefix: &str| path.strip_prefix(prefix);
+    let number = |s: &str| s.parse::<f64>().ok().filter(|x| x.is_finite());
+    let mut state = shared.lock();
+    state.model.advance(now());
+    match path {
+        "/test" => return Response::new(200, "text/html", CONTROL_PAGE),
+        "/test/toggle-grid" => {
+            let up = state.model.toggle_grid();
+            return Response::text(
+                200,
+                if up {
+                    "Grid is now connected"
+                } else {
+                    "Grid is now disconnected"
+                },
+            );
+        }
+        "/test/scenario" => {
+            let mut body = String::from("{\"active_scenario\":");
+            crate::json::write_str(&mut body, &state.model.scenario);
+            body.push('}');
+            return Response::json(200, body);
+        }
+        "/test/fault" => {
+            return Response::json(200, format!("{{\"fault\":\"{}\"}}", state.fault.name()))
+        }
+        "/test/stats" => return Response::json(200, shared.stats().to_json()),
+        "/test/stats/reset" => {
+            for c in shared.counters.iter().chain([&shared.total]) {
+                c.store(0, Ordering::Relaxed);
+            }
+            return ok();
+        }
+        "/test/reset" => {
+            state.model = Model::new(&shared.site, shared.frozen, now());
+            state.fault = Fault::None;
+            return ok();
+        }
+        _ => {}
+    }
+    if let Some(p) = arg("/test/battery-percentage/") {
+        return match number(p) {
+            Some(p) => {
+                state.model.set_battery_percentage(p);
+                ok()
+            }
+            None => Response::text(400, "Invalid percentage"),
+        };
+    }
+    if let Some(w) = arg("/test/solar-power/") {
+        return match number(w) {
+            Some(w) => {
+                state.model.set_solar(w);
+                ok()
+            }
+            None => Response::text(400, "Invalid power"),
+        };
+    }
+    if let Some(name) = arg("/test/scenario/") {
+        return if state.model.set_scenario(name) {
+            ok()
+        } else {
+            Response::text(404, "Unknown scenario")
+        };
+    }
+    if let Some(kind) = arg("/test/fault/") {
+        return match Fault::parse(kind) {
+            Some(f) => {
+                state.fault = f;
+                ok()
+            }
+            None => Response::text(404, "Unknown fault"),
+        };
+    }
+    Response::text(404, "Invalid test command received.")
+}
+
+/// Standard base64 with padding.
+fn base64(input: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648() {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            (
+                "Tesla_Energy_Device:ABCDEFGHIJ",
+                "VGVzbGFfRW5lcmd5X0RldmljZTpBQkNERUZHSElK",
+            ),
+        ] {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+    }
+
+    #[test]
+    fn faults_parse_and_stats_render() {
+        for f in Fault::ALL {
+            assert_eq!(Fault::parse(f.name()), Some(f));
+        }
+        let s = Stats {
+            status: 2,
+            total: 3,
+            ..Stats::default()
+        };
+        assert_eq!(
+            s.to_json(),
+            r#"{"din":0,"config":0,"status":2,"controller":0,"components":0,"firmware":0,"device_routed":0,"login":0,"api":0,"other":0,"total":3}"#
+        );
+    }
+
+    #[test]
+    fn basic_auth_comparison() {
+        let want = "Basic dXNlcjpwdw==";
+        assert!(basic_matches("basic dXNlcjpwdw==", want));
+        assert!(!basic_matches("Bearer dXNlcjpwdw==", want));
+        assert!(!basic_matches("Basic eA==", want));
+        assert!(!basic_matches("", want));
+    }
+}
