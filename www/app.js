@@ -514,6 +514,7 @@
     renderConn();
     renderBanner();
     record(s);
+    if (Date.now() - lastDraw > 5000) drawCharts();
   }
 
   function startPolling() {
@@ -793,8 +794,10 @@
     charts[id] = { pts, X, L, W, Rm, from, to, kind };
   }
 
+  let lastDraw = 0;
   function drawCharts() {
     if (FLOW) return;
+    lastDraw = Date.now();
     drawChart('c-power', 'power');
     drawChart('c-soe', 'soe');
   }
@@ -862,7 +865,9 @@
     if (S.api === 'v2') {
       const ids = S.gateways.map((g) => g.id);
       const want = FLOW ? params.get('gw') : decodeURIComponent((location.hash.match(/gw=([^&]+)/) || [])[1] || '') || store.get(skey('sel'));
-      S.sel = want === 'aggregate' || ids.includes(want) ? want : (ids.length > 1 && !FLOW ? 'aggregate' : ids[0] || 'aggregate');
+      // the gateway the legacy routes serve: flagged "default" when the server says so, else the first
+      const def = (S.gateways.find((g) => g.default === true) || S.gateways[0] || {}).id;
+      S.sel = want === 'aggregate' || ids.includes(want) ? want : (ids.length > 1 && !FLOW ? 'aggregate' : def || 'aggregate');
     } else {
       S.sel = 'legacy';
     }

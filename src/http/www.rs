@@ -64,8 +64,18 @@ fn embedded() -> &'static [(String, Asset)] {
 }
 
 /// The asset for a URL path (`/` is `/index.html`); `None` when there is none.
+/// A path without an extension is also tried as `{path}.html`, so `/flow` serves `flow.html`.
 pub fn lookup(path: &str, dir: Option<&str>) -> Option<Asset> {
     let path = if path == "/" { "/index.html" } else { path };
+    lookup_file(path, dir).or_else(|| {
+        let last = path.rsplit('/').next().unwrap_or("");
+        (!last.is_empty() && !last.contains('.'))
+            .then(|| lookup_file(&format!("{path}.html"), dir))
+            .flatten()
+    })
+}
+
+fn lookup_file(path: &str, dir: Option<&str>) -> Option<Asset> {
     // Refuse anything that could leave the web root.
     if path.split('/').any(|seg| seg == ".." || seg.contains('\\')) || path.contains('\0') {
         return None;
@@ -100,6 +110,8 @@ mod tests {
         assert!(a.content_type.starts_with("text/html"));
         assert!(lookup("/../Cargo.toml", Some("www")).is_none());
         assert!(lookup("/nope.js", None).is_none());
+        assert!(lookup("/flow", None).is_some_and(|a| a.content_type.starts_with("text/html")));
+        assert!(lookup("/flow/", None).is_none());
         assert_eq!(content_type("/a/b.css"), "text/css");
     }
 }

@@ -1,5 +1,5 @@
 // Headless browser check of the web UI, run by tests/ui.rs against the server in demo mode:
-//   node tests/ui/check.mjs http://127.0.0.1:PORT/ [--prefix /pw/] [--out DIR]
+//   node tests/ui/check.mjs http://127.0.0.1:PORT/ [--prefix /pw/] [--default-gateway ID] [--out DIR]
 // Drives Debian's /usr/bin/chromium (CHROMIUM=… to override) through playwright-core, which never
 // downloads a browser. Exits 0 when every check passes; prints one line per check.
 import { chromium } from 'playwright-core';
@@ -137,7 +137,7 @@ try {
   });
 
   if (v2) {
-    const def = gateways[0].id;
+    const def = arg('--default-gateway') || gateways[0].id; // the gateway the legacy routes serve
     await check(`gateway "${def}" numbers match /api/meters/aggregates and /api/system_status/soe`, async () => {
       if (gateways.length > 1) await page.click(`#gwsel button[data-id="${def}"]`);
       else await page.evaluate((id) => { location.hash = 'gw=' + id; }, def);

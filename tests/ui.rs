@@ -1,0 +1,146 @@
+//! The web UI in a real browser: starts the server in demo mode (plus a second simulated gateway,
+//! so the gateway selector and "All sites" have something to do) behind a path prefix, then runs
+//! `tests/ui/check.mjs`, which drives Debian's headless Chromium through playwright-core.
+//!
+//! Needs `/usr/bin/chromium`, `node` and `tests/ui/node_modules` (`scripts/ui-deps.sh` installs
+//! them). Without them the test is skipped with a message, except under `CI=true`, where it fails.
+//! Screenshots land in `target/ui-artifacts/`.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pypowerwall_server::app;
+use pypowerwall_server::config::{self, CliOverrides};
+use pypowerwall_server::sim::Fixture;
+
+const PREFIX: &str = "/pw/";
+const BUDGET: Duration = Duration::from_secs(120);
+
+fn missing_tools(root: &Path, chromium: &str) -> Vec<String> {
+    let mut missing = Vec::new();
+    if !Path::new(chromium).is_file() {
+        missing.push(format!("{chromium} (apt-get install chromium)"));
+    }
+    let node_ok = Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !node_ok {
+        missing.push("node".into());
+    }
+    if !root.join("tests/ui/node_modules/playwright-core/package.json").is_file() {
+        missing.push("tests/ui/node_modules (npm ci in tests/ui)".into());
+    }
+    missing
+}
+
+#[test]
+fn web_ui_in_headless_chromium() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let missing = missing_tools(root, &chromium);
+    if !missing.is_empty() {
+        let msg = format!(
+            "UI test needs {}; run scripts/ui-deps.sh",
+            missing.join(", ")
+        );
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{msg}");
+        }
+        eprintln!("SKIPPED web_ui_in_headless_chromium: {msg}");
+        return;
+    }
+
+    // A second gateway next to the demo one.
+    let cabin = common::start_sim(Fixture::Pw3, false);
+    let gateways = format!(
+        r#"[{{"id": "cabin", "name": "Cabin", "host": "{}", "gw_pwd": "{}"}}]"#,
+        cabin.addr(),
+        common::GW_PWD
+    );
+    let vars: HashMap<&str, String> = [
+        ("PW_GATEWAYS", gateways),
+        ("PW_BIND_ADDRESS", "127.0.0.1".to_string()),
+        ("PROXY_BASE_URL", PREFIX.to_string()),
+        ("PW_STYLE", "solar".to_string()),
+        ("PW_CACHE_EXPIRE", "2".to_string()),
+    ]
+    .into_iter()
+    .collect();
+    let cli = CliOverrides {
+        demo: true,
+        ..Default::default()
+    };
+    let mut cfg = config::load(&|k| vars.get(k).cloned(), &cli).expect("config");
+    cfg.server.port = 0;
+    let app = app::start(cfg).expect("server starts");
+    let default_id = "cabin"; // the first configured gateway serves the legacy routes
+    let online = |path: &str| {
+        let body = common::get(&app, path).body;
+        !body.is_empty() && body != "null" && !body.contains("\"summary\": null")
+    };
+    assert!(
+        common::wait_for(Duration::from_secs(20), || online("/api/meters/aggregates")
+            && online("/api/gateways/demo")
+            && online("/api/gateways/cabin")),
+        "the gateways never came online"
+    );
+
+    let base = format!("http://{}/", app.addr());
+    let out = root.join("target/ui-artifacts");
+    let started = Instant::now();
+    let mut child = Command::new("node")
+        .arg(root.join("tests/ui/check.mjs"))
+        .arg(&base)
+        .args(["--prefix", PREFIX, "--default-gateway", default_id])
+        .arg("--out")
+        .arg(&out)
+        .env("CHROMIUM", &chromium)
+        .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+        .current_dir(root.join("tests/ui"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node starts");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let out_thread = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let err_thread = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for node") {
+            break Some(status);
+        }
+        if started.elapsed() > BUDGET {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let stdout = out_thread.join().unwrap_or_default();
+    let stderr = err_thread.join().unwrap_or_default();
+    println!("{stdout}");
+    if !stderr.trim().is_empty() {
+        println!("--- stderr ---\n{stderr}");
+    }
+    app.stop();
+    match status {
+        None => panic!("the UI check took longer than {BUDGET:?}"),
+        Some(s) => assert!(s.success(), "the UI check failed ({s}); see the output above"),
+    }
+}
