@@ -35,7 +35,10 @@ fn missing_tools(root: &Path, chromium: &str) -> Vec<String> {
     if !node_ok {
         missing.push("node".into());
     }
-    if !root.join("tests/ui/node_modules/playwright-core/package.json").is_file() {
+    if !root
+        .join("tests/ui/node_modules/playwright-core/package.json")
+        .is_file()
+    {
         missing.push("tests/ui/node_modules (npm ci in tests/ui)".into());
     }
     missing
@@ -141,6 +144,9 @@ fn web_ui_in_headless_chromium() {
     app.stop();
     match status {
         None => panic!("the UI check took longer than {BUDGET:?}"),
-        Some(s) => assert!(s.success(), "the UI check failed ({s}); see the output above"),
+        Some(s) => assert!(
+            s.success(),
+            "the UI check failed ({s}); see the output above"
+        ),
     }
 }

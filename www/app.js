@@ -412,6 +412,9 @@
     }
   }
 
+  // summary states that deserve a word (gateway: online|stale|offline|…; aggregate: healthy|degraded|unhealthy)
+  const STATE_TEXT = { stale: 'Data is stale', offline: 'Gateway offline', cooldown: 'Gateway busy, retrying', connecting: 'Connecting to the gateway',
+    degraded: 'Some gateways are not reporting', unhealthy: 'No gateway is reporting' };
   function renderHeader() {
     if (FLOW) return;
     let title = S.siteName || 'Powerwall', sub = '';
@@ -433,12 +436,13 @@
     const s = S.sum;
     const age = s ? (Date.now() - S.sumAt) / 1000 : null;
     const st = s && s.state;
-    if (st && st !== 'online') sub = `Data ${st}` + (sub ? ' · ' + sub : '');
+    const warn = STATE_TEXT[st] || (st && st !== 'online' && st !== 'healthy' ? `Gateway ${st}` : null);
+    if (warn) sub = warn + (sub ? ' · ' + sub : '');
     else if (age != null && age > 15) sub = `No update for ${Math.round(age)} s` + (sub ? ' · ' + sub : '');
     setText('site', title);
     setText('sub', sub || (s ? 'Live' : 'Connecting…'));
     doc.title = title === 'Powerwall' ? 'Powerwall' : title + ' · Powerwall';
-    $('main').classList.toggle('stale', !!(st && st !== 'online') || (age != null && age > 15));
+    $('main').classList.toggle('stale', !!warn || (age != null && age > 15));
   }
 
   function renderConn() {
@@ -487,7 +491,7 @@
     }
     const [p, soe] = await Promise.all([getJSON('api/aggregate/power'), getJSON('api/aggregate/soe')]);
     if (!p) return false;
-    const bad = (p.offline || []).length ? 'offline' : (p.stale || []).length ? 'stale' : 'online';
+    const bad = (p.offline || []).length || (p.stale || []).length ? 'degraded' : 'healthy';
     const gridDown = S.gateways.some((g) => g.grid_status === 'DOWN');
     const s = soe || {};
     const batt = num(p.battery), rem = num(s.remaining_wh);
@@ -497,7 +501,7 @@
       soe: num(s.percentage_raw), soe_app: num(s.percentage), grid_status: gridDown ? 'DOWN' : (S.sum && S.sum.grid_status) || null,
       reserve: null, time_remaining_hours: batt > 0 && rem != null ? rem / batt : null,
       full_pack_energy: num(s.full_wh), energy_remaining: rem,
-      state: (p.contributors || []).length ? bad : 'offline', simulated: S.gateways.some((g) => g.simulated),
+      state: (p.contributors || []).length ? bad : 'unhealthy', simulated: S.gateways.some((g) => g.simulated),
     };
   }
 
@@ -601,12 +605,12 @@
     if (S.api !== 'v2') return;
     const valid = id === 'aggregate' || S.gateways.some((g) => g.id === id);
     if (!valid || id === S.sel) return;
+    flushBucket(); // into the history of the gateway being left
     S.sel = id;
     if (!FLOW) {
       store.set(skey('sel'), id);
       history.replaceState(null, '', '#gw=' + encodeURIComponent(id));
     }
-    flushBucket();
     S.sum = null; S.sumAt = 0; S.transport = 'connecting';
     clearDashboard();
     renderGateways();
@@ -726,15 +730,20 @@
     return { pts, from, to: now };
   }
 
-  function pathOf(pts, idx, X, Y) {
-    let d = '', prev = null;
+  // One path for a series; a gap in the data breaks the line, a lone point shows as a dot.
+  function pathOf(pts, idx, X, Y, dots) {
+    let d = '', prev = null, n = 0;
+    const end = () => { if (n === 1 && dots) d += 'h0.5'; n = 0; };
     for (const p of pts) {
       const v = p[idx];
-      if (v == null) { prev = null; continue; }
+      if (v == null) { end(); prev = null; continue; }
       const gap = prev && p[0] - prev[0] > (p[0] > Date.now() / 1000 - 86400 ? 330 : 1900);
+      if (!prev || gap) end();
       d += (prev && !gap ? 'L' : 'M') + X(p[0]).toFixed(1) + ',' + Y(v).toFixed(1);
+      n++;
       prev = p;
     }
+    end();
     return d;
   }
 
@@ -776,7 +785,7 @@
     if (!pts.length) {
       s += `<text class="empty" x="${(L + W) / 2}" y="${H / 2}">Collecting data…</text>`;
     } else if (kind === 'power') {
-      for (const se of SERIES) s += `<path class="ln ${se.c}" d="${pathOf(pts, se.i, X, Y)}"/>`;
+      for (const se of SERIES) s += `<path class="ln ${se.c}" d="${pathOf(pts, se.i, X, Y, true)}"/>`;
     } else {
       const d = pathOf(pts, 5, X, Y);
       // the area under the charge line, closed per segment
