@@ -518,7 +518,8 @@
     renderConn();
     renderBanner();
     record(s);
-    if (Date.now() - lastDraw > 5000) drawCharts();
+    const c = charts['c-power'];
+    if (Date.now() - lastDraw > 5000 || (c && !c.pts.length)) drawCharts();
   }
 
   function startPolling() {
@@ -823,7 +824,8 @@
     const line = e.currentTarget.querySelector('.cur');
     const x = c.X(p[0]).toFixed(1);
     line.setAttribute('x1', x); line.setAttribute('x2', x); line.setAttribute('visibility', 'visible');
-    const rows = (c.kind === 'power' ? SERIES.map((s) => [s.n, p[s.i] == null ? '—' : (s.i === 3 && p[3] < 0 ? '−' : s.i === 1 && p[1] < 0 ? '−' : '') + fmtW(p[s.i]), s.c])
+    const how = (i, v) => (v == null || Math.abs(v) < IDLE_W ? '' : i === 3 ? (v > 0 ? ' out' : ' in') : i === 1 ? (v > 0 ? ' import' : ' export') : '');
+    const rows = (c.kind === 'power' ? SERIES.map((s) => [s.n, p[s.i] == null ? '—' : fmtW(p[s.i]) + how(s.i, p[s.i]), s.c])
       : [['Charge', p[5] == null ? '—' : Math.round(p[5]) + '%', 'batt']]);
     const when = S.range > 86400 ? new Date(p[0] * 1000).toLocaleString([], { weekday: 'short', hour: '2-digit', minute: '2-digit' }) : hhmm(p[0]);
     tip.innerHTML = `<b>${when}</b>` + rows.map(([n, v, cl]) => `<div><span style="color:var(--${cl})">${n}</span><span>${v}</span></div>`).join('');

@@ -183,13 +183,17 @@ try {
     return page.evaluate(() => `${document.querySelectorAll('#c-power path.ln').length} power series`);
   });
   await check('history hover tooltip', async () => {
+    await page.locator('#c-power').scrollIntoViewIfNeeded();
     const box = await page.locator('#c-power').boundingBox();
     await page.mouse.move(box.x + box.width - 30, box.y + box.height / 2);
     await page.mouse.move(box.x + box.width - 20, box.y + box.height / 2);
     await sleep(100);
     const vis = await page.evaluate(() => !document.getElementById('tip').hidden);
+    const text = vis && await page.evaluate(() => document.getElementById('tip').innerText.replace(/\s+/g, ' '));
     await page.mouse.move(0, 0);
-    return vis || 'no points yet';
+    await page.evaluate(() => scrollTo(0, 0));
+    if (!vis) throw new Error('no tooltip');
+    return text;
   });
 
   // Themes: follows prefers-color-scheme, the toggle flips and is remembered.
