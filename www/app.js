@@ -824,7 +824,7 @@
     const line = e.currentTarget.querySelector('.cur');
     const x = c.X(p[0]).toFixed(1);
     line.setAttribute('x1', x); line.setAttribute('x2', x); line.setAttribute('visibility', 'visible');
-    const how = (i, v) => (v == null || Math.abs(v) < IDLE_W ? '' : i === 3 ? (v > 0 ? ' out' : ' in') : i === 1 ? (v > 0 ? ' import' : ' export') : '');
+    const how = (i, v) => (v == null || Math.abs(v) < IDLE_W ? '' : i === 3 ? (v > 0 ? ' discharging' : ' charging') : i === 1 ? (v > 0 ? ' import' : ' export') : '');
     const rows = (c.kind === 'power' ? SERIES.map((s) => [s.n, p[s.i] == null ? '—' : fmtW(p[s.i]) + how(s.i, p[s.i]), s.c])
       : [['Charge', p[5] == null ? '—' : Math.round(p[5]) + '%', 'batt']]);
     const when = S.range > 86400 ? new Date(p[0] * 1000).toLocaleString([], { weekday: 'short', hour: '2-digit', minute: '2-digit' }) : hhmm(p[0]);

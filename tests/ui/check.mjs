@@ -73,6 +73,13 @@ async function nav(page, fn) { navigating = true; try { await fn(); } finally { 
 
 const page = ctx.pages()[0] || await ctx.newPage();
 watch(page, 'dashboard');
+// WebSockets pass through untouched until a check cuts them (to see the REST fallback).
+const wsCtl = { block: false, open: new Set() };
+await page.routeWebSocket(/\/ws\//, (ws) => {
+  if (wsCtl.block) { ws.close({ code: 1011, reason: 'cut by the test' }); return; }
+  ws.connectToServer();
+  wsCtl.open.add(ws);
+});
 
 const gateways = await api('api/gateways');
 const v2 = Array.isArray(gateways);
@@ -146,6 +153,18 @@ try {
     });
     await check(`gateway "${def}" numbers match /api/gateways/${def}`, () => matches('gateway summary', gatewayValues(def)));
     await check('live over WebSocket', () => until('Live', async () => (await page.textContent('#conn')).includes('Live') && 'Live'));
+    await check('falls back to REST polling when the WebSocket drops, then reconnects', async () => {
+      wsCtl.block = true;
+      for (const ws of wsCtl.open) await ws.close({ code: 1011, reason: 'cut by the test' }).catch(() => {});
+      wsCtl.open.clear();
+      await until('Polling', async () => (await page.textContent('#conn')).includes('Polling'), 6000);
+      const before = await page.evaluate(() => document.getElementById('stamp').textContent);
+      await until('polled data', async () => (await page.evaluate(() => document.getElementById('stamp').textContent)) !== before, 8000);
+      await matches('while polling', gatewayValues(def));
+      wsCtl.block = false;
+      await until('Live again', async () => (await page.textContent('#conn')).includes('Live'), 15000);
+      return 'Live → Polling → Live';
+    });
     await check('"All sites" shows /api/aggregate/power and /api/aggregate/soe', async () => {
       if (gateways.length > 1) await page.click('#gwsel button[data-id="aggregate"]');
       else await page.evaluate(() => { location.hash = 'gw=aggregate'; });
@@ -239,7 +258,7 @@ try {
     if (bgWant && st.bg !== bgWant) throw new Error(`background ${st.bg}, want ${bgWant}`);
     if (st.dash && st.dash !== 'none') throw new Error('dashboard visible');
     if (st.svg < 200) throw new Error(`diagram only ${st.svg}px high`);
-    await sleep(200);
+    await sleep(800); // the flow lines fade in
     if (shot) await flow.screenshot({ path: path.join(OUT, shot) });
     return `${style}, ${st.bg}`;
   };
@@ -255,12 +274,15 @@ try {
     return (await flowCheck(url, want, null, 'flow-default.png')) + (url.endsWith('.html') ? ' — /flow not served, used /flow.html' : '');
   });
   await check('inside an iframe / shows the power flow only', async () => {
-    await nav(flow, () => flow.goto(BASE + 'flow.html?style=black', { waitUntil: 'load' }));
-    await flow.setContent(`<body style="margin:0;background:#111217"><iframe src="${BASE}" style="border:0;width:600px;height:420px"></iframe></body>`);
+    const parent = `<!doctype html><body style="margin:0;background:#111217"><iframe title="flow" src="${BASE}" style="border:0;width:600px;height:420px"></iframe></body>`;
+    // a same-origin parent page (a data: parent is refused loopback access by Chromium), served by the test
+    const host = BASE + '__test-grafana-panel.html';
+    await flow.route(host, (r) => r.fulfill({ status: 200, contentType: 'text/html', body: parent }));
+    await nav(flow, () => flow.goto(host, { waitUntil: 'load' }));
     const frame = await until('iframe', async () => flow.frames().find((f) => f !== flow.mainFrame() && f.url().startsWith(BASE)));
     await frame.waitForFunction(() => document.querySelector('#flow svg .node.solar .fv') && document.querySelector('#flow svg .node.solar .fv').textContent !== '', null, { timeout: 10000 });
+    await sleep(800);
     const mode = await frame.evaluate(() => [document.documentElement.dataset.mode, document.documentElement.dataset.style, getComputedStyle(document.querySelector('.wrap')).display].join(' '));
-    await sleep(200);
     await flow.screenshot({ path: path.join(OUT, 'flow-iframe.png') });
     if (!mode.startsWith('flow ') || !mode.endsWith(' none')) throw new Error(mode);
     return mode;
