@@ -833,7 +833,7 @@ mod tests {
     fn round_trip_keeps_order_and_types() {
         let text = r#"{"b": 1, "a": [1.0, -0.0, "x\u00e9\ud83d\ude00", null, true], "c": {}}"#;
         let v = parse(text).unwrap();
-        assert_eq!(v.to_py(), text.replace("\\u00e9", "\\u00e9"));
+        assert_eq!(v.to_py(), text);
         assert_eq!(v.get("b"), Some(&Value::Int(1)));
     }
 
