@@ -682,3 +682,25 @@ fn cli_arguments() {
     assert!(sim::parse_args(args(&["--cert", "x"])).is_err());
     assert!(sim::parse_args(args(&["--bogus"])).is_err());
 }
+
+/// Not a test: serves a simulator for side-by-side checks with the Python client, e.g.
+/// `SIM_ARGS="--listen 127.0.0.1:8443 --fixture pw2 --frozen" SIM_SECONDS=600 \
+///  cargo test --test sim serve_for_manual_checks -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn serve_for_manual_checks() {
+    let args: Vec<std::ffi::OsString> = std::env::var("SIM_ARGS")
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(Into::into)
+        .collect();
+    let opts = sim::parse_args(pico_args::Arguments::from_vec(args)).unwrap();
+    let seconds: u64 = std::env::var("SIM_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let sim = sim::start(opts).unwrap();
+    println!("serving on {}", sim.base_url());
+    std::thread::sleep(Duration::from_secs(seconds));
+    println!("stats: {}", sim.stats().to_json());
+}

@@ -325,7 +325,7 @@ mod tests {
         )
         .1;
         let v = json::parse(std::str::from_utf8(&r.body).unwrap()).unwrap();
-        assert_eq!(v.get("nominal_energy_remaining"), Some(&Value::Int(6500)));
+        assert_eq!(v.get("nominal_energy_remaining"), Some(&Value::Int(16200)));
         let r = route(&site, &m, &req("GET", "/api/operation", &auth, ""), None).1;
         assert_eq!(
             r.body,
