@@ -245,6 +245,11 @@ fn pw2_frozen_is_byte_exact_with_the_upstream_data() {
     assert_eq!(unknown.header_all("Content-Type"), vec!["application/json"]);
     let root = c.get("/");
     assert_eq!(root.status, 200, "a PW2 answers GET / with 200");
+    assert_eq!(
+        Client::new(&sim).get("/").status,
+        200,
+        "even without credentials"
+    );
 }
 
 #[test]

@@ -18,11 +18,11 @@
 //! upstream data's quirks. With [`SimOptions::frozen`] nothing moves on its own and an untouched
 //! fixture is served byte for byte (golden tests depend on this); otherwise solar, load, battery
 //! and grid follow the time of day. Both the TEDAPI and the local views are rendered from one
-//! [`model`] state, so the knobs move both.
+//! `model` state, so the knobs move both.
 //!
-//! Layout: [`data`] embeds and describes the fixtures, [`model`] is the physical state,
-//! [`render`] turns state into gateway documents, [`tedapi`] and [`local`] answer the two APIs,
-//! [`http`] is a small HTTP/1.1 layer and [`server`] runs the sockets, faults and counters.
+//! Layout: `data` embeds and describes the fixtures, `model` is the physical state,
+//! `render` turns state into gateway documents, `tedapi` and `local` answer the two APIs,
+//! `http` is a small HTTP/1.1 layer and `server` runs the sockets, faults and counters.
 
 mod data;
 mod http;
