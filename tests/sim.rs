@@ -420,6 +420,20 @@ fn every_fault_is_observable_and_none_restores() {
     // Faults stay on /tedapi/*: the local API and GET / are unaffected.
     assert_eq!(fresh().get("/").status, 403);
 
+    // A counted fault hits the next n requests only.
+    set("http500/2");
+    assert_eq!(
+        control.get("/test/fault").text(),
+        r#"{"fault":"http500","remaining":2}"#
+    );
+    assert_eq!(fresh().post("/tedapi/v1", &status).status, 500);
+    assert_eq!(fresh().post("/tedapi/v1", &status).status, 500);
+    assert_eq!(fresh().post("/tedapi/v1", &status).status, 200);
+    assert_eq!(control.get("/test/fault").text(), r#"{"fault":"none"}"#);
+    sim.fail_next(sim::Fault::Http429, 1);
+    assert_eq!(fresh().get("/tedapi/din").status, 429);
+    assert_eq!(fresh().get("/tedapi/din").status, 200);
+
     set("none");
     let m = Message::decode(&fresh().post("/tedapi/v1", &status).body).unwrap();
     assert_eq!(
@@ -638,6 +652,32 @@ fn demo_is_a_realistic_moving_home() {
 }
 
 #[test]
+fn clock_jump_reaches_the_night() {
+    let sim = start(Fixture::Demo, false, None, false);
+    let c = Client::new(&sim);
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    // To 02:00 at the site (UTC-8).
+    let hour = (unix / 3600.0 - 8.0).rem_euclid(24.0);
+    let to_night = (26.0 - hour).rem_euclid(24.0) * 3600.0;
+    assert_eq!(c.get(&format!("/test/advance/{to_night}")).status, 200);
+    let st = json_of(&query_data(&c.tedapi(
+        sim.din(),
+        None,
+        Body::Query(queries().basic),
+    )));
+    assert_eq!(power(&st, "SOLAR"), 0);
+    let time = st
+        .path(&["system", "time"])
+        .and_then(|t| t.as_str())
+        .unwrap();
+    assert!(time.contains("T02:"), "{time}");
+    assert_eq!(c.get("/test/advance/-1").status, 400);
+}
+
+#[test]
 fn stop_closes_the_port() {
     let mut sim = start(Fixture::Demo, true, None, false);
     let addr = sim.addr();
@@ -686,26 +726,4 @@ fn cli_arguments() {
     assert!(sim::parse_args(args(&["--fixture", "pw4"])).is_err());
     assert!(sim::parse_args(args(&["--cert", "x"])).is_err());
     assert!(sim::parse_args(args(&["--bogus"])).is_err());
-}
-
-/// Not a test: serves a simulator for side-by-side checks with the Python client, e.g.
-/// `SIM_ARGS="--listen 127.0.0.1:8443 --fixture pw2 --frozen" SIM_SECONDS=600 \
-///  cargo test --test sim serve_for_manual_checks -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn serve_for_manual_checks() {
-    let args: Vec<std::ffi::OsString> = std::env::var("SIM_ARGS")
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(Into::into)
-        .collect();
-    let opts = sim::parse_args(pico_args::Arguments::from_vec(args)).unwrap();
-    let seconds: u64 = std::env::var("SIM_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(60);
-    let sim = sim::start(opts).unwrap();
-    println!("serving on {}", sim.base_url());
-    std::thread::sleep(Duration::from_secs(seconds));
-    println!("stats: {}", sim.stats().to_json());
 }
