@@ -251,9 +251,13 @@ impl SimHandle {
                 SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
             });
         }
-        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
+        let woke = TcpStream::connect_timeout(&wake, Duration::from_secs(1)).is_ok();
         if let Some(t) = self.accept.take() {
-            let _ = t.join();
+            // Without the wake-up connection accept() may block on: leave that thread, it
+            // exits at its next connection.
+            if woke {
+                let _ = t.join();
+            }
         }
         for (_, s) in self
             .shared
