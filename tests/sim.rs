@@ -186,6 +186,19 @@ fn power(status: &json::Value, location: &str) -> i64 {
         .unwrap()
 }
 
+/// `ISLAND_GridConnected` of a PW2-style status.
+fn island(status: &json::Value) -> Option<&str> {
+    status
+        .path(&[
+            "esCan",
+            "bus",
+            "ISLANDER",
+            "ISLAND_GridConnection",
+            "ISLAND_GridConnected",
+        ])
+        .and_then(|v| v.as_str())
+}
+
 #[test]
 fn pw2_frozen_is_byte_exact_with_the_upstream_data() {
     let sim = start(Fixture::Pw2, true, None, false);
@@ -499,17 +512,7 @@ fn knobs_move_both_views() {
         .text()
         .contains("SystemIslandedActive"));
     let st = tedapi_status();
-    assert_eq!(
-        st.path(&[
-            "esCan",
-            "bus",
-            "ISLANDER",
-            "ISLAND_GridConnection",
-            "ISLAND_GridConnected"
-        ])
-        .and_then(|v| v.as_str()),
-        Some("ISLAND_GridConnected_Disconnected")
-    );
+    assert_eq!(island(&st), Some("ISLAND_GridConnected_Disconnected"));
     assert_eq!(power(&st, "SITE"), 0, "no grid power off grid");
 
     assert_eq!(c.get("/test/scenario/grid-charging").text(), "OK");
@@ -621,17 +624,7 @@ fn demo_is_a_realistic_moving_home() {
         power(&st, "SITE") + power(&st, "BATTERY") + power(&st, "SOLAR"),
         power(&st, "LOAD")
     );
-    assert_eq!(
-        st.path(&[
-            "esCan",
-            "bus",
-            "ISLANDER",
-            "ISLAND_GridConnection",
-            "ISLAND_GridConnected"
-        ])
-        .and_then(|v| v.as_str()),
-        Some("ISLAND_GridConnected_Connected")
-    );
+    assert_eq!(island(&st), Some("ISLAND_GridConnected_Connected"));
     // Full controller carries THC_AmbientTemp for each battery.
     let full = c.tedapi(din, None, Body::Query(q.full));
     assert_eq!(query_data(&full).matches("THC_AmbientTemp").count(), 2);

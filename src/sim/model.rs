@@ -90,21 +90,6 @@ impl Model {
     /// The fixture's values at `now` (unix seconds).
     pub fn new(site: &Site, frozen: bool, now: f64) -> Model {
         let status = &site.status.tpl;
-        let power = |loc: &str| -> f64 {
-            status
-                .path(&["control", "meterAggregates"])
-                .and_then(|v| v.as_array())
-                .and_then(|a| {
-                    a.iter().find(|m| {
-                        m.get("location")
-                            .and_then(|l| l.as_str())
-                            .is_some_and(|l| l.eq_ignore_ascii_case(loc))
-                    })
-                })
-                .and_then(|m| m.get("realPowerW"))
-                .and_then(|v| v.as_f64())
-                .unwrap_or(0.0)
-        };
         let energy = |k: &str| {
             status
                 .path(&["control", "systemStatus", k])
@@ -115,10 +100,10 @@ impl Model {
         let seed = (now.to_bits() ^ 0x9E37_79B9_7F4A_7C15) | 1;
         Model {
             frozen,
-            solar: power("SOLAR"),
-            load: power("LOAD"),
-            battery: power("BATTERY"),
-            grid: power("SITE"),
+            solar: site.power("SOLAR"),
+            load: site.power("LOAD"),
+            battery: site.power("BATTERY"),
+            grid: site.power("SITE"),
             soe_pct: energy("nominalEnergyRemainingWh") / full_wh * 100.0,
             full_wh,
             // Every fixture starts on grid (the pw2 data's TEDAPI side says "unknown", its local
