@@ -158,6 +158,12 @@ impl State {
         now() + self.clock_offset
     }
 
+    /// Moves the model to the (possibly advanced) present.
+    fn catch_up(&mut self) {
+        let t = self.now();
+        self.model.advance(t);
+    }
+
     /// The fault for one `/tedapi/*` request, counting down a `fail_next`.
     fn take_fault(&mut self) -> Fault {
         let fault = self.fault;
@@ -293,12 +299,10 @@ pub fn start(opts: SimOptions) -> Result<SimHandle, String> {
     let shared = Arc::new(Shared {
         site,
         frozen: opts.frozen,
-        gw_auth: opts.gw_pwd.as_ref().map(|p| {
-            format!(
-                "Basic {}",
-                base64(format!("Tesla_Energy_Device:{p}").as_bytes())
-            )
-        }),
+        gw_auth: opts
+            .gw_pwd
+            .as_ref()
+            .map(|p| base64(format!("Tesla_Energy_Device:{p}").as_bytes())),
         gw_pwd: opts.gw_pwd,
         gzip: opts.gzip,
         tls,
@@ -542,8 +546,7 @@ fn route(shared: &Shared, req: &Request) -> Action {
     }
     let model = {
         let mut state = shared.lock();
-        let t = state.now();
-        state.model.advance(t);
+        state.catch_up();
         state.model.clone()
     };
     let (kind, resp) = super::local::route(&shared.site, &model, req, shared.gw_pwd.as_deref());
@@ -555,8 +558,7 @@ fn tedapi_route(shared: &Shared, req: &Request) -> Action {
     let site = &shared.site;
     let (fault, model) = {
         let mut state = shared.lock();
-        let t = state.now();
-        state.model.advance(t);
+        state.catch_up();
         (state.take_fault(), state.model.clone())
     };
     let authorized = match &shared.gw_auth {
@@ -599,14 +601,11 @@ fn tedapi_route(shared: &Shared, req: &Request) -> Action {
     apply_fault(fault, resp, shared.gzip)
 }
 
-/// Compares an `Authorization` header with the expected `Basic <b64>` (scheme case-insensitive).
-fn basic_matches(header: &str, expected: &str) -> bool {
-    match (header.trim().split_once(' '), expected.split_once(' ')) {
-        (Some((scheme, cred)), Some((_, want))) => {
-            scheme.eq_ignore_ascii_case("basic") && cred.trim() == want
-        }
-        _ => false,
-    }
+/// Whether an `Authorization` header is `Basic <credentials>` (scheme case-insensitive).
+fn basic_matches(header: &str, credentials: &str) -> bool {
+    header.trim().split_once(' ').is_some_and(|(scheme, cred)| {
+        scheme.eq_ignore_ascii_case("basic") && cred.trim() == credentials
+    })
 }
 
 fn apply_fault(fault: Fault, resp: Response, gzip: bool) -> Action {
@@ -691,8 +690,7 @@ fn test_route(shared: &Shared, req: &Request) -> Response {
     let arg = |prefix: &str| path.strip_prefix(prefix);
     let number = |s: &str| s.parse::<f64>().ok().filter(|x| x.is_finite());
     let mut state = shared.lock();
-    let t = state.now();
-    state.model.advance(t);
+    state.catch_up();
     match path {
         "/test" => return Response::new(200, "text/html", CONTROL_PAGE),
         "/test/toggle-grid" => {
@@ -782,8 +780,7 @@ fn test_route(shared: &Shared, req: &Request) -> Response {
         return match number(s).filter(|s| (0.0..=366.0 * 86400.0).contains(s)) {
             Some(s) => {
                 state.clock_offset += s;
-                let t = state.now();
-                state.model.advance(t);
+                state.catch_up();
                 ok()
             }
             None => Response::text(400, "Invalid seconds"),
@@ -853,7 +850,7 @@ mod tests {
 
     #[test]
     fn basic_auth_comparison() {
-        let want = "Basic dXNlcjpwdw==";
+        let want = "dXNlcjpwdw==";
         assert!(basic_matches("basic dXNlcjpwdw==", want));
         assert!(!basic_matches("Bearer dXNlcjpwdw==", want));
         assert!(!basic_matches("Basic eA==", want));
