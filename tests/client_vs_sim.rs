@@ -29,16 +29,26 @@ fn client(s: &sim::SimHandle, timeout: Duration) -> Client {
 
 #[test]
 fn every_fixture_reads_completely() {
-    for (fixture, pw3) in [(Fixture::Pw2, false), (Fixture::Pw3, true), (Fixture::Demo, false)] {
+    for (fixture, pw3) in [
+        (Fixture::Pw2, false),
+        (Fixture::Pw3, true),
+        (Fixture::Demo, false),
+    ] {
         let s = sim(fixture);
         let mut c = client(&s, Duration::from_secs(2));
         assert_eq!(c.detect_pw3().unwrap(), pw3, "{fixture:?}");
         let din = c.din().unwrap();
         assert_eq!(din, s.din());
         let config = c.config(&din).unwrap();
-        assert_eq!(config.get("vin").and_then(Value::as_str), Some(din.as_str()));
+        assert_eq!(
+            config.get("vin").and_then(Value::as_str),
+            Some(din.as_str())
+        );
         let status = c.status(&din).unwrap();
-        assert!(status.path(&["control", "systemStatus"]).is_some(), "{fixture:?}");
+        assert!(
+            status.path(&["control", "systemStatus"]).is_some(),
+            "{fixture:?}"
+        );
         assert!(c.controller(&din).unwrap().get("control").is_some());
         let fw = c.firmware(&din).unwrap();
         match fixture {
@@ -47,7 +57,10 @@ fn every_fixture_reads_completely() {
             Fixture::Demo => assert!(!fw.version.is_empty()),
         }
         if pw3 {
-            let blocks = config.get("battery_blocks").and_then(Value::as_array).unwrap();
+            let blocks = config
+                .get("battery_blocks")
+                .and_then(Value::as_array)
+                .unwrap();
             for b in blocks {
                 let bdin = b.get("vin").and_then(Value::as_str).unwrap();
                 let comp = c.components(bdin, Some(&din)).unwrap();
@@ -88,7 +101,10 @@ fn every_fault_is_a_typed_error_and_recovers() {
         let t0 = Instant::now();
         let got = c.status(&din);
         let took = t0.elapsed();
-        assert!(took < timeout + Duration::from_millis(700), "{fault:?} took {took:?}");
+        assert!(
+            took < timeout + Duration::from_millis(700),
+            "{fault:?} took {took:?}"
+        );
         match (fault, &got) {
             (Fault::Timeout, Err(Error::Timeout)) => {}
             (Fault::Http429, Err(Error::Http(429))) => {
@@ -107,7 +123,9 @@ fn every_fault_is_a_typed_error_and_recovers() {
             _ => panic!("{fault:?}: unexpected {got:?}"),
         }
         s.set_fault(Fault::None);
-        let v = c.status(&din).unwrap_or_else(|e| panic!("no recovery after {fault:?}: {e}"));
+        let v = c
+            .status(&din)
+            .unwrap_or_else(|e| panic!("no recovery after {fault:?}: {e}"));
         assert!(v.get("control").is_some(), "after {fault:?}");
     }
 }

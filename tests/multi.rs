@@ -36,10 +36,18 @@ fn spawn(config: &str, env: &[(&str, &str)]) -> Server {
     let path = dir.join("gateways.yaml");
     std::fs::write(&path, config).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pypowerwall-server"));
-    cmd.args(["--config", path.to_str().unwrap(), "--port", "0", "--bind", "127.0.0.1", "--debug"])
-        .env_clear()
-        .stderr(Stdio::piped())
-        .stdout(Stdio::piped());
+    cmd.args([
+        "--config",
+        path.to_str().unwrap(),
+        "--port",
+        "0",
+        "--bind",
+        "127.0.0.1",
+        "--debug",
+    ])
+    .env_clear()
+    .stderr(Stdio::piped())
+    .stdout(Stdio::piped());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -111,7 +119,10 @@ fn three_gateways_yaml() {
         "live gateways never came online: {}",
         s.log.lock().unwrap()
     );
-    assert!(t0.elapsed() < Duration::from_secs(8), "a dead gateway delayed the others");
+    assert!(
+        t0.elapsed() < Duration::from_secs(8),
+        "a dead gateway delayed the others"
+    );
 
     let (st, list, b) = get_json(&s, "/api/gateways");
     bodies.push(b);
@@ -129,9 +140,15 @@ fn three_gateways_yaml() {
     assert_eq!(state("house"), "online");
     assert_eq!(state("cabin"), "online");
     assert!(["offline", "connecting"].contains(&state("dead").as_str()));
-    let cabin_info = list.iter().find(|g| g.get("id").and_then(Value::as_str) == Some("cabin")).unwrap();
+    let cabin_info = list
+        .iter()
+        .find(|g| g.get("id").and_then(Value::as_str) == Some("cabin"))
+        .unwrap();
     assert_eq!(cabin_info.get("pw3"), Some(&Value::Bool(true)));
-    assert_eq!(cabin_info.get("firmware").and_then(Value::as_str), Some("25.10.1 7d8f0a8b"));
+    assert_eq!(
+        cabin_info.get("firmware").and_then(Value::as_str),
+        Some("25.10.1 7d8f0a8b")
+    );
 
     // Aggregate power: PW2 sim (-2100 / 6500 / -3500 / 900) + PW3 sim (100 / 3270 / -1320 / 2050).
     let (_, p, b) = get_json(&s, "/api/aggregate/power");
@@ -141,31 +158,57 @@ fn three_gateways_yaml() {
     assert_eq!(p.get("battery"), Some(&Value::Float(-4820.0)));
     assert_eq!(p.get("load"), Some(&Value::Float(2950.0)));
     assert_eq!(p.get("offline").unwrap().to_py(), r#"["dead"]"#);
-    assert_eq!(p.get("contributors").unwrap().to_py(), r#"["house", "cabin"]"#);
+    assert_eq!(
+        p.get("contributors").unwrap().to_py(),
+        r#"["house", "cabin"]"#
+    );
 
     // SOE weighted by full-pack energy: (6500 + 25650) / (27000 + 40500) = 47.6296… %.
     let (_, soe, b) = get_json(&s, "/api/aggregate/soe");
     bodies.push(b);
     let raw = 32150.0 / 67500.0 * 100.0;
     assert_eq!(soe.get("percentage_raw"), Some(&Value::Float(raw)));
-    assert_eq!(soe.get("percentage"), Some(&Value::Float(raw / 0.95 - 5.0 / 0.95)));
+    assert_eq!(
+        soe.get("percentage"),
+        Some(&Value::Float(raw / 0.95 - 5.0 / 0.95))
+    );
     assert_eq!(soe.get("remaining_wh"), Some(&Value::Float(32150.0)));
     assert_eq!(soe.get("full_wh"), Some(&Value::Float(67500.0)));
 
     let (_, status, b) = get_json(&s, "/api/aggregate/status");
     bodies.push(b);
-    assert_eq!(status.get("status").and_then(Value::as_str), Some("degraded"));
+    assert_eq!(
+        status.get("status").and_then(Value::as_str),
+        Some("degraded")
+    );
     assert_eq!(status.get("offline").and_then(Value::as_i64), Some(1));
 
     // Per-gateway legacy shapes equal the legacy routes' bodies for that gateway.
     let golden = |dir: &str, f: &str| {
-        std::fs::read_to_string(format!("{}/tests/golden/{dir}/{f}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+        std::fs::read_to_string(format!(
+            "{}/tests/golden/{dir}/{f}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
     };
     let (_, _, b) = get_json(&s, "/api/gateways/cabin/freq");
     assert_eq!(b, golden("pw3-tedapi", "freq.json"));
     let (_, _, b) = get_json(&s, "/api/gateways/house/pod");
     assert_eq!(b, golden("tedapi", "pod.json"));
-    for view in ["vitals", "aggregates", "soe", "strings", "temps", "alerts", "fans", "freq", "pod", "battery", "status", "version"] {
+    for view in [
+        "vitals",
+        "aggregates",
+        "soe",
+        "strings",
+        "temps",
+        "alerts",
+        "fans",
+        "freq",
+        "pod",
+        "battery",
+        "status",
+        "version",
+    ] {
         for id in ["house", "cabin", "dead"] {
             let (st, _, b) = get_json(&s, &format!("/api/gateways/{id}/{view}"));
             assert_eq!(st, 200, "{id}/{view}");
@@ -182,8 +225,16 @@ fn three_gateways_yaml() {
     let (st, one, b) = get_json(&s, "/api/gateways/dead");
     bodies.push(b);
     assert_eq!(st, 200);
-    assert!(one.path(&["health", "last_error"]).and_then(Value::as_str).is_some());
-    assert!(one.path(&["health", "consecutive_failures"]).and_then(Value::as_i64).unwrap() >= 1);
+    assert!(one
+        .path(&["health", "last_error"])
+        .and_then(Value::as_str)
+        .is_some());
+    assert!(
+        one.path(&["health", "consecutive_failures"])
+            .and_then(Value::as_i64)
+            .unwrap()
+            >= 1
+    );
     let (st, one, _) = get_json(&s, "/api/gateways/house");
     assert_eq!(st, 200);
     assert_eq!(one.path(&["summary", "site"]), Some(&Value::Float(-2100.0)));
@@ -192,7 +243,11 @@ fn three_gateways_yaml() {
     assert_eq!(h.get("interval_seconds"), Some(&Value::Int(60)));
     let (st, _, _) = get_json(&s, "/api/aggregate/history");
     assert_eq!(st, 200);
-    for bad in ["/api/gateways/nope", "/api/gateways/nope/vitals", "/api/gateways/house/nope"] {
+    for bad in [
+        "/api/gateways/nope",
+        "/api/gateways/nope/vitals",
+        "/api/gateways/house/nope",
+    ] {
         let (st, v, _) = get_json(&s, bad);
         assert_eq!(st, 404, "{bad}");
         assert!(v.get("error").is_some(), "{bad}");
@@ -211,28 +266,60 @@ fn three_gateways_yaml() {
     let (st, health, b) = get_json(&s, "/health");
     bodies.push(b);
     assert_eq!(st, 200);
-    assert_eq!(health.get("gateways").and_then(Value::as_array).map(Vec::len), Some(3));
+    assert_eq!(
+        health
+            .get("gateways")
+            .and_then(Value::as_array)
+            .map(Vec::len),
+        Some(3)
+    );
 
     // No secret anywhere: every body we fetched, plus /stats, /help and the debug log.
-    for p in ["/stats", "/help", "/api/gateways/house", "/api/gateways/cabin", "/tedapi/config", "/vitals"] {
+    for p in [
+        "/stats",
+        "/help",
+        "/api/gateways/house",
+        "/api/gateways/cabin",
+        "/tedapi/config",
+        "/vitals",
+    ] {
         bodies.push(get_json(&s, p).2);
     }
     std::thread::sleep(Duration::from_millis(300));
     let log = s.log.lock().unwrap().clone();
-    for secret in [PW2_PWD, PW3_PWD, "DeadPass-0000", EMAIL, TOKEN, &PW2_PWD[PW2_PWD.len() - 5..]] {
+    for secret in [
+        PW2_PWD,
+        PW3_PWD,
+        "DeadPass-0000",
+        EMAIL,
+        TOKEN,
+        &PW2_PWD[PW2_PWD.len() - 5..],
+    ] {
         assert!(!log.contains(secret), "the log contains a secret: {secret}");
         for b in &bodies {
-            assert!(!b.contains(secret), "a response contains a secret: {secret}");
+            assert!(
+                !b.contains(secret),
+                "a response contains a secret: {secret}"
+            );
         }
     }
-    assert!(log.contains("gateway 'dead'"), "the log names the failing gateway");
+    assert!(
+        log.contains("gateway 'dead'"),
+        "the log names the failing gateway"
+    );
 }
 
 #[test]
 fn bad_configs_exit_with_the_key() {
     for (config, key) in [
-        ("gateways:\n  - {id: a, host: 10.0.0.1}\n", "gateway 'a' gw_pwd"),
-        ("gateways:\n  - {id: a, host: 10.0.0.1, gw_pwd: x, colour: red}\n", "gateway 'a' colour"),
+        (
+            "gateways:\n  - {id: a, host: 10.0.0.1}\n",
+            "gateway 'a' gw_pwd",
+        ),
+        (
+            "gateways:\n  - {id: a, host: 10.0.0.1, gw_pwd: x, colour: red}\n",
+            "gateway 'a' colour",
+        ),
         ("server:\n  port: high\n", "server.port"),
     ] {
         let dir = std::env::temp_dir().join(format!("ppws-bad-{}", std::process::id()));
@@ -249,7 +336,10 @@ fn bad_configs_exit_with_the_key() {
         assert!(err.contains(key), "{config}: {err}");
     }
     // No gateway at all: a message on how to configure one.
-    let out = Command::new(env!("CARGO_BIN_EXE_pypowerwall-server")).env_clear().output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pypowerwall-server"))
+        .env_clear()
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--demo"));
 }

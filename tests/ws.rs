@@ -32,7 +32,12 @@ fn next_summary(ws: &mut Ws) -> Value {
     }
 }
 
-fn server(env: &[(&str, &str)]) -> (pypowerwall_server::sim::SimHandle, pypowerwall_server::app::App) {
+fn server(
+    env: &[(&str, &str)],
+) -> (
+    pypowerwall_server::sim::SimHandle,
+    pypowerwall_server::app::App,
+) {
     let sim = start_sim(Fixture::Pw2, true);
     let mut vars = vec![("PW_CACHE_EXPIRE", "1"), ("PW_WS_INTERVAL", "0.5")];
     vars.extend_from_slice(env);
@@ -101,7 +106,10 @@ fn a_client_that_never_reads_does_not_delay_others() {
         worst = worst.max(last.elapsed());
         last = Instant::now();
     }
-    assert!(worst < Duration::from_millis(600), "a message was late by {worst:?}");
+    assert!(
+        worst < Duration::from_millis(600),
+        "a message was late by {worst:?}"
+    );
     drop(stalled);
     app.stop();
 }
@@ -141,7 +149,8 @@ fn clients_beyond_the_cap_are_refused_clearly() {
     match connect(&app, "/ws/aggregate") {
         Err(tungstenite::Error::Http(resp)) => {
             assert_eq!(resp.status(), 503);
-            let body = String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default()).to_string();
+            let body =
+                String::from_utf8_lossy(resp.body().as_deref().unwrap_or_default()).to_string();
             assert!(body.contains("limit 2"), "{body}");
         }
         other => panic!("expected 503, got {:?}", other.map(|_| ())),
