@@ -620,7 +620,10 @@ impl Parser<'_> {
         if depth > MAX_DEPTH {
             return Err(self.err("nesting too deep"));
         }
-        let c = *self.b.get(self.i).ok_or_else(|| self.err("unexpected end"))?;
+        let c = *self
+            .b
+            .get(self.i)
+            .ok_or_else(|| self.err("unexpected end"))?;
         match c {
             b'{' => {
                 self.i += 1;
@@ -830,7 +833,7 @@ mod tests {
     fn round_trip_keeps_order_and_types() {
         let text = r#"{"b": 1, "a": [1.0, -0.0, "x\u00e9\ud83d\ude00", null, true], "c": {}}"#;
         let v = parse(text).unwrap();
-        assert_eq!(v.to_py(), text.replace("\\u00e9", "\\u00e9"));
+        assert_eq!(v.to_py(), text);
         assert_eq!(v.get("b"), Some(&Value::Int(1)));
     }
 
@@ -845,7 +848,17 @@ mod tests {
 
     #[test]
     fn refuses_bad_input_without_panicking() {
-        for bad in ["", "{", "[1,", "{\"a\" 1}", "\"\\u12", "01x", "-", "1e", "[1.]"] {
+        for bad in [
+            "",
+            "{",
+            "[1,",
+            "{\"a\" 1}",
+            "\"\\u12",
+            "01x",
+            "-",
+            "1e",
+            "[1.]",
+        ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
         let deep = "[".repeat(MAX_DEPTH + 10);

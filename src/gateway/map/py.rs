@@ -314,9 +314,33 @@ pub fn sub(a: &Value, b: &Value) -> Py<Value> {
     Ok(sub_n(x, y).value())
 }
 
+/// `a * b`, including Python's sequence repetition (`[x] * 2`, `"ab" * 3`).
 pub fn mul(a: &Value, b: &Value) -> Py<Value> {
-    let (x, y) = operands(a, b)?;
-    Ok(mul_n(x, y).value())
+    match (a, b) {
+        (Value::Array(_) | Value::Str(_), Value::Int(_) | Value::Bool(_)) => repeat(a, b),
+        (Value::Int(_) | Value::Bool(_), Value::Array(_) | Value::Str(_)) => repeat(b, a),
+        _ => {
+            let (x, y) = operands(a, b)?;
+            Ok(mul_n(x, y).value())
+        }
+    }
+}
+
+/// Largest repetition result we build; Python would go on until memory runs out.
+const MAX_REPEAT: usize = 1 << 20;
+
+fn repeat(seq: &Value, times: &Value) -> Py<Value> {
+    let n = match num(times) {
+        Some(Num::Int(n)) => usize::try_from(n).unwrap_or(0),
+        _ => return Err(Raise),
+    };
+    match seq {
+        Value::Str(s) if s.len().saturating_mul(n) <= MAX_REPEAT => Ok(Value::Str(s.repeat(n))),
+        Value::Array(a) if a.len().saturating_mul(n) <= MAX_REPEAT => Ok(Value::Array(
+            a.iter().cloned().cycle().take(a.len() * n).collect(),
+        )),
+        _ => Err(Raise),
+    }
 }
 
 pub fn div(a: &Value, b: &Value) -> Py<Value> {
@@ -481,6 +505,18 @@ mod tests {
         assert_eq!(div(&Value::Int(1), &Value::Int(2)), Ok(Value::Float(0.5)));
         assert_eq!(div(&Value::Int(1), &Value::Float(0.0)), Err(Raise));
         assert_eq!(add(&Value::Null, &Value::Int(1)), Err(Raise));
+        assert_eq!(
+            mul(&Value::Str("ab".into()), &Value::Int(2)),
+            Ok("abab".into())
+        );
+        assert_eq!(
+            mul(&Value::Bool(true), &Value::Array(vec![])),
+            Ok(Value::Array(vec![]))
+        );
+        assert_eq!(
+            mul(&Value::Str("ab".into()), &Value::Float(2.0)),
+            Err(Raise)
+        );
         assert_eq!(
             add(&Value::Int(i64::MAX), &Value::Int(1)),
             Ok(Value::Float(i64::MAX as f64 + 1.0))
