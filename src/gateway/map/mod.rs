@@ -113,12 +113,11 @@ pub fn tedapi(data: &TedapiData) -> Facade {
         put(uri, Ok(Some(unknown_api(uri))));
     }
 
-    let vitals_map = d.vitals.clone().ok().flatten();
     Facade {
         api,
         level: views::level(&soe),
         grid_status: grid_status.clone().ok().flatten(),
-        vitals: vitals_map.clone().map(Value::Object),
+        vitals: d.vitals.clone().ok().flatten().map(Value::Object),
         strings: views::strings(&d.vitals, false).ok(),
         strings_verbose: views::strings(&d.vitals, true).ok(),
         temps: views::temps(&d.vitals).ok(),

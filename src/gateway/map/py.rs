@@ -433,12 +433,13 @@ impl<T> Dict<T> {
     }
 
     /// The value at a position from [`Dict::position`].
-    pub fn value_mut(&mut self, i: usize) -> &mut T {
-        &mut self.0[i].1
+    pub fn value_mut(&mut self, i: usize) -> Option<&mut T> {
+        self.0.get_mut(i).map(|(_, v)| v)
     }
 
     pub fn get(&self, key: &Value) -> Py<Option<&T>> {
-        Ok(self.position(key)?.map(|i| &self.0[i].1))
+        let i = self.position(key)?;
+        Ok(i.and_then(|i| self.0.get(i)).map(|(_, v)| v))
     }
 
     pub fn contains(&self, key: &Value) -> Py<bool> {
@@ -447,8 +448,8 @@ impl<T> Dict<T> {
 
     /// `d[key] = value` (an existing key keeps its position).
     pub fn insert(&mut self, key: Value, value: T) -> Py<()> {
-        match self.position(&key)? {
-            Some(i) => self.0[i].1 = value,
+        match self.position(&key)?.and_then(|i| self.value_mut(i)) {
+            Some(slot) => *slot = value,
             None => self.0.push((key, value)),
         }
         Ok(())
@@ -463,7 +464,7 @@ impl<T> Dict<T> {
                 self.0.len() - 1
             }
         };
-        Ok(&mut self.0[i].1)
+        self.value_mut(i).ok_or(Raise)
     }
 
     pub fn values(&self) -> impl Iterator<Item = &T> {

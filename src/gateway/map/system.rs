@@ -229,12 +229,16 @@ fn block(kind: &str, part: &str, serial: &str, values: [Value; 7]) -> Map {
 
 /// `get_blocks()`: one entry per `TEPINV--*` vitals block, then one per battery expansion.
 pub(crate) fn blocks(src: &Src, d: &Derived) -> Py<Option<Map>> {
-    let Some(vitals) = d.vitals.clone()? else {
+    let Some(vitals) = d.vitals.as_ref().map_err(|e| *e)? else {
         return Ok(None);
     };
-    let vitals = Value::Object(vitals);
+    // `lookup(vitals, [block, key])`.
+    let field = |block: &str, k: &str| match vitals.get(block) {
+        Some(b) => lookup(b, &[k]).clone(),
+        None => Value::Null,
+    };
     let mut out = Map::new();
-    for key in vitals.as_object().into_iter().flat_map(Map::keys) {
+    for key in vitals.keys() {
         if !key.starts_with("TEPINV--") {
             continue;
         }
@@ -242,9 +246,9 @@ pub(crate) fn blocks(src: &Src, d: &Derived) -> Py<Option<Map>> {
         let (Some(part), Some(serial)) = (parts.get(1), parts.get(2)) else {
             continue;
         };
-        let v = |k: &str| lookup(&vitals, &[key, k]).clone();
+        let v = |k: &str| field(key, k);
         let tepod = format!("TEPOD--{part}--{serial}");
-        let pod = |k: &str| lookup(&vitals, &[&tepod, k]).clone();
+        let pod = |k: &str| field(&tepod, k);
         out.insert(
             format!("{part}--{serial}"),
             block(
@@ -281,7 +285,7 @@ pub(crate) fn blocks(src: &Src, d: &Derived) -> Py<Option<Map>> {
                     continue;
                 };
                 let tepod = format!("TEPOD--{}", py::to_str(din));
-                let pod = |k: &str| lookup(&vitals, &[&tepod, k]).clone();
+                let pod = |k: &str| field(&tepod, k);
                 let null = || Value::Null;
                 out.insert(
                     serial,

@@ -4,7 +4,7 @@
 //! TEPOD, TESLA, TESYNC, TETHC, TEMSA), each with its keys in the library's order, including the
 //! placeholders that are always `null` and the FROZEN quirks (`TESYNC--None--None`, the
 //! `TESLA--<MSA serial>` block). The PW3 blocks of [`super::pw3`] are merged over them last.
-//! Power-of-2 values are DC power = V × I in the library's operand order.
+//! `PVAC_PVMeasuredPower_X` is the DC power V × I, in the library's operand order.
 
 use std::borrow::Cow;
 
