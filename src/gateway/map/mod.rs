@@ -8,11 +8,15 @@
 //! **Invariant:** pure functions over [`TedapiData`]; no I/O, no clock, no global state, and no
 //! panic on any input. Every gateway document may be missing, `null`, the wrong type or
 //! garbage-shaped: where the library would return `None` *or raise*, the facade holds `None` /
-//! `Null` for that piece (the [`py::Raise`] convention) and everything else is still computed.
+//! `Null` for that piece (the `py::Raise` convention) and everything else is still computed.
 //!
 //! Deliberately not here (stateful in the library): the `start_time` hold across one gateway
 //! boot and the "last non-empty git hash" fallback of `/api/status`, and the native-aggregates
 //! cache/backoff. The transport or poller owns that state.
+//!
+//! Known limits: a value the library would compute as a Python int beyond `i64` makes that piece
+//! `None`; the facade's string fields (`mode`, `din`, `version`, `uptime`, `site_name`) are
+//! `None` when the gateway sends a non-string there; `reserve` 0 is the library's int `0`.
 
 mod aggregates;
 mod clock;

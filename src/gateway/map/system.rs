@@ -41,10 +41,8 @@ fn grid_state(status: &Value) -> Py<Option<&'static str>> {
     if status.is_null() {
         return Ok(None);
     }
-    let alerts = or(
-        lookup(status, &["control", "alerts", "active"]),
-        &Value::Null,
-    );
+    // `lookup(...) or []`: a falsy value has no alerts, anything else must support `in`.
+    let alerts = lookup(status, &["control", "alerts", "active"]);
     if alerts.truthy() && contains(alerts, &Value::Str("SystemConnectedToGrid".into()))? {
         return Ok(Some("SystemGridConnected"));
     }
