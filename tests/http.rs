@@ -51,7 +51,10 @@ fn https_prefix_head_keepalive_and_queries() {
 #[test]
 fn keep_alive_post_rules_and_masked_secrets() {
     let sim = start_sim(Fixture::Pw2, true);
-    let app = start_server(&sim.addr().to_string(), &[("PW_CONTROL_SECRET", "TopSecret42")]);
+    let app = start_server(
+        &sim.addr().to_string(),
+        &[("PW_CONTROL_SECRET", "TopSecret42")],
+    );
     wait_online(&app);
 
     // Two requests on one connection (HTTP/1.1 keep-alive, Content-Length on both).
@@ -83,7 +86,10 @@ fn keep_alive_post_rules_and_masked_secrets() {
     let url = |p: &str| format!("http://{}{}", app.addr(), p);
     let post = |p: &str, body: &str| fetch(&agent, "POST", &url(p), Some(body));
     let got = post("/api/login/Basic", "");
-    assert_eq!((got.status, got.body.as_str()), (400, r#"{"error": "Invalid Request"}"#));
+    assert_eq!(
+        (got.status, got.body.as_str()),
+        (400, r#"{"error": "Invalid Request"}"#)
+    );
     let big = "value=1&token=".to_string() + &"x".repeat(5000);
     let got = post("/control/reserve", &big);
     assert_eq!(got.status, 400);
@@ -96,10 +102,17 @@ fn keep_alive_post_rules_and_masked_secrets() {
         Some("**********")
     );
     assert_eq!(
-        v.path(&["config", "PW_CONTROL_SECRET"]).and_then(Value::as_str),
+        v.path(&["config", "PW_CONTROL_SECRET"])
+            .and_then(Value::as_str),
         Some("***********")
     );
-    for p in ["/stats", "/help", "/health", "/api/gateways", "/api/gateways/default"] {
+    for p in [
+        "/stats",
+        "/help",
+        "/health",
+        "/api/gateways",
+        "/api/gateways/default",
+    ] {
         let b = fetch(&agent, "GET", &url(p), None).body;
         assert!(!b.contains("TopSecret42") && !b.contains(GW_PWD), "{p}");
     }
@@ -108,9 +121,15 @@ fn keep_alive_post_rules_and_masked_secrets() {
 
 #[test]
 fn health_is_503_when_no_gateway_has_data() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let app = start_server(&format!("127.0.0.1:{port}"), &[("PW_TIMEOUT", "1")]);
-    assert!(wait_for(Duration::from_secs(5), || get(&app, "/health").status == 503));
+    assert!(wait_for(Duration::from_secs(5), || get(&app, "/health")
+        .status
+        == 503));
     let h = json::parse(&get(&app, "/health").body).unwrap();
     assert_eq!(h.get("status").and_then(Value::as_str), Some("unhealthy"));
     // The legacy failure bodies are served meanwhile.
