@@ -377,7 +377,11 @@ fn outage_serves_last_good_then_failure_bodies_then_recovers() {
     let sim = start_sim(Fixture::Pw2, true);
     let app = start_server(
         &sim.addr().to_string(),
-        &[("PW_CACHE_EXPIRE", "1"), ("PW_CACHE_TTL", "3"), ("PW_TIMEOUT", "1")],
+        &[
+            ("PW_CACHE_EXPIRE", "1"),
+            ("PW_CACHE_TTL", "3"),
+            ("PW_TIMEOUT", "1"),
+        ],
     );
     wait_online(&app);
     let live = get(&app, "/aggregates").body;

@@ -281,8 +281,8 @@ pub fn load(
     };
 
     let port = match &cli.port {
-        Some(p) => parse_int("--port", p, 1, 65535)?,
-        None => env.int(&["PW_PORT", "SERVER_PORT"], DEFAULT_PORT as i64, 1, 65535)?,
+        Some(p) => parse_int("--port", p, 0, 65535)?,
+        None => env.int(&["PW_PORT", "SERVER_PORT"], DEFAULT_PORT as i64, 0, 65535)?,
     } as u16;
     let bind = match &cli.bind {
         Some(b) => b.clone(),

@@ -169,6 +169,14 @@ fn num(v: Option<f64>) -> Value {
     v.map(Value::Float).unwrap_or(Value::Null)
 }
 
+/// `pw.get_reserve()`: Python's `max(0, app)` is the int `0` at or below zero.
+fn reserve(v: Option<f64>) -> Value {
+    match v {
+        Some(r) if r <= 0.0 => Value::Int(0),
+        other => num(other),
+    }
+}
+
 fn opt_str(v: &Option<String>) -> Value {
     v.as_deref().map(Value::from).unwrap_or(Value::Null)
 }
@@ -492,7 +500,7 @@ fn pod(f: &Facade) -> Value {
         get(&d, "nominal_energy_remaining"),
     );
     pod.insert("time_remaining_hours", num(f.time_remaining));
-    pod.insert("backup_reserve_percent", num(f.reserve));
+    pod.insert("backup_reserve_percent", reserve(f.reserve));
     Value::Object(pod)
 }
 
@@ -591,7 +599,7 @@ fn pw_route(f: &Facade, name: &str, connected: bool) -> Value {
                 .unwrap_or(Value::Null),
         ),
         "is_connected" => one("is_connected", Value::Bool(connected)),
-        "get_reserve" => one("reserve", num(f.reserve)),
+        "get_reserve" => one("reserve", reserve(f.reserve)),
         "get_mode" => one("mode", opt_str(&f.mode)),
         "get_time_remaining" => one("time_remaining", num(f.time_remaining)),
         _ => one("error", Value::from("Invalid Request")),

@@ -235,6 +235,24 @@ impl Site {
         }
     }
 
+    /// The fixture status's `realPowerW` at `location` (SITE, BATTERY, LOAD, SOLAR); 0 if absent.
+    pub fn power(&self, location: &str) -> f64 {
+        self.status
+            .tpl
+            .path(&["control", "meterAggregates"])
+            .and_then(|v| v.as_array())
+            .and_then(|a| {
+                a.iter().find(|m| {
+                    m.get("location")
+                        .and_then(|l| l.as_str())
+                        .is_some_and(|l| l.eq_ignore_ascii_case(location))
+                })
+            })
+            .and_then(|m| m.get("realPowerW"))
+            .and_then(|v| v.as_f64())
+            .unwrap_or(0.0)
+    }
+
     /// Components document of a battery DIN.
     pub fn components_of(&self, din: &str) -> Option<&Doc> {
         self.components

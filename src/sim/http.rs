@@ -126,8 +126,9 @@ pub enum ReadError {
     Io(io::Error),
 }
 
-/// Reads one request. `buf` carries bytes read past the previous request (pipelining).
-pub fn read_request<S: Read>(
+/// Reads one request. `buf` carries bytes read past the previous request (pipelining). Answers
+/// `Expect: 100-continue` (curl sends it for larger bodies) so the client does not stall.
+pub fn read_request<S: Read + Write>(
     s: &mut S,
     buf: &mut Vec<u8>,
     limits: &Limits,
@@ -137,13 +138,17 @@ pub fn read_request<S: Read>(
     let mut started: Option<Instant> = (!buf.is_empty()).then(Instant::now);
     let mut head: Option<(usize, Request, usize)> = None; // (head length, request, body length)
     let mut chunk = [0u8; 8192];
+    let mut scanned = 0;
     loop {
         if head.is_none() {
-            if let Some(end) = find_head_end(buf) {
+            if let Some(end) = find_head_end(buf, scanned) {
                 let (req, body_len) = parse_head(&buf[..end], limits)?;
                 head = Some((end, req, body_len));
             } else if buf.len() > limits.max_head {
                 return Err(ReadError::Bad(431));
+            } else {
+                // Resume the search where it stopped (a slow client must not cost O(n²)).
+                scanned = buf.len().saturating_sub(3);
             }
         }
         if let Some((end, _, body_len)) = &head {
@@ -152,6 +157,18 @@ pub fn read_request<S: Read>(
                 req.body = buf[end..end + body_len].to_vec();
                 buf.drain(..end + body_len);
                 return Ok(req);
+            }
+        }
+        if let Some((_, req, _)) = head.as_mut() {
+            if req
+                .header("Expect")
+                .is_some_and(|e| e.eq_ignore_ascii_case("100-continue"))
+            {
+                req.headers
+                    .retain(|(k, _)| !k.eq_ignore_ascii_case("Expect"));
+                s.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                    .and_then(|_| s.flush())
+                    .map_err(ReadError::Io)?;
             }
         }
         if stop.load(Ordering::Relaxed) {
@@ -183,9 +200,12 @@ pub fn is_timeout(e: &io::Error) -> bool {
     )
 }
 
-/// Index just past the blank line that ends the head.
-fn find_head_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+/// Index just past the blank line that ends the head, searching from `from`.
+fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
+    buf.get(from..)?
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| from + i + 4)
 }
 
 fn parse_head(head: &[u8], limits: &Limits) -> Result<(Request, usize), ReadError> {
@@ -248,18 +268,48 @@ mod tests {
         }
     }
 
+    /// An in-memory connection: reads `input` one byte at a time (a slow network), collects
+    /// what is written.
+    struct Pipe<'a> {
+        input: &'a [u8],
+        output: Vec<u8>,
+    }
+
+    impl Read for Pipe<'_> {
+        fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
+            let n = b.len().min(1);
+            self.input.read(&mut b[..n])
+        }
+    }
+
+    impl Write for Pipe<'_> {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.output.write(b)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
     fn read_all(input: &[u8]) -> Vec<Result<Request, String>> {
-        let mut s = input;
+        read_all_with_output(input).0
+    }
+
+    fn read_all_with_output(input: &[u8]) -> (Vec<Result<Request, String>>, Vec<u8>) {
+        let mut s = Pipe {
+            input,
+            output: Vec::new(),
+        };
         let mut buf = Vec::new();
         let stop = AtomicBool::new(false);
         let mut out = Vec::new();
         loop {
             match read_request(&mut s, &mut buf, &limits(), &stop) {
                 Ok(r) => out.push(Ok(r)),
-                Err(ReadError::Closed) => return out,
+                Err(ReadError::Closed) => return (out, s.output),
                 Err(e) => {
                     out.push(Err(format!("{e:?}")));
-                    return out;
+                    return (out, s.output);
                 }
             }
         }
@@ -281,6 +331,15 @@ mod tests {
         let b = got[1].as_ref().unwrap();
         assert_eq!(b.header("HOST"), Some("x"));
         assert!(!b.keep_alive);
+    }
+
+    #[test]
+    fn expect_continue_is_answered() {
+        let (got, written) = read_all_with_output(
+            b"POST /tedapi/v1 HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nab",
+        );
+        assert_eq!(got[0].as_ref().unwrap().body, b"ab");
+        assert_eq!(written, b"HTTP/1.1 100 Continue\r\n\r\n");
     }
 
     #[test]

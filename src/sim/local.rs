@@ -6,6 +6,8 @@
 //! with their query string; unknown authenticated GETs answer 200 with an empty JSON body; any
 //! POST other than the login answers 401. The login accepts any credentials unless a gateway
 //! password is configured; then only the customer password (its last 5 characters) works.
+//! One deliberate difference: `GET /` answers 200 without credentials too, as a real PW2's web
+//! portal does (a client that gets anything else there takes the gateway for a PW3).
 
 use super::data::{self, Site};
 use super::http::{Request, Response};
@@ -38,11 +40,16 @@ pub fn route(site: &Site, model: &Model, req: &Request, gw_pwd: Option<&str>) ->
     let resp = match req.method.as_str() {
         "POST" if req.target == "/api/login/Basic" => login(req, gw_pwd),
         "POST" => Response::json(401, data::UNAUTHORIZED_JSON),
-        "GET" if site.fixture == Fixture::Demo && req.path == "/" => Response::new(
-            200,
-            "text/html",
-            "<html><body>Tesla Energy Gateway (simulated)</body></html>",
-        ),
+        // A PW2 serves its web portal on `/` to anyone; clients that get anything but 200
+        // there take the gateway for a PW3. (Upstream wants an auth header even here.)
+        "GET" if req.path == "/" => match site.fixture {
+            Fixture::Demo => Response::new(
+                200,
+                "text/html",
+                "<html><body>Tesla Energy Gateway (simulated)</body></html>",
+            ),
+            _ => Response::json(200, ""),
+        },
         "GET" if !authenticated(req) => Response::json(401, data::UNAUTHORIZED_JSON),
         "GET" => get(site, model, &req.target),
         _ => Response::text(501, "Unsupported method"),
@@ -325,7 +332,7 @@ mod tests {
         )
         .1;
         let v = json::parse(std::str::from_utf8(&r.body).unwrap()).unwrap();
-        assert_eq!(v.get("nominal_energy_remaining"), Some(&Value::Int(6500)));
+        assert_eq!(v.get("nominal_energy_remaining"), Some(&Value::Int(16200)));
         let r = route(&site, &m, &req("GET", "/api/operation", &auth, ""), None).1;
         assert_eq!(
             r.body,

@@ -11,18 +11,20 @@
 //! * **The local REST API** (§4) for PW2-style fixtures: `/api/login/Basic`, `/api/*` JSON and
 //!   the `/api/devices/vitals` protobuf, with the upstream simulator's auth rule.
 //! * **A test surface** under `/test/` (no auth): the upstream simulator's knobs and scenarios,
-//!   fault injection (`/test/fault/<kind>`) and request counters (`/test/stats`).
+//!   fault injection (`/test/fault/<kind>[/<n>]`), a clock jump (`/test/advance/<seconds>`),
+//!   request counters (`/test/stats`) and `/test/reset`. [`SimHandle`] offers the same in
+//!   process.
 //!
 //! Fixtures ([`Fixture`]): `pw2` is the upstream Python simulator's data, `pw3` the composed PW3
 //! site the PW3 goldens were captured against, `demo` (default) a realistic PW2 home without the
 //! upstream data's quirks. With [`SimOptions::frozen`] nothing moves on its own and an untouched
 //! fixture is served byte for byte (golden tests depend on this); otherwise solar, load, battery
 //! and grid follow the time of day. Both the TEDAPI and the local views are rendered from one
-//! [`model`] state, so the knobs move both.
+//! `model` state, so the knobs move both.
 //!
-//! Layout: [`data`] embeds and describes the fixtures, [`model`] is the physical state,
-//! [`render`] turns state into gateway documents, [`tedapi`] and [`local`] answer the two APIs,
-//! [`http`] is a small HTTP/1.1 layer and [`server`] runs the sockets, faults and counters.
+//! Layout: `data` embeds and describes the fixtures, `model` is the physical state,
+//! `render` turns state into gateway documents, `tedapi` and `local` answer the two APIs,
+//! `http` is a small HTTP/1.1 layer and `server` runs the sockets, faults and counters.
 
 mod data;
 mod http;
@@ -69,7 +71,7 @@ impl Fixture {
 }
 
 /// How to run a simulator.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct SimOptions {
     /// Where to listen; port 0 picks a free port (see [`SimHandle::addr`]).
     pub listen: SocketAddr,
@@ -98,6 +100,22 @@ impl Default for SimOptions {
             cert_pem: None,
             key_pem: None,
         }
+    }
+}
+
+/// Hides the gateway password and the private key.
+impl std::fmt::Debug for SimOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = |o: bool| if o { Some("***") } else { None };
+        f.debug_struct("SimOptions")
+            .field("listen", &self.listen)
+            .field("fixture", &self.fixture)
+            .field("gw_pwd", &secret(self.gw_pwd.is_some()))
+            .field("frozen", &self.frozen)
+            .field("gzip", &self.gzip)
+            .field("cert_pem", &self.cert_pem.as_ref().map(Vec::len))
+            .field("key_pem", &secret(self.key_pem.is_some()))
+            .finish()
     }
 }
 

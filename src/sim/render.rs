@@ -13,6 +13,15 @@ use crate::json::{self, Map, Value};
 
 // ---- TEDAPI ----------------------------------------------------------------------------------
 
+/// Where a PW2-style status says whether the grid is connected.
+pub const ISLAND_GRID_CONNECTED: &[&str] = &[
+    "esCan",
+    "bus",
+    "ISLANDER",
+    "ISLAND_GridConnection",
+    "ISLAND_GridConnected",
+];
+
 /// `device_controller_basic` answer.
 pub fn status(site: &Site, m: &Model) -> String {
     if !m.touched.any() {
@@ -51,10 +60,7 @@ pub fn components(site: &Site, m: &Model, din: &str) -> Option<String> {
     }
     let mut v = doc.tpl.clone();
     let batteries = site.components.len().max(1) as f64;
-    let solar_scale = scale(
-        m.watts().3 as f64,
-        template_power(&site.status.tpl, "SOLAR"),
-    );
+    let solar_scale = scale(m.watts().3 as f64, site.power("SOLAR"));
     let battery_share = m.watts().1 as f64 / batteries;
     if m.touched.power {
         for_each_signal(&mut v, |name, value| {
@@ -84,7 +90,7 @@ pub fn components(site: &Site, m: &Model, din: &str) -> Option<String> {
 fn patch_status(doc: &mut Value, site: &Site, m: &Model) {
     let (site_w, battery_w, load_w, solar_w) = m.watts();
     if m.touched.power {
-        let solar_scale = scale(solar_w as f64, template_power(&site.status.tpl, "SOLAR"));
+        let solar_scale = scale(solar_w as f64, site.power("SOLAR"));
         for agg in items(doc, &["control", "meterAggregates"]) {
             let loc = agg
                 .get("location")
@@ -220,13 +226,7 @@ fn patch_status(doc: &mut Value, site: &Site, m: &Model) {
         set(doc, &["control", "islanding", "gridOK"], Value::Bool(up));
         set(
             doc,
-            &[
-                "esCan",
-                "bus",
-                "ISLANDER",
-                "ISLAND_GridConnection",
-                "ISLAND_GridConnected",
-            ],
+            ISLAND_GRID_CONNECTED,
             Value::from(if up {
                 "ISLAND_GridConnected_Connected"
             } else {
@@ -408,22 +408,6 @@ fn scale_value(v: &mut Value, k: f64) {
     }
 }
 
-fn template_power(status: &Value, location: &str) -> f64 {
-    status
-        .path(&["control", "meterAggregates"])
-        .and_then(|a| a.as_array())
-        .and_then(|a| {
-            a.iter().find(|m| {
-                m.get("location")
-                    .and_then(|l| l.as_str())
-                    .is_some_and(|l| l.eq_ignore_ascii_case(location))
-            })
-        })
-        .and_then(|m| m.get("realPowerW"))
-        .and_then(|v| v.as_f64())
-        .unwrap_or(0.0)
-}
-
 fn at<'a>(v: &'a mut Value, path: &[&str]) -> Option<&'a mut Value> {
     let mut cur = v;
     for k in path {
@@ -600,14 +584,7 @@ mod tests {
         m.toggle_grid();
         let st = json::parse(&status(&site, &m)).unwrap();
         assert_eq!(
-            st.path(&[
-                "esCan",
-                "bus",
-                "ISLANDER",
-                "ISLAND_GridConnection",
-                "ISLAND_GridConnected"
-            ])
-            .and_then(|v| v.as_str()),
+            st.path(ISLAND_GRID_CONNECTED).and_then(|v| v.as_str()),
             Some("ISLAND_GridConnected_Disconnected")
         );
         assert!(local_grid_status(&m).contains("SystemIslandedActive"));

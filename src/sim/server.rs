@@ -147,6 +147,40 @@ impl Stats {
 struct State {
     model: Model,
     fault: Fault,
+    /// `Some(n)`: the fault applies to the next `n` `/tedapi/*` requests only.
+    fault_left: Option<u64>,
+    /// Seconds added to the wall clock (`/test/advance/<s>`), so tests can jump to the night.
+    clock_offset: f64,
+}
+
+impl State {
+    fn now(&self) -> f64 {
+        now() + self.clock_offset
+    }
+
+    /// Moves the model to the (possibly advanced) present.
+    fn catch_up(&mut self) {
+        let t = self.now();
+        self.model.advance(t);
+    }
+
+    /// The fault for one `/tedapi/*` request, counting down a `fail_next`.
+    fn take_fault(&mut self) -> Fault {
+        let fault = self.fault;
+        if let Some(left) = self.fault_left.as_mut() {
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                self.fault = Fault::None;
+                self.fault_left = None;
+            }
+        }
+        fault
+    }
+
+    fn set_fault(&mut self, fault: Fault, count: Option<u64>) {
+        self.fault = fault;
+        self.fault_left = count.filter(|_| fault != Fault::None);
+    }
 }
 
 struct Shared {
@@ -192,8 +226,22 @@ impl SimHandle {
         self.shared.stats()
     }
 
+    /// Injects `fault` into every `/tedapi/*` answer until it is set back to [`Fault::None`].
     pub fn set_fault(&self, fault: Fault) {
-        self.shared.lock().fault = fault;
+        self.shared.lock().set_fault(fault, None);
+    }
+
+    /// Injects `fault` into the next `n` `/tedapi/*` answers only.
+    pub fn fail_next(&self, fault: Fault, n: u64) {
+        self.shared.lock().set_fault(fault, Some(n));
+    }
+
+    /// Moves the simulated clock forward (the model catches up on the next request; a frozen
+    /// model does not move).
+    pub fn advance_clock(&self, seconds: f64) {
+        if seconds.is_finite() && seconds > 0.0 {
+            self.shared.lock().clock_offset += seconds;
+        }
     }
 
     /// Stops accepting, closes every connection, waits (briefly) for the threads to finish.
@@ -209,9 +257,13 @@ impl SimHandle {
                 SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
             });
         }
-        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
+        let woke = TcpStream::connect_timeout(&wake, Duration::from_secs(1)).is_ok();
         if let Some(t) = self.accept.take() {
-            let _ = t.join();
+            // Without the wake-up connection accept() may block on: leave that thread, it
+            // exits at its next connection.
+            if woke {
+                let _ = t.join();
+            }
         }
         for (_, s) in self
             .shared
@@ -247,18 +299,18 @@ pub fn start(opts: SimOptions) -> Result<SimHandle, String> {
     let shared = Arc::new(Shared {
         site,
         frozen: opts.frozen,
-        gw_auth: opts.gw_pwd.as_ref().map(|p| {
-            format!(
-                "Basic {}",
-                base64(format!("Tesla_Energy_Device:{p}").as_bytes())
-            )
-        }),
+        gw_auth: opts
+            .gw_pwd
+            .as_ref()
+            .map(|p| base64(format!("Tesla_Energy_Device:{p}").as_bytes())),
         gw_pwd: opts.gw_pwd,
         gzip: opts.gzip,
         tls,
         state: Mutex::new(State {
             model,
             fault: Fault::None,
+            fault_left: None,
+            clock_offset: 0.0,
         }),
         counters: Default::default(),
         total: AtomicU64::new(0),
@@ -492,11 +544,12 @@ fn route(shared: &Shared, req: &Request) -> Action {
     if req.path.starts_with("/tedapi/") {
         return tedapi_route(shared, req);
     }
-    let mut state = shared.lock();
-    state.model.advance(now());
-    let (kind, resp) =
-        super::local::route(&shared.site, &state.model, req, shared.gw_pwd.as_deref());
-    drop(state);
+    let model = {
+        let mut state = shared.lock();
+        state.catch_up();
+        state.model.clone()
+    };
+    let (kind, resp) = super::local::route(&shared.site, &model, req, shared.gw_pwd.as_deref());
     shared.count(kind);
     Action::Respond(resp)
 }
@@ -505,8 +558,8 @@ fn tedapi_route(shared: &Shared, req: &Request) -> Action {
     let site = &shared.site;
     let (fault, model) = {
         let mut state = shared.lock();
-        state.model.advance(now());
-        (state.fault, state.model.clone())
+        state.catch_up();
+        (state.take_fault(), state.model.clone())
     };
     let authorized = match &shared.gw_auth {
         None => true,
@@ -548,14 +601,11 @@ fn tedapi_route(shared: &Shared, req: &Request) -> Action {
     apply_fault(fault, resp, shared.gzip)
 }
 
-/// Compares an `Authorization` header with the expected `Basic <b64>` (scheme case-insensitive).
-fn basic_matches(header: &str, expected: &str) -> bool {
-    match (header.trim().split_once(' '), expected.split_once(' ')) {
-        (Some((scheme, cred)), Some((_, want))) => {
-            scheme.eq_ignore_ascii_case("basic") && cred.trim() == want
-        }
-        _ => false,
-    }
+/// Whether an `Authorization` header is `Basic <credentials>` (scheme case-insensitive).
+fn basic_matches(header: &str, credentials: &str) -> bool {
+    header.trim().split_once(' ').is_some_and(|(scheme, cred)| {
+        scheme.eq_ignore_ascii_case("basic") && cred.trim() == credentials
+    })
 }
 
 fn apply_fault(fault: Fault, resp: Response, gzip: bool) -> Action {
@@ -627,8 +677,10 @@ const CONTROL_PAGE: &str =
 <li>/test/scenario/&lt;name&gt;: battery-exporting, solar-exporting, solar-powered, grid-powered, \
 self-powered, battery-powered, grid-charging, solar-charging, sunny-day-outage, cloudy-day-outage, \
 nighttime-outage; <a href=\"/test/scenario\">/test/scenario</a></li>\
-<li>/test/fault/&lt;kind&gt;: none, timeout, close, http429, http500, http403, garbage, truncated, \
-badjson, badgzip, halfbody; <a href=\"/test/fault\">/test/fault</a></li>\
+<li>/test/fault/&lt;kind&gt;[/&lt;n&gt;]: none, timeout, close, http429, http500, http403, garbage, \
+truncated, badjson, badgzip, halfbody (for the next n /tedapi requests, or until none); \
+<a href=\"/test/fault\">/test/fault</a></li>\
+<li>/test/advance/&lt;seconds&gt;: move the clock forward</li>\
 <li><a href=\"/test/stats\">/test/stats</a>, /test/stats/reset, /test/reset</li>\
 </ul></body></html>";
 
@@ -638,7 +690,7 @@ fn test_route(shared: &Shared, req: &Request) -> Response {
     let arg = |prefix: &str| path.strip_prefix(prefix);
     let number = |s: &str| s.parse::<f64>().ok().filter(|x| x.is_finite());
     let mut state = shared.lock();
-    state.model.advance(now());
+    state.catch_up();
     match path {
         "/test" => return Response::new(200, "text/html", CONTROL_PAGE),
         "/test/toggle-grid" => {
@@ -659,7 +711,14 @@ fn test_route(shared: &Shared, req: &Request) -> Response {
             return Response::json(200, body);
         }
         "/test/fault" => {
-            return Response::json(200, format!("{{\"fault\":\"{}\"}}", state.fault.name()))
+            let left = state
+                .fault_left
+                .map(|n| format!(",\"remaining\":{n}"))
+                .unwrap_or_default();
+            return Response::json(
+                200,
+                format!("{{\"fault\":\"{}\"{left}}}", state.fault.name()),
+            );
         }
         "/test/stats" => return Response::json(200, shared.stats().to_json()),
         "/test/stats/reset" => {
@@ -669,8 +728,9 @@ fn test_route(shared: &Shared, req: &Request) -> Response {
             return ok();
         }
         "/test/reset" => {
+            state.clock_offset = 0.0;
             state.model = Model::new(&shared.site, shared.frozen, now());
-            state.fault = Fault::None;
+            state.set_fault(Fault::None, None);
             return ok();
         }
         _ => {}
@@ -700,13 +760,30 @@ fn test_route(shared: &Shared, req: &Request) -> Response {
             Response::text(404, "Unknown scenario")
         };
     }
-    if let Some(kind) = arg("/test/fault/") {
+    if let Some(rest) = arg("/test/fault/") {
+        let (kind, count) = match rest.split_once('/') {
+            Some((kind, n)) => match n.parse::<u64>() {
+                Ok(n) if n > 0 => (kind, Some(n)),
+                _ => return Response::text(400, "Invalid count"),
+            },
+            None => (rest, None),
+        };
         return match Fault::parse(kind) {
             Some(f) => {
-                state.fault = f;
+                state.set_fault(f, count);
                 ok()
             }
             None => Response::text(404, "Unknown fault"),
+        };
+    }
+    if let Some(s) = arg("/test/advance/") {
+        return match number(s).filter(|s| (0.0..=366.0 * 86400.0).contains(s)) {
+            Some(s) => {
+                state.clock_offset += s;
+                state.catch_up();
+                ok()
+            }
+            None => Response::text(400, "Invalid seconds"),
         };
     }
     Response::text(404, "Invalid test command received.")
@@ -773,7 +850,7 @@ mod tests {
 
     #[test]
     fn basic_auth_comparison() {
-        let want = "Basic dXNlcjpwdw==";
+        let want = "dXNlcjpwdw==";
         assert!(basic_matches("basic dXNlcjpwdw==", want));
         assert!(!basic_matches("Bearer dXNlcjpwdw==", want));
         assert!(!basic_matches("Basic eA==", want));

@@ -55,7 +55,7 @@ pub fn derive_meter_config(config: &Value, types: &[&str]) -> Py<Dict<MeterConfi
         let location = get_or(meter, "location", &Value::Str(String::new()))?.clone();
         match out.position(serial)? {
             Some(i) => {
-                let entry = out.value_mut(i);
+                let entry = out.value_mut(i).ok_or(Raise)?;
                 for (i, ct) in cts.iter().enumerate() {
                     if !ct.truthy() {
                         continue;

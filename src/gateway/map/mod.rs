@@ -8,11 +8,15 @@
 //! **Invariant:** pure functions over [`TedapiData`]; no I/O, no clock, no global state, and no
 //! panic on any input. Every gateway document may be missing, `null`, the wrong type or
 //! garbage-shaped: where the library would return `None` *or raise*, the facade holds `None` /
-//! `Null` for that piece (the [`py::Raise`] convention) and everything else is still computed.
+//! `Null` for that piece (the `py::Raise` convention) and everything else is still computed.
 //!
 //! Deliberately not here (stateful in the library): the `start_time` hold across one gateway
 //! boot and the "last non-empty git hash" fallback of `/api/status`, and the native-aggregates
 //! cache/backoff. The transport or poller owns that state.
+//!
+//! Known limits: a value the library would compute as a Python int beyond `i64` makes that piece
+//! `None`; the facade's string fields (`mode`, `din`, `version`, `uptime`, `site_name`) are
+//! `None` when the gateway sends a non-string there; `reserve` 0 is the library's int `0`.
 
 mod aggregates;
 mod clock;
@@ -47,7 +51,6 @@ pub(crate) struct Src<'a> {
     pub batteries: &'a [(String, Value)],
     pub firmware: Option<&'a Firmware>,
     pub native: &'a Value,
-    pub din: &'a str,
     pub host: &'a str,
     pub timestamp: f64,
     pub pw3: bool,
@@ -66,7 +69,6 @@ impl<'a> Src<'a> {
             batteries: &d.battery_components,
             firmware: d.firmware.as_ref(),
             native: doc(&d.native_aggregates),
-            din: &d.din,
             host: &d.host,
             timestamp: d.timestamp,
             pw3: d.pw3,
@@ -115,12 +117,11 @@ pub fn tedapi(data: &TedapiData) -> Facade {
         put(uri, Ok(Some(unknown_api(uri))));
     }
 
-    let vitals_map = d.vitals.clone().ok().flatten();
     Facade {
         api,
         level: views::level(&soe),
         grid_status: grid_status.clone().ok().flatten(),
-        vitals: vitals_map.clone().map(Value::Object),
+        vitals: d.vitals.clone().ok().flatten().map(Value::Object),
         strings: views::strings(&d.vitals, false).ok(),
         strings_verbose: views::strings(&d.vitals, true).ok(),
         temps: views::temps(&d.vitals).ok(),

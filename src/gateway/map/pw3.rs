@@ -93,18 +93,36 @@ fn component_signal(components: &Value, name: &str) -> Py<Value> {
     Ok(Value::Null)
 }
 
-/// `int(kWh * 1000)`: energy in Wh, truncated toward zero.
-fn wh(kwh: &Value) -> Py<i64> {
-    match py::num(kwh).ok_or(Raise)? {
-        Num::Int(i) => i.checked_mul(1000).ok_or(Raise),
-        Num::Float(f) => {
-            let w = (f * 1000.0).trunc();
-            if w.is_finite() && w.abs() < 9.0e18 {
-                Ok(w as i64)
-            } else {
-                Err(Raise)
+/// `int(kWh * 1000)`: energy in Wh, truncated toward zero. `None` stands for a Python int too
+/// big for `i64` (a huge float, or a digit string repeated 1000 times).
+fn wh(kwh: &Value) -> Py<Option<i64>> {
+    let fits = |w: f64| w.abs() < 9.0e18;
+    match kwh {
+        Value::Str(s) => {
+            // `"7" * 1000` is a string of 1000 sevens, which int() accepts.
+            let b = s.as_bytes();
+            let digits = !b.is_empty()
+                && b.first().is_some_and(u8::is_ascii_digit)
+                && b.last().is_some_and(u8::is_ascii_digit)
+                && b.iter().all(|c| c.is_ascii_digit() || *c == b'_')
+                && !s.contains("__");
+            match digits {
+                true if s.bytes().all(|c| c == b'0' || c == b'_') => Ok(Some(0)),
+                true => Ok(None),
+                false => Err(Raise),
             }
         }
+        _ => match py::num(kwh).ok_or(Raise)? {
+            Num::Int(i) => Ok(i.checked_mul(1000)),
+            Num::Float(f) => {
+                let w = (f * 1000.0).trunc();
+                if !w.is_finite() {
+                    Err(Raise)
+                } else {
+                    Ok(fits(w).then_some(w as i64))
+                }
+            }
+        },
     }
 }
 
@@ -157,7 +175,7 @@ fn tepods(
         }
     }
     for (bms_idx, bms) in iter(bms_list)?.iter().enumerate() {
-        let (mut remaining, mut full) = (0, 0);
+        let (mut remaining, mut full) = (Some(0), Some(0));
         for signal in iter(get_or(bms, "signals", &empty)?)? {
             let value = get(&signal, "value")?;
             if value.is_null() {
@@ -170,9 +188,13 @@ fn tepods(
                 full = wh(value)?;
             }
         }
-        if full == 0 {
+        if full == Some(0) {
             continue;
         }
+        let (Some(remaining), Some(full)) = (remaining, full) else {
+            // The library would show a Python big int here.
+            return Err(Raise);
+        };
         let hvp = if bms_idx < len(hvp_list)? {
             index(hvp_list, bms_idx)?.into_owned()
         } else {

@@ -314,9 +314,33 @@ pub fn sub(a: &Value, b: &Value) -> Py<Value> {
     Ok(sub_n(x, y).value())
 }
 
+/// `a * b`, including Python's sequence repetition (`[x] * 2`, `"ab" * 3`).
 pub fn mul(a: &Value, b: &Value) -> Py<Value> {
-    let (x, y) = operands(a, b)?;
-    Ok(mul_n(x, y).value())
+    match (a, b) {
+        (Value::Array(_) | Value::Str(_), Value::Int(_) | Value::Bool(_)) => repeat(a, b),
+        (Value::Int(_) | Value::Bool(_), Value::Array(_) | Value::Str(_)) => repeat(b, a),
+        _ => {
+            let (x, y) = operands(a, b)?;
+            Ok(mul_n(x, y).value())
+        }
+    }
+}
+
+/// Largest repetition result we build; Python would go on until memory runs out.
+const MAX_REPEAT: usize = 1 << 20;
+
+fn repeat(seq: &Value, times: &Value) -> Py<Value> {
+    let n = match num(times) {
+        Some(Num::Int(n)) => usize::try_from(n).unwrap_or(0),
+        _ => return Err(Raise),
+    };
+    match seq {
+        Value::Str(s) if s.len().saturating_mul(n) <= MAX_REPEAT => Ok(Value::Str(s.repeat(n))),
+        Value::Array(a) if a.len().saturating_mul(n) <= MAX_REPEAT => Ok(Value::Array(
+            a.iter().cloned().cycle().take(a.len() * n).collect(),
+        )),
+        _ => Err(Raise),
+    }
 }
 
 pub fn div(a: &Value, b: &Value) -> Py<Value> {
@@ -409,12 +433,13 @@ impl<T> Dict<T> {
     }
 
     /// The value at a position from [`Dict::position`].
-    pub fn value_mut(&mut self, i: usize) -> &mut T {
-        &mut self.0[i].1
+    pub fn value_mut(&mut self, i: usize) -> Option<&mut T> {
+        self.0.get_mut(i).map(|(_, v)| v)
     }
 
     pub fn get(&self, key: &Value) -> Py<Option<&T>> {
-        Ok(self.position(key)?.map(|i| &self.0[i].1))
+        let i = self.position(key)?;
+        Ok(i.and_then(|i| self.0.get(i)).map(|(_, v)| v))
     }
 
     pub fn contains(&self, key: &Value) -> Py<bool> {
@@ -423,8 +448,8 @@ impl<T> Dict<T> {
 
     /// `d[key] = value` (an existing key keeps its position).
     pub fn insert(&mut self, key: Value, value: T) -> Py<()> {
-        match self.position(&key)? {
-            Some(i) => self.0[i].1 = value,
+        match self.position(&key)?.and_then(|i| self.value_mut(i)) {
+            Some(slot) => *slot = value,
             None => self.0.push((key, value)),
         }
         Ok(())
@@ -439,7 +464,7 @@ impl<T> Dict<T> {
                 self.0.len() - 1
             }
         };
-        Ok(&mut self.0[i].1)
+        self.value_mut(i).ok_or(Raise)
     }
 
     pub fn values(&self) -> impl Iterator<Item = &T> {
@@ -481,6 +506,18 @@ mod tests {
         assert_eq!(div(&Value::Int(1), &Value::Int(2)), Ok(Value::Float(0.5)));
         assert_eq!(div(&Value::Int(1), &Value::Float(0.0)), Err(Raise));
         assert_eq!(add(&Value::Null, &Value::Int(1)), Err(Raise));
+        assert_eq!(
+            mul(&Value::Str("ab".into()), &Value::Int(2)),
+            Ok("abab".into())
+        );
+        assert_eq!(
+            mul(&Value::Bool(true), &Value::Array(vec![])),
+            Ok(Value::Array(vec![]))
+        );
+        assert_eq!(
+            mul(&Value::Str("ab".into()), &Value::Float(2.0)),
+            Err(Raise)
+        );
         assert_eq!(
             add(&Value::Int(i64::MAX), &Value::Int(1)),
             Ok(Value::Float(i64::MAX as f64 + 1.0))

@@ -41,10 +41,8 @@ fn grid_state(status: &Value) -> Py<Option<&'static str>> {
     if status.is_null() {
         return Ok(None);
     }
-    let alerts = or(
-        lookup(status, &["control", "alerts", "active"]),
-        &Value::Null,
-    );
+    // `lookup(...) or []`: a falsy value has no alerts, anything else must support `in`.
+    let alerts = lookup(status, &["control", "alerts", "active"]);
     if alerts.truthy() && contains(alerts, &Value::Str("SystemConnectedToGrid".into()))? {
         return Ok(Some("SystemGridConnected"));
     }
@@ -229,12 +227,16 @@ fn block(kind: &str, part: &str, serial: &str, values: [Value; 7]) -> Map {
 
 /// `get_blocks()`: one entry per `TEPINV--*` vitals block, then one per battery expansion.
 pub(crate) fn blocks(src: &Src, d: &Derived) -> Py<Option<Map>> {
-    let Some(vitals) = d.vitals.clone()? else {
+    let Some(vitals) = d.vitals.as_ref().map_err(|e| *e)? else {
         return Ok(None);
     };
-    let vitals = Value::Object(vitals);
+    // `lookup(vitals, [block, key])`.
+    let field = |block: &str, k: &str| match vitals.get(block) {
+        Some(b) => lookup(b, &[k]).clone(),
+        None => Value::Null,
+    };
     let mut out = Map::new();
-    for key in vitals.as_object().into_iter().flat_map(Map::keys) {
+    for key in vitals.keys() {
         if !key.starts_with("TEPINV--") {
             continue;
         }
@@ -242,9 +244,9 @@ pub(crate) fn blocks(src: &Src, d: &Derived) -> Py<Option<Map>> {
         let (Some(part), Some(serial)) = (parts.get(1), parts.get(2)) else {
             continue;
         };
-        let v = |k: &str| lookup(&vitals, &[key, k]).clone();
+        let v = |k: &str| field(key, k);
         let tepod = format!("TEPOD--{part}--{serial}");
-        let pod = |k: &str| lookup(&vitals, &[&tepod, k]).clone();
+        let pod = |k: &str| field(&tepod, k);
         out.insert(
             format!("{part}--{serial}"),
             block(
@@ -281,7 +283,7 @@ pub(crate) fn blocks(src: &Src, d: &Derived) -> Py<Option<Map>> {
                     continue;
                 };
                 let tepod = format!("TEPOD--{}", py::to_str(din));
-                let pod = |k: &str| lookup(&vitals, &[&tepod, k]).clone();
+                let pod = |k: &str| field(&tepod, k);
                 let null = || Value::Null;
                 out.insert(
                     serial,

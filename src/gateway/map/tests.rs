@@ -381,19 +381,24 @@ fn case_fields(f: &Facade, expected: &Value) -> Vec<(String, String, String)> {
         compact,
     );
     field("reserve", get("reserve"), opt(reserve), compact);
-    field("mode", get("mode"), opt(f.mode.clone()), compact);
+    // The facade types these as strings: a non-string value from the gateway becomes None.
+    let text = |k: &str| match get(k) {
+        v @ (Value::Str(_) | Value::Null) => v,
+        _ => Value::Null,
+    };
+    field("mode", text("mode"), opt(f.mode.clone()), compact);
     field(
         "time_remaining",
         get("time_remaining"),
         opt(f.time_remaining),
         compact,
     );
-    field("version", get("version"), opt(f.version.clone()), compact);
-    field("din", get("din"), opt(f.din.clone()), compact);
-    field("uptime", get("uptime"), opt(f.uptime.clone()), compact);
+    field("version", text("version"), opt(f.version.clone()), compact);
+    field("din", text("din"), opt(f.din.clone()), compact);
+    field("uptime", text("uptime"), opt(f.uptime.clone()), compact);
     field(
         "site_name",
-        get("site_name"),
+        text("site_name"),
         opt(f.site_name.clone()),
         compact,
     );
@@ -436,4 +441,105 @@ fn reference_cases() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// A reference case's input, for the named tests below.
+fn case(name: &str) -> TedapiData {
+    let path = root()
+        .join("src/gateway/map/testdata/cases")
+        .join(format!("{name}.json"));
+    case_input(json_file(&path).get("input").unwrap_or(&Value::Null))
+}
+
+#[test]
+fn nothing_fetched_gives_none_but_canned_answers_stay() {
+    let f = tedapi(&TedapiData::default());
+    assert_eq!(f.level, None);
+    assert_eq!(f.vitals, None);
+    assert_eq!(f.status, None);
+    assert_eq!(f.system_status, None);
+    assert_eq!(f.version, None);
+    assert_eq!(f.api("/api/meters/aggregates"), None);
+    assert_eq!(f.api("/api/devices/vitals"), None);
+    // The library still answers these without any gateway data.
+    assert_eq!(
+        f.api("/api/site_info/site_name")
+            .map(Value::to_py)
+            .as_deref(),
+        Some(r#"{"site_name": null, "timezone": null}"#)
+    );
+    assert_eq!(
+        f.api("/api/customer").map(Value::to_py).as_deref(),
+        Some(r#"{"registered": true}"#)
+    );
+    assert_eq!(
+        f.api("/api/system/networks").map(Value::to_py).as_deref(),
+        Some(r#"{"ERROR": "Unknown API: /api/system/networks"}"#)
+    );
+    assert_eq!(f.alerts, Some(Vec::new()));
+    assert_eq!(f.strings, Some(Value::object()));
+    assert_eq!(f.fans, Some(Value::object()));
+}
+
+#[test]
+fn empty_battery_has_no_soe_or_time_remaining() {
+    let f = tedapi(&case("empty_battery"));
+    assert_eq!(f.api("/api/system_status/soe"), None);
+    assert_eq!(f.level, None);
+    assert_eq!(f.time_remaining, None);
+    assert!(f.system_status.is_some());
+}
+
+#[test]
+fn status_without_control_keeps_the_rest() {
+    let f = tedapi(&case("status_without_control"));
+    let aggregates = f.api("/api/meters/aggregates").cloned().unwrap_or_default();
+    assert_eq!(
+        aggregates.path(&["site", "instant_power"]),
+        Some(&Value::Null)
+    );
+    assert_eq!(f.level, None);
+    assert!(f.vitals.is_some());
+}
+
+#[test]
+fn wrong_types_make_only_their_piece_none() {
+    // A numeric PVAC list makes the library's vitals() raise: everything built on it is None.
+    let f = tedapi(&case("wrong_pvac_int"));
+    assert_eq!(f.vitals, None);
+    assert_eq!(f.strings, None);
+    assert_eq!(f.system_status, None);
+    assert!(
+        f.api("/api/meters/aggregates").is_none(),
+        "aggregates iterate PVAC too"
+    );
+    assert!(f.level.is_some());
+    assert!(f.status.is_some());
+}
+
+#[test]
+fn pw3_phantom_bms_slot_is_skipped() {
+    let f = tedapi(&case("pw3_phantom_slot"));
+    let vitals = f.vitals.unwrap_or_default();
+    let tepods: Vec<&String> = vitals
+        .as_object()
+        .into_iter()
+        .flat_map(Map::keys)
+        .filter(|k| k.starts_with("TEPOD--"))
+        .collect();
+    assert_eq!(tepods, ["TEPOD--1707000-11-J--TG12000000001Z"]);
+}
+
+#[test]
+fn app_scale_follows_python_arithmetic() {
+    // 6500 / 27000 * 100, then raw / 0.95 - 5 / 0.95 as the proxy computes it.
+    let f = tedapi(&fixture("pw2"));
+    let level = f.level.unwrap_or_default();
+    assert_eq!(crate::json::py_float(level), "24.074074074074073");
+    assert_eq!(
+        crate::json::py_float(level / 0.95 - 5.0 / 0.95),
+        "20.077972709551656"
+    );
+    assert_eq!(tedapi(&fixture("pw3")).reserve, Some(20.0));
+    assert_eq!(tedapi(&case("reserve_below_5")).reserve, Some(0.0));
 }

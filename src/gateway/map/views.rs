@@ -3,6 +3,8 @@
 //! `TEDAPI.get_fan_speeds`). Each takes the already computed pieces, so one tick computes the
 //! vitals once however many views read them.
 
+use std::borrow::Cow;
+
 use crate::json::{Map, Value};
 
 use super::aggregates::current_power;
@@ -29,8 +31,12 @@ pub(crate) fn level(soe: &Py<Option<Value>>) -> Option<f64> {
 }
 
 /// `vitals() or {}` (an error stays an error).
-fn devices(vitals: &Py<Option<Map>>) -> Py<Map> {
-    Ok(vitals.clone()?.unwrap_or_default())
+fn devices(vitals: &Py<Option<Map>>) -> Py<Cow<'_, Map>> {
+    match vitals {
+        Ok(Some(v)) => Ok(Cow::Borrowed(v)),
+        Ok(None) => Ok(Cow::Owned(Map::new())),
+        Err(e) => Err(*e),
+    }
 }
 
 /// Whether `pw.strings()` copies a key (`PVAC_PVCurrent…`, `…PvState…`, `PVS_String…`).

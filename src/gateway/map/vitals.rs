@@ -4,7 +4,7 @@
 //! TEPOD, TESLA, TESYNC, TETHC, TEMSA), each with its keys in the library's order, including the
 //! placeholders that are always `null` and the FROZEN quirks (`TESYNC--None--None`, the
 //! `TESLA--<MSA serial>` block). The PW3 blocks of [`super::pw3`] are merged over them last.
-//! Power-of-2 values are DC power = V × I in the library's operand order.
+//! `PVAC_PVMeasuredPower_X` is the DC power V × I, in the library's operand order.
 
 use std::borrow::Cow;
 
@@ -611,7 +611,7 @@ fn meter_keys(meter: &str) -> Vec<String> {
 /// The TESYNC (Backup Gateway sync board) block; always present (FROZEN `TESYNC--None--None`).
 fn tesync(status: &Value, vin: &Value) -> Py<Map> {
     let sync = lookup(status, &["esCan", "bus", "SYNC"]);
-    let islander = or(lookup(status, &["esCan", "bus", "ISLANDER"]), &NONE);
+    let islander = lookup(status, &["esCan", "bus", "ISLANDER"]);
     let part = get_or_empty(sync, "packagePartNumber", &NONE)?;
     let serial = get_or_empty(sync, "packageSerialNumber", &NONE)?;
     let mut sync_msa = Map::new();
@@ -708,7 +708,7 @@ fn pw3_msa(status: &Value) -> Py<Option<Value>> {
 
 /// The TEMSA block (when a serial is found) and the FROZEN `TESLA--<serial>` meter block.
 fn temsa(status: &Value, vin: &Value) -> Py<(Map, Map)> {
-    let mut msa = or(lookup(status, &["esCan", "bus", "MSA"]), &NONE).clone();
+    let mut msa = lookup(status, &["esCan", "bus", "MSA"]).clone();
     let mut part = get_or_empty(&msa, "packagePartNumber", &NONE)?.clone();
     let mut serial = get_or_empty(&msa, "packageSerialNumber", &NONE)?.clone();
     if !serial.truthy() {
