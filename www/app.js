@@ -822,6 +822,7 @@
     if (lo > 0 && Math.abs(c.pts[lo - 1][0] - t) < Math.abs(c.pts[lo][0] - t)) lo--;
     const p = c.pts[lo];
     const line = e.currentTarget.querySelector('.cur');
+    if (Math.abs(c.X(p[0]) - (e.clientX - r.left)) > 24) { unhover(e); return; } // no data near the pointer
     const x = c.X(p[0]).toFixed(1);
     line.setAttribute('x1', x); line.setAttribute('x2', x); line.setAttribute('visibility', 'visible');
     const how = (i, v) => (v == null || Math.abs(v) < IDLE_W ? '' : i === 3 ? (v > 0 ? ' discharging' : ' charging') : i === 1 ? (v > 0 ? ' import' : ' export') : '');
