@@ -168,16 +168,36 @@
       if (k === 'batt') lvl = el('rect', { class: 'lvl', x: 8.5, y: 4.5, width: 7, height: 15, rx: 1 }, ic);
       if (k === 'grid') { cross = el('path', { d: 'M3 3 21 21', 'stroke-width': 2.2 }, ic); cross.style.display = 'none'; }
       // value and caption: above solar, below the others
-      const vy = k === 'solar' ? y - R - 30 : y + R + 29;
-      const v = el('text', { class: 'fv', x, y: vy }, g);
-      const cap = el('text', { class: 'fk', x, y: k === 'solar' ? vy - 22 : vy + 20 }, g);
+      const v = el('text', { class: 'fv', x }, g);
+      const cap = el('text', { class: 'fk', x }, g);
       cap.textContent = labels[k];
-      const sub = k === 'grid' || k === 'home' ? el('text', { class: 'fs', x, y: vy + 37 }, g) : null;
+      const sub = k === 'grid' || k === 'home' ? el('text', { class: 'fs', x }, g) : null;
       nodeEls[k] = { g, v, cap, sub, lvl, cross };
     }
     host.appendChild(svg);
     nodeEls.svg = svg;
+    layoutText(1);
+    // small diagrams (phones, small Grafana panels) get larger text, so it stays readable
+    let lastK = 1;
+    new ResizeObserver(() => {
+      const w = svg.getBoundingClientRect().width;
+      const k = w ? Math.round(clamp(1 + (480 - w) / 300, 1, 1.6) * 20) / 20 : 1;
+      if (k !== lastK) { lastK = k; layoutText(k); }
+    }).observe(svg);
     if (!REDUCED) requestAnimationFrame(animate);
+  }
+
+  // Text sizes and positions around the nodes, for a text scale k.
+  function layoutText(k) {
+    const F = 21 * k, C = 11.5 * k, Sf = 12 * k;
+    for (const key in N) {
+      const [, y] = N[key], n = nodeEls[key];
+      const vy = key === 'solar' ? y - R - 10 : y + R + 6 + F * 0.78;
+      const cy = key === 'solar' ? vy - F - 1 : vy + C + 6;
+      n.v.setAttribute('y', vy.toFixed(1)); n.v.style.fontSize = F.toFixed(1) + 'px';
+      n.cap.setAttribute('y', cy.toFixed(1)); n.cap.style.fontSize = C.toFixed(1) + 'px';
+      if (n.sub) { n.sub.setAttribute('y', (cy + Sf + 5).toFixed(1)); n.sub.style.fontSize = Sf.toFixed(1) + 'px'; }
+    }
   }
 
   // Who feeds whom: solar first to the home, then the battery, then the grid; the battery next
