@@ -525,7 +525,7 @@
     };
   }
 
-  let gen = 0, ws = null, wsTries = 0, wsTimer = 0, pollTimer = 0, polling = false;
+  let gen = 0, ws = null, wsTries = 0, wsTimer = 0, pollTimer = 0, pollTok = null, polling = false;
 
   function onSummary(s, via) {
     if (!s || typeof s !== 'object') return;
@@ -542,24 +542,25 @@
     if (Date.now() - lastDraw > 5000 || (c && !c.pts.length)) drawCharts();
   }
 
+  // One polling chain at a time: each has a token, and stopping forgets it.
   function startPolling() {
-    if (pollTimer) return;
-    const my = gen;
+    if (pollTok) return;
+    const tok = pollTok = {}, my = gen;
     const run = async () => {
-      if (my !== gen) return;
+      if (pollTok !== tok) return;
       if (!polling) {
         polling = true;
         try {
           const sel = S.sel;
           const s = S.api === 'v2' ? await pollV2(sel) : await pollLegacy();
-          if (my === gen && sel === S.sel && s && typeof s === 'object') onSummary(s, 'poll');
+          if (pollTok === tok && my === gen && sel === S.sel && s && typeof s === 'object') onSummary(s, 'poll');
         } finally { polling = false; }
       }
-      if (my === gen && pollTimer) pollTimer = setTimeout(run, 2000);
+      if (pollTok === tok) pollTimer = setTimeout(run, 2000);
     };
     pollTimer = setTimeout(run, 0);
   }
-  function stopPolling() { clearTimeout(pollTimer); pollTimer = 0; }
+  function stopPolling() { clearTimeout(pollTimer); pollTimer = 0; pollTok = null; }
 
   function connect() {
     gen++;
