@@ -125,6 +125,7 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
             tls_fingerprint: None,
             query_set: QuerySet::V2024_06,
             simulated: true,
+            mode: crate::config::Mode::Tedapi,
         });
         sim_handle = Some(handle);
     }
@@ -158,12 +159,15 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
             name: g.name.clone(),
             host: g.host.clone(),
             simulated: g.simulated,
+            mode: g.mode,
             health: Health::default(),
             good: None,
             history: Arc::from(Vec::new()),
         })
         .collect();
-    let hub = Arc::new(Hub::new(snapshots, settings, max_age, true));
+    let default_mode = cfg.gateways.get(cfg.default_gateway).map(|g| g.mode);
+    let tedapi = default_mode.is_some_and(|m| m.proxy_labels().2);
+    let hub = Arc::new(Hub::new(snapshots, settings, max_age, tedapi));
     let (ws, ws_rx) = WsHub::new(WsSettings {
         interval: cfg.server.ws_interval,
         max_clients: cfg.server.ws_max_clients,

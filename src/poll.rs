@@ -1,11 +1,10 @@
-//! One poller thread per gateway: fetch on a fixed tick, map once, publish a snapshot.
+//! One poller thread per gateway: fetch on a fixed tick, render once, publish a snapshot.
 //!
-//! Each tick makes one status (basic) and one device-controller (full) query; PW3 sites add one
-//! components query per Powerwall. Config, firmware and the gateway's own components answer are
-//! refreshed at start and then at most once a minute. After a good tick the poller maps the raw
-//! documents to a facade, renders every legacy body once, and swaps the snapshot in. Failures
-//! back off 5 → 10 → 30 → 60 → 120 s (never faster than the tick); a 429/503 cooldown is honoured
-//! with no gateway traffic. A slow or dead gateway only ever delays its own thread.
+//! The gateway's transport is a [`source::Source`] (TEDAPI today); it returns one facade per
+//! tick. After a good tick the poller renders every legacy body once, adds a history point and
+//! swaps the snapshot in. Failures back off 5 → 10 → 30 → 60 → 120 s (never faster than the
+//! tick); a 429/503 cooldown is honoured with no gateway traffic. A slow or dead gateway only
+//! ever delays its own thread.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -13,16 +12,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::GatewayConfig;
-use crate::gateway::native::Native;
-use crate::gateway::tedapi::{Client, ClientOptions, Error};
-use crate::gateway::{map, Firmware, TedapiData};
+use crate::gateway::source;
 use crate::http::legacy;
-use crate::json::Value;
 use crate::snapshot::{GatewaySnapshot, Good, Health, HistoryRing, Hub};
 use crate::summary::Summary;
-
-/// How often config, firmware and the gateway's components are re-read.
-const SLOW_REFRESH: Duration = Duration::from_secs(60);
 
 /// Back-off after consecutive failures.
 const BACKOFF: [u64; 5] = [5, 10, 30, 60, 120];
@@ -31,19 +24,6 @@ const BACKOFF: [u64; 5] = [5, 10, 30, 60, 120];
 pub fn backoff(failures: u32, tick: Duration) -> Duration {
     let i = (failures.max(1) as usize - 1).min(BACKOFF.len() - 1);
     Duration::from_secs(BACKOFF[i]).max(tick)
-}
-
-/// Raw state kept between ticks.
-struct Link {
-    client: Client,
-    native: Option<Native>,
-    din: Option<String>,
-    pw3: bool,
-    config: Option<Value>,
-    firmware: Option<Firmware>,
-    components: Option<Value>,
-    slow_at: Option<Instant>,
-    battery_components: Vec<(String, Value)>,
 }
 
 /// A running poller.
@@ -61,20 +41,11 @@ pub fn spawn(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool
     Poller { handle }
 }
 
-fn options(cfg: &GatewayConfig) -> ClientOptions {
-    let mut o = ClientOptions::new(cfg.host.clone(), cfg.gw_pwd.clone().unwrap_or_default());
-    o.timeout = cfg.timeout;
-    o.pin = cfg.tls_fingerprint;
-    o.query_set = cfg.query_set;
-    o
-}
-
 fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>) {
     let mut health = Health::default();
     let mut good: Option<Good> = None;
-    let mut link: Option<Link> = None;
+    let mut source = source::build(&cfg);
     let mut history = HistoryRing::default();
-    let opts = options(&cfg);
     log::info!(
         "gateway '{}': polling {} every {:?}",
         cfg.id,
@@ -84,30 +55,9 @@ fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>) {
     while !stop.load(Ordering::Relaxed) {
         let started = Instant::now();
         health.last_attempt = Some(SystemTime::now());
-        let result = match link.as_mut() {
-            Some(l) => tick(l, &cfg),
-            None => match Client::new(opts.clone()) {
-                Ok(client) => {
-                    let native = Native::new(&opts).ok();
-                    let l = link.insert(Link {
-                        client,
-                        native,
-                        din: None,
-                        pw3: false,
-                        config: None,
-                        firmware: None,
-                        components: None,
-                        slow_at: None,
-                        battery_components: Vec::new(),
-                    });
-                    tick(l, &cfg)
-                }
-                Err(e) => Err(e),
-            },
-        };
+        let result = source.poll();
         let wait = match result {
-            Ok(data) => {
-                let facade = map::tedapi(&data);
+            Ok(facade) => {
                 let bodies = legacy::render(&facade, &hub.settings, true);
                 let summary = Summary::from_facade(&facade, &hub.settings);
                 history.add(crate::clock::unix_secs(SystemTime::now()), &summary);
@@ -131,7 +81,7 @@ fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>) {
                 health.consecutive_failures += 1;
                 health.total_failures += 1;
                 health.last_error = Some(e.to_string());
-                let cooldown = link.as_ref().and_then(|l| l.client.cooldown_remaining());
+                let cooldown = source.cooldown_remaining();
                 health.cooldown_until = cooldown.map(|d| SystemTime::now() + d);
                 let wait = cooldown
                     .unwrap_or_else(|| backoff(health.consecutive_failures, cfg.poll_interval));
@@ -156,6 +106,7 @@ fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>) {
                 name: cfg.name.clone(),
                 host: cfg.host.clone(),
                 simulated: cfg.simulated,
+                mode: cfg.mode,
                 health: health.clone(),
                 good: good.clone(),
                 history: history.published(),
@@ -169,106 +120,6 @@ fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>) {
             std::thread::park_timeout((next - now).min(Duration::from_millis(200)));
         }
     }
-}
-
-fn is_pw3_block(b: &Value) -> bool {
-    b.get("type")
-        .and_then(Value::as_str)
-        .is_some_and(|t| t.contains("Powerwall3"))
-}
-
-/// One poll: everything the mapping needs, or the first error.
-fn tick(l: &mut Link, cfg: &GatewayConfig) -> Result<TedapiData, Error> {
-    let din = match &l.din {
-        Some(d) => d.clone(),
-        None => {
-            l.pw3 = l.client.detect_pw3().unwrap_or(l.pw3);
-            let d = l.client.din()?;
-            log::info!(
-                "gateway '{}': connected, {} ({})",
-                cfg.id,
-                d,
-                if l.pw3 {
-                    "Powerwall 3"
-                } else {
-                    "Powerwall 2/+"
-                }
-            );
-            l.din = Some(d.clone());
-            d
-        }
-    };
-    let slow_due = l.slow_at.is_none_or(|t| t.elapsed() >= SLOW_REFRESH) || l.config.is_none();
-    if slow_due {
-        match l.client.config(&din) {
-            Ok(c) => l.config = Some(c),
-            Err(e) if l.config.is_some() => log::debug!("gateway '{}': config: {e}", cfg.id),
-            Err(e) => return Err(e),
-        }
-        match l.client.firmware(&din) {
-            Ok(f) => l.firmware = Some(f),
-            Err(Error::Cooldown { .. }) => {}
-            Err(e) => log::debug!("gateway '{}': firmware: {e}", cfg.id),
-        }
-        match l.client.components(&din, None) {
-            Ok(c) => l.components = Some(c),
-            Err(e) => log::debug!("gateway '{}': components: {e}", cfg.id),
-        }
-        l.slow_at = Some(Instant::now());
-    }
-    let status = l.client.status(&din)?;
-    let controller = l.client.controller(&din)?;
-
-    if l.pw3 {
-        let blocks: Vec<String> = l
-            .config
-            .as_ref()
-            .and_then(|c| c.get("battery_blocks"))
-            .and_then(Value::as_array)
-            .map(|bs| {
-                bs.iter()
-                    .filter(|b| is_pw3_block(b))
-                    .filter_map(|b| b.get("vin").and_then(Value::as_str).map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let routed = blocks.len() > 1;
-        let mut fresh = Vec::with_capacity(blocks.len());
-        for bdin in blocks {
-            let via = routed.then_some(din.as_str());
-            match l.client.components(&bdin, via) {
-                Ok(v) => fresh.push((bdin, v)),
-                Err(e @ Error::Cooldown { .. }) => return Err(e),
-                Err(e) => {
-                    log::debug!("gateway '{}': components of {bdin}: {e}", cfg.id);
-                    // Keep the last good answer for this Powerwall.
-                    if let Some(old) = l.battery_components.iter().find(|(d, _)| *d == bdin) {
-                        fresh.push(old.clone());
-                    }
-                }
-            }
-        }
-        l.battery_components = fresh;
-    }
-
-    let native_aggregates = l
-        .native
-        .as_mut()
-        .and_then(|n| n.fetch_aggregates(Instant::now()));
-
-    Ok(TedapiData {
-        host: cfg.host.clone(),
-        din,
-        pw3: l.pw3,
-        config: l.config.clone(),
-        status: Some(status),
-        controller: Some(controller),
-        components: l.components.clone(),
-        battery_components: l.battery_components.clone(),
-        firmware: l.firmware.clone(),
-        native_aggregates,
-        timestamp: crate::clock::unix_f64(SystemTime::now()),
-    })
 }
 
 #[cfg(test)]

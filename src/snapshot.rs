@@ -76,6 +76,7 @@ pub struct GatewaySnapshot {
     pub name: String,
     pub host: String,
     pub simulated: bool,
+    pub mode: crate::config::Mode,
     pub health: Health,
     pub good: Option<Good>,
     /// One point per minute, oldest first (at most 24 h).

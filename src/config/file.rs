@@ -309,5 +309,6 @@ fn gateway(
         tls_fingerprint,
         query_set,
         simulated: false,
+        mode: super::Mode::Tedapi,
     })
 }

@@ -147,6 +147,31 @@ pub struct GatewayConfig {
     pub query_set: QuerySet,
     /// Started by `--demo`: the data is simulated.
     pub simulated: bool,
+    /// How the gateway is reached.
+    pub mode: Mode,
+}
+
+/// How a gateway is reached (the proxy's modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// TEDAPI with the gateway password (the proxy's "Local (full)").
+    Tedapi,
+}
+
+impl Mode {
+    /// Name in the API (`/api/gateways` `mode`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Tedapi => "tedapi",
+        }
+    }
+
+    /// The proxy's `/stats` fields: (`mode`, `tedapi_mode`, `tedapi`, `cloudmode`, `fleetapi`).
+    pub fn proxy_labels(self) -> (&'static str, &'static str, bool, bool, bool) {
+        match self {
+            Mode::Tedapi => ("Local (full)", "full", true, false, false),
+        }
+    }
 }
 
 /// The whole configuration.
@@ -457,6 +482,7 @@ pub fn load(
                     tls_fingerprint,
                     query_set,
                     simulated: false,
+                    mode: Mode::Tedapi,
                 },
             );
         }

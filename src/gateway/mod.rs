@@ -9,6 +9,7 @@ pub mod map;
 pub mod native;
 pub mod proto;
 pub mod queries;
+pub mod source;
 pub mod tedapi;
 pub mod tls;
 

@@ -61,7 +61,7 @@ fn info(v: &View) -> Map {
         .with("id", s.id.as_str())
         .with("name", s.name.as_str())
         .with("host", s.host.as_str())
-        .with("mode", "tedapi")
+        .with("mode", s.mode.name())
         .with("state", v.state.as_str())
         .with(
             "firmware",

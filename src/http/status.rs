@@ -122,11 +122,14 @@ pub fn stats(cfg: &Config, stats: &Stats, view: Option<&View>, views: &[View]) -
     let s = &cfg.server;
     let now = SystemTime::now();
     let c = stats.with(|c| c.clone());
-    let gw = cfg.gateways.first();
+    let gw = cfg.gateways.get(cfg.default_gateway);
     let facade = view.map(|v| &v.facade);
+    let (mode, tedapi_mode, tedapi, cloudmode, fleetapi) = gw
+        .map(|g| g.mode.proxy_labels())
+        .unwrap_or(("Unknown", "off", false, false, false));
     let mut m = Map::new()
         .with("pypowerwall", version_label())
-        .with("mode", "Local (full)")
+        .with("mode", mode)
         .with("gets", c.gets as i64)
         .with("posts", c.posts as i64)
         .with("errors", c.errors as i64)
@@ -141,11 +144,11 @@ pub fn stats(cfg: &Config, stats: &Stats, view: Option<&View>, views: &[View]) -
             "site_name",
             facade.map(|f| opt(&f.site_name)).unwrap_or(Value::Null),
         )
-        .with("cloudmode", false)
-        .with("fleetapi", false)
-        .with("tedapi", true)
+        .with("cloudmode", cloudmode)
+        .with("fleetapi", fleetapi)
+        .with("tedapi", tedapi)
         .with("pw3", facade.is_some_and(|f| f.pw3))
-        .with("tedapi_mode", "full")
+        .with("tedapi_mode", tedapi_mode)
         .with(
             "tedapi_api_version",
             gw.map(|g| g.query_set.name()).unwrap_or("V2024_06"),
@@ -298,11 +301,15 @@ pub fn health(cfg: &Config, stats: &Stats, view: Option<&View>, views: &[View]) 
         Some(State::Stale) | Some(State::Cooldown) => "degraded",
         _ => "unavailable",
     };
-    let host = cfg.gateways.first().map(|g| g.host.as_str()).unwrap_or("");
+    let gw = cfg.gateways.get(cfg.default_gateway);
+    let host = gw.map(|g| g.host.as_str()).unwrap_or("");
+    let (mode, tedapi_mode, _, _, _) = gw
+        .map(|g| g.mode.proxy_labels())
+        .unwrap_or(("Unknown", "off", false, false, false));
     let mut m = Map::new()
         .with("pypowerwall", version_label())
-        .with("mode", "Local (full)")
-        .with("tedapi_mode", "full")
+        .with("mode", mode)
+        .with("tedapi_mode", tedapi_mode)
         .with(
             "pypowerwall_cache_expire",
             cfg.gateways

@@ -1,0 +1,201 @@
+//! A gateway transport as the poller sees it: one call per tick that yields a facade.
+//!
+//! Each mode (TEDAPI today; local, v1r and cloud later) keeps its own connection state between
+//! ticks and decides what to fetch when. [`build`] picks the mode from the gateway's
+//! configuration; the poller never knows which one it drives.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use super::facade::Facade;
+use super::native::Native;
+use super::tedapi::{Client, ClientOptions, Error};
+use super::{map, Firmware, TedapiData};
+use crate::config::GatewayConfig;
+use crate::json::Value;
+
+/// How often config, firmware and the gateway's components are re-read.
+const SLOW_REFRESH: Duration = Duration::from_secs(60);
+
+/// A gateway transport driven by a poller thread.
+pub trait Source: Send {
+    /// Fetches what this tick needs and maps it; the first error ends the tick.
+    fn poll(&mut self) -> Result<Facade, Error>;
+    /// Time left of a gateway-imposed cooldown (no traffic until it ends).
+    fn cooldown_remaining(&self) -> Option<Duration>;
+    /// Mode name shown in the API (`tedapi`, `local`, `v1r`, `cloud`, …).
+    fn mode(&self) -> &'static str;
+}
+
+/// The transport for a configured gateway.
+pub fn build(cfg: &GatewayConfig) -> Box<dyn Source> {
+    Box::new(Tedapi::new(cfg.clone()))
+}
+
+/// TEDAPI over HTTPS with the gateway password (the proxy's "Local (full)").
+pub struct Tedapi {
+    cfg: GatewayConfig,
+    link: Option<Link>,
+}
+
+impl Tedapi {
+    pub fn new(cfg: GatewayConfig) -> Tedapi {
+        Tedapi { cfg, link: None }
+    }
+}
+
+impl Source for Tedapi {
+    fn poll(&mut self) -> Result<Facade, Error> {
+        if self.link.is_none() {
+            let opts = options(&self.cfg);
+            let client = Client::new(opts.clone())?;
+            self.link = Some(Link {
+                client,
+                native: Native::new(&opts).ok(),
+                din: None,
+                pw3: false,
+                config: None,
+                firmware: None,
+                components: None,
+                slow_at: None,
+                battery_components: Vec::new(),
+            });
+        }
+        let link = self
+            .link
+            .as_mut()
+            .ok_or(Error::BadReply("no link".into()))?;
+        let data = tick(link, &self.cfg)?;
+        Ok(map::tedapi(&data))
+    }
+
+    fn cooldown_remaining(&self) -> Option<Duration> {
+        self.link
+            .as_ref()
+            .and_then(|l| l.client.cooldown_remaining())
+    }
+
+    fn mode(&self) -> &'static str {
+        "tedapi"
+    }
+}
+
+/// Raw state kept between ticks.
+struct Link {
+    client: Client,
+    native: Option<Native>,
+    din: Option<String>,
+    pw3: bool,
+    config: Option<Value>,
+    firmware: Option<Firmware>,
+    components: Option<Value>,
+    slow_at: Option<Instant>,
+    battery_components: Vec<(String, Value)>,
+}
+
+fn options(cfg: &GatewayConfig) -> ClientOptions {
+    let mut o = ClientOptions::new(cfg.host.clone(), cfg.gw_pwd.clone().unwrap_or_default());
+    o.timeout = cfg.timeout;
+    o.pin = cfg.tls_fingerprint;
+    o.query_set = cfg.query_set;
+    o
+}
+
+fn is_pw3_block(b: &Value) -> bool {
+    b.get("type")
+        .and_then(Value::as_str)
+        .is_some_and(|t| t.contains("Powerwall3"))
+}
+
+/// One poll: everything the mapping needs, or the first error.
+fn tick(l: &mut Link, cfg: &GatewayConfig) -> Result<TedapiData, Error> {
+    let din = match &l.din {
+        Some(d) => d.clone(),
+        None => {
+            l.pw3 = l.client.detect_pw3().unwrap_or(l.pw3);
+            let d = l.client.din()?;
+            log::info!(
+                "gateway '{}': connected, {} ({})",
+                cfg.id,
+                d,
+                if l.pw3 {
+                    "Powerwall 3"
+                } else {
+                    "Powerwall 2/+"
+                }
+            );
+            l.din = Some(d.clone());
+            d
+        }
+    };
+    let slow_due = l.slow_at.is_none_or(|t| t.elapsed() >= SLOW_REFRESH) || l.config.is_none();
+    if slow_due {
+        match l.client.config(&din) {
+            Ok(c) => l.config = Some(c),
+            Err(e) if l.config.is_some() => log::debug!("gateway '{}': config: {e}", cfg.id),
+            Err(e) => return Err(e),
+        }
+        match l.client.firmware(&din) {
+            Ok(f) => l.firmware = Some(f),
+            Err(Error::Cooldown { .. }) => {}
+            Err(e) => log::debug!("gateway '{}': firmware: {e}", cfg.id),
+        }
+        match l.client.components(&din, None) {
+            Ok(c) => l.components = Some(c),
+            Err(e) => log::debug!("gateway '{}': components: {e}", cfg.id),
+        }
+        l.slow_at = Some(Instant::now());
+    }
+    let status = l.client.status(&din)?;
+    let controller = l.client.controller(&din)?;
+
+    if l.pw3 {
+        let blocks: Vec<String> = l
+            .config
+            .as_ref()
+            .and_then(|c| c.get("battery_blocks"))
+            .and_then(Value::as_array)
+            .map(|bs| {
+                bs.iter()
+                    .filter(|b| is_pw3_block(b))
+                    .filter_map(|b| b.get("vin").and_then(Value::as_str).map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let routed = blocks.len() > 1;
+        let mut fresh = Vec::with_capacity(blocks.len());
+        for bdin in blocks {
+            let via = routed.then_some(din.as_str());
+            match l.client.components(&bdin, via) {
+                Ok(v) => fresh.push((bdin, v)),
+                Err(e @ Error::Cooldown { .. }) => return Err(e),
+                Err(e) => {
+                    log::debug!("gateway '{}': components of {bdin}: {e}", cfg.id);
+                    // Keep the last good answer for this Powerwall.
+                    if let Some(old) = l.battery_components.iter().find(|(d, _)| *d == bdin) {
+                        fresh.push(old.clone());
+                    }
+                }
+            }
+        }
+        l.battery_components = fresh;
+    }
+
+    let native_aggregates = l
+        .native
+        .as_mut()
+        .and_then(|n| n.fetch_aggregates(Instant::now()));
+
+    Ok(TedapiData {
+        host: cfg.host.clone(),
+        din,
+        pw3: l.pw3,
+        config: l.config.clone(),
+        status: Some(status),
+        controller: Some(controller),
+        components: l.components.clone(),
+        battery_components: l.battery_components.clone(),
+        firmware: l.firmware.clone(),
+        native_aggregates,
+        timestamp: crate::clock::unix_f64(SystemTime::now()),
+    })
+}
