@@ -12,6 +12,7 @@ pub mod queries;
 pub mod source;
 pub mod tedapi;
 pub mod tls;
+pub mod vitals_pb;
 
 use crate::json::Value;
 
