@@ -5,6 +5,7 @@
 //! into a [`facade::Facade`]; nothing here knows about HTTP routes.
 
 pub mod facade;
+pub mod local;
 pub mod map;
 pub mod native;
 pub mod proto;

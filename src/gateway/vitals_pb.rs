@@ -67,10 +67,19 @@ pub struct Attributes {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum AttributeKind {
-    TeslaEnergyEcu { ecu_type: i32 },
-    Generator { real_power_w: u64, apparent_power_va: u64 },
-    PvInverter { real_power_w: u64 },
-    Meter { locations: Vec<u32> },
+    TeslaEnergyEcu {
+        ecu_type: i32,
+    },
+    Generator {
+        real_power_w: u64,
+        apparent_power_va: u64,
+    },
+    PvInverter {
+        real_power_w: u64,
+    },
+    Meter {
+        locations: Vec<u32>,
+    },
 }
 
 /// One named value.
@@ -303,7 +312,9 @@ mod tests {
             first.attributes.as_ref().unwrap().kind,
             Some(AttributeKind::TeslaEnergyEcu { ecu_type: 207 })
         );
-        assert!(devices[0].alerts.contains(&"SystemConnectedToGrid".to_string()));
+        assert!(devices[0]
+            .alerts
+            .contains(&"SystemConnectedToGrid".to_string()));
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub fn start_sim(fixture: Fixture, frozen: bool) -> SimHandle {
         listen: "127.0.0.1:0".parse().unwrap(),
         fixture,
         gw_pwd: Some(GW_PWD.into()),
+        password: None,
         frozen,
         gzip: false,
         cert_pem: None,

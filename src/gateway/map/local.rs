@@ -77,7 +77,11 @@ pub fn vitals_map(devices: &[DeviceWithVitals]) -> Map {
             continue;
         };
         if let Some(kind) = device.attributes.as_ref().and_then(|a| a.kind.as_ref()) {
-            let u = |x: u64| i64::try_from(x).map(Value::Int).unwrap_or(Value::Float(x as f64));
+            let u = |x: u64| {
+                i64::try_from(x)
+                    .map(Value::Int)
+                    .unwrap_or(Value::Float(x as f64))
+            };
             let (key, attrs) = match kind {
                 AttributeKind::TeslaEnergyEcu { ecu_type } => (
                     "teslaEnergyEcuAttributes",
@@ -204,7 +208,11 @@ fn time_remaining(system_status: Option<&Value>, aggregates: Option<&Value>) -> 
     // `power()` falls back to 0.0 for every flow when any lookup fails.
     let load = ["site", "solar", "battery", "load"]
         .iter()
-        .map(|s| aggregates.and_then(|a| a.path(&[s, "instant_power"])).cloned())
+        .map(|s| {
+            aggregates
+                .and_then(|a| a.path(&[s, "instant_power"]))
+                .cloned()
+        })
         .collect::<Option<Vec<Value>>>()
         .and_then(|v| v.into_iter().nth(3))
         .unwrap_or(Value::Float(0.0));
@@ -272,10 +280,7 @@ pub fn local(data: &LocalData) -> Facade {
             .flatten(),
         reserve: views::reserve(&operation),
         mode: views::mode(&operation),
-        time_remaining: time_remaining(
-            system_status.as_ref(),
-            data.get("/api/meters/aggregates"),
-        ),
+        time_remaining: time_remaining(system_status.as_ref(), data.get("/api/meters/aggregates")),
         version: views::status_str(&status, "version"),
         din: views::status_str(&status, "din"),
         uptime: views::status_str(&status, "up_time_seconds"),
