@@ -397,8 +397,11 @@ fn local_outage_gives_the_reference_failure_bodies() {
     let stats = json::parse(&get(&app, "/stats").body).unwrap();
     assert_eq!(stats.get("mode").and_then(Value::as_str), Some("Local"));
     sim.stop();
-    assert!(wait_for(Duration::from_secs(10), || get(&app, "/aggregates")
-        .body
+    assert!(wait_for(Duration::from_secs(10), || get(
+        &app,
+        "/aggregates"
+    )
+    .body
         == "null"));
     // /stats and /health: same keys, but this run's PW_CACHE_* differ from the capture's.
     run_dir("local-outage", &app, &["/stats", "/health"]);
