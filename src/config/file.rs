@@ -300,7 +300,10 @@ fn gateway(
                     "is required with mode 'local' (the customer password)".into(),
                 ));
             }
-            Mode::select(&host, gw_pwd.is_some(), true).unwrap_or(Mode::Local)
+            match Mode::select(&host, gw_pwd.is_some(), true) {
+                Some(Mode::Hybrid) => Mode::Hybrid,
+                _ => Mode::Local,
+            }
         }
         Some(other) => {
             return Err(err(

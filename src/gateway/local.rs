@@ -738,8 +738,8 @@ impl Auto {
         self.on_local = !self.on_local;
         self.current = if self.on_local {
             log::warn!(
-                "gateway '{}': TEDAPI refused the password (HTTP 401/403); using local mode \
-                 with it as the customer password",
+                "gateway '{}': TEDAPI refused the password (or is not reachable at this \
+                 address); using local mode with it as the customer password",
                 self.id
             );
             Box::new(Local::new(self.local.clone()))
@@ -773,7 +773,9 @@ impl Source for Auto {
                 }
                 Ok(f)
             }
-            Err(Error::Auth) if !self.decided => {
+            // Refused credentials, or no such endpoint (TEDAPI on a LAN address, or no local
+            // API): the password is not for this mode.
+            Err(Error::Auth | Error::Http(404)) if !self.decided => {
                 self.switch();
                 if self.on_local {
                     // Try the other meaning at once, so the first tick can already succeed.
@@ -781,6 +783,14 @@ impl Source for Auto {
                 } else {
                     Err(Error::Auth)
                 }
+            }
+            Err(e) if !self.decided => {
+                log::debug!(
+                    "gateway '{}': {} not decided yet: {e}",
+                    self.id,
+                    self.current.mode()
+                );
+                Err(e)
             }
             Err(e) => Err(e),
         }

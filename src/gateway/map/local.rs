@@ -364,6 +364,43 @@ mod tests {
     }
 
     #[test]
+    fn hybrid_takes_vitals_fans_and_tedapi_from_the_tedapi_facade() {
+        let vitals =
+            parse(r#"{"TETHC--1--A": {"THC_AmbientTemp": 21.5, "alerts": ["X"]}}"#).unwrap();
+        let t = Facade {
+            vitals: Some(vitals),
+            fans: Some(Value::object()),
+            tedapi: Some(crate::gateway::facade::TedapiRaw::default()),
+            pw3: false,
+            ..Facade::default()
+        };
+        let data = LocalData {
+            api: vec![(
+                "/api/system_status/grid_status".into(),
+                Some(
+                    parse(
+                        r#"{"grid_status": "SystemIslandedActive", "grid_services_active": false}"#,
+                    )
+                    .unwrap(),
+                ),
+            )],
+            // Ignored in hybrid mode.
+            vitals: Some(SAMPLE.to_vec()),
+            tedapi: Some(t),
+        };
+        let f = local(&data);
+        assert_eq!(
+            f.temps.map(|t| t.to_py()).as_deref(),
+            Some(r#"{"TETHC--1--A": 21.5}"#)
+        );
+        assert_eq!(
+            f.alerts,
+            Some(vec!["X".to_string(), "SystemIslandedActive".into()])
+        );
+        assert!(f.tedapi.is_some() && f.fans.is_some());
+    }
+
+    #[test]
     fn garbage_vitals_give_none_not_a_panic() {
         assert_eq!(decode_vitals(Some(&[0xff, 0xff, 0xff])), Err(Raise));
         let data = LocalData {
