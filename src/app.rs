@@ -134,8 +134,8 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
     }
     if cfg.gateways.is_empty() {
         return Err(
-            "no gateway configured: set PW_HOST and PW_GW_PWD (or --host and --gw-pwd), \
-                    or run with --demo to see simulated data"
+            "no gateway configured: set PW_HOST and PW_GW_PWD or PW_PASSWORD (or --host and \
+                    --gw-pwd/--password), or run with --demo to see simulated data"
                 .into(),
         );
     }

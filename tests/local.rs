@@ -260,3 +260,28 @@ fn knobs_move_the_local_view_and_forwarding_stops_at_api() {
     }
     app.stop();
 }
+
+#[test]
+fn simulator_local_knobs_over_http() {
+    let sim = start_sim_with_password(Fixture::Pw2, true, CUSTOMER_PWD);
+    let mut c = client(&sim, CUSTOMER_PWD, AuthMode::Cookie);
+    assert_eq!(sim_get(&sim, "/test/local-fault/http503/1").status, 200);
+    assert_eq!(
+        sim_get(&sim, "/test/local-fault").body,
+        r#"{"fault":"http503","remaining":1}"#
+    );
+    assert_eq!(c.get("/api/meters").unwrap(), Fetched::None);
+    assert_eq!(
+        sim_get(&sim, "/test/local-fault").body,
+        r#"{"fault":"none"}"#
+    );
+    assert_eq!(sim_get(&sim, "/test/vitals/off").status, 200);
+    c.get("/api/status").unwrap();
+    assert_eq!(c.get(VITALS).unwrap(), Fetched::None);
+    assert_eq!(sim_get(&sim, "/test/local-fault/nope").status, 404);
+    // The login takes the configured customer password only.
+    assert_eq!(
+        client(&sim, "FGHIJ", AuthMode::Token).login(),
+        Err(Error::Auth)
+    );
+}

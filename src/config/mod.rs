@@ -608,7 +608,8 @@ USAGE:
 OPTIONS:
     --host HOST[:PORT]   gateway address (PW_HOST)
     --gw-pwd PASSWORD    gateway Wi-Fi password from the QR sticker (PW_GW_PWD)
-    --password PASSWORD  customer password (PW_PASSWORD; the gateway password if --gw-pwd is absent)
+    --password PASSWORD  customer password, local mode (PW_PASSWORD; alone: tried as the gateway
+                         password first, then as the customer password)
     --port PORT          listen port (PW_PORT, default 8675)
     --bind ADDRESS       listen address (PW_BIND_ADDRESS, default all interfaces)
     --config FILE        configuration file (PW_CONFIG)
