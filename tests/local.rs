@@ -285,3 +285,42 @@ fn simulator_local_knobs_over_http() {
         Err(Error::Auth)
     );
 }
+
+#[test]
+fn garbage_from_the_gateway_never_breaks_the_server() {
+    let sim = start_sim_with_password(Fixture::Pw2, true, CUSTOMER_PWD);
+    let app = start_local_server(
+        &sim.addr().to_string(),
+        &[("PW_CACHE_EXPIRE", "1"), ("PW_TIMEOUT", "1")],
+    );
+    wait_online(&app);
+    let good = get(&app, "/vitals").body;
+    for fault in [
+        Fault::Garbage,
+        Fault::Truncated,
+        Fault::HalfBody,
+        Fault::Close,
+        Fault::BadGzip,
+        Fault::Http500,
+    ] {
+        sim.set_local_fault(fault);
+        std::thread::sleep(Duration::from_millis(1300));
+        for path in [
+            "/aggregates",
+            "/vitals",
+            "/strings",
+            "/pod",
+            "/freq",
+            "/api/status",
+        ] {
+            assert_eq!(get(&app, path).status, 200, "{fault:?} {path}");
+        }
+    }
+    sim.set_local_fault(Fault::None);
+    assert!(
+        wait_for(Duration::from_secs(15), || get(&app, "/vitals").body
+            == good),
+        "recovers"
+    );
+    app.stop();
+}
