@@ -100,6 +100,7 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
             listen: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
             fixture: sim::Fixture::Demo,
             gw_pwd: Some(DEMO_PASSWORD.into()),
+            password: None,
             frozen: false,
             gzip: false,
             cert_pem: None,
@@ -126,13 +127,15 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
             query_set: QuerySet::V2024_06,
             simulated: true,
             mode: crate::config::Mode::Tedapi,
+            email: cfg.server.email.clone(),
+            auth_mode: crate::config::AuthMode::Cookie,
         });
         sim_handle = Some(handle);
     }
     if cfg.gateways.is_empty() {
         return Err(
-            "no gateway configured: set PW_HOST and PW_GW_PWD (or --host and --gw-pwd), \
-                    or run with --demo to see simulated data"
+            "no gateway configured: set PW_HOST and PW_GW_PWD or PW_PASSWORD (or --host and \
+                    --gw-pwd/--password), or run with --demo to see simulated data"
                 .into(),
         );
     }
@@ -160,6 +163,7 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
             host: g.host.clone(),
             simulated: g.simulated,
             mode: g.mode,
+            forward: None,
             health: Health::default(),
             good: None,
             history: Arc::from(Vec::new()),

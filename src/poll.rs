@@ -106,7 +106,9 @@ fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>) {
                 name: cfg.name.clone(),
                 host: cfg.host.clone(),
                 simulated: cfg.simulated,
-                mode: cfg.mode,
+                // `auto` publishes the mode it is trying or has chosen.
+                mode: crate::config::Mode::parse(source.mode()).unwrap_or(cfg.mode),
+                forward: source.forwarder(),
                 health: health.clone(),
                 good: good.clone(),
                 history: history.published(),

@@ -77,6 +77,8 @@ pub struct GatewaySnapshot {
     pub host: String,
     pub simulated: bool,
     pub mode: crate::config::Mode,
+    /// Local modes: the login session the fallback branch forwards non-`/api` paths with.
+    pub forward: Option<Arc<crate::gateway::local::Forwarder>>,
     pub health: Health,
     pub good: Option<Good>,
     /// One point per minute, oldest first (at most 24 h).
@@ -177,8 +179,8 @@ pub struct Hub {
     slots: Vec<RwLock<Arc<GatewaySnapshot>>>,
     /// Incremented by every publish (cache key for bodies built from several gateways).
     generation: std::sync::atomic::AtomicU64,
-    offline_facade: Arc<Facade>,
-    offline_bodies: Arc<Bodies>,
+    /// Failure bodies without and with TEDAPI (`/tedapi/*` answer `null` only with it).
+    offline: [(Arc<Facade>, Arc<Bodies>); 2],
     /// How long last-good data stays servable after the last success.
     pub max_age: Duration,
     pub settings: legacy::Settings,
@@ -192,16 +194,21 @@ impl Hub {
         max_age: Duration,
         tedapi: bool,
     ) -> Hub {
-        let offline_facade = legacy::offline_facade(tedapi);
-        let offline_bodies = legacy::render(&offline_facade, &settings, false);
+        // `tedapi` (the default gateway's configured mode) is kept for callers; each view now
+        // picks the failure bodies of its own gateway's current mode.
+        let _ = tedapi;
+        let offline = [false, true].map(|t| {
+            let f = legacy::offline_facade(t);
+            let b = legacy::render(&f, &settings, false);
+            (Arc::new(f), Arc::new(b))
+        });
         Hub {
             slots: gateways
                 .into_iter()
                 .map(|g| RwLock::new(Arc::new(g)))
                 .collect(),
             generation: std::sync::atomic::AtomicU64::new(0),
-            offline_facade: Arc::new(offline_facade),
-            offline_bodies: Arc::new(offline_bodies),
+            offline,
             max_age,
             settings,
             started: SystemTime::now(),
@@ -265,11 +272,10 @@ impl Hub {
         };
         let (facade, bodies, fresh) = match good {
             Some(g) => (g.facade, g.bodies, true),
-            None => (
-                self.offline_facade.clone(),
-                self.offline_bodies.clone(),
-                false,
-            ),
+            None => {
+                let (f, b) = &self.offline[snapshot.mode.proxy_labels().2 as usize];
+                (f.clone(), b.clone(), false)
+            }
         };
         Some(View {
             snapshot,

@@ -373,6 +373,47 @@ fn pw3_tedapi_matches_the_reference_proxy() {
 }
 
 #[test]
+fn pw2_local_matches_the_reference_proxy() {
+    let sim = start_sim_with_password(Fixture::Pw2, true, CUSTOMER_PWD);
+    // PW_PASSWORD alone: TEDAPI is tried first, refused, and local mode is chosen.
+    let app = start_local_server(&sim.addr().to_string(), &[]);
+    wait_online(&app);
+    run_dir("local", &app, &[]);
+    app.stop();
+}
+
+#[test]
+fn local_outage_gives_the_reference_failure_bodies() {
+    let mut sim = start_sim_with_password(Fixture::Pw2, true, CUSTOMER_PWD);
+    let app = start_local_server(
+        &sim.addr().to_string(),
+        &[
+            ("PW_CACHE_EXPIRE", "1"),
+            ("PW_CACHE_TTL", "2"),
+            ("PW_TIMEOUT", "1"),
+        ],
+    );
+    wait_online(&app);
+    let stats = json::parse(&get(&app, "/stats").body).unwrap();
+    assert_eq!(stats.get("mode").and_then(Value::as_str), Some("Local"));
+    sim.stop();
+    assert!(wait_for(Duration::from_secs(10), || get(
+        &app,
+        "/aggregates"
+    )
+    .body
+        == "null"));
+    // /stats and /health: same keys, but this run's PW_CACHE_* differ from the capture's.
+    run_dir("local-outage", &app, &["/stats", "/health"]);
+    let stats = json::parse(&get(&app, "/stats").body).unwrap();
+    for (k, v) in [("mode", "Local"), ("tedapi_mode", "off")] {
+        assert_eq!(stats.get(k).and_then(Value::as_str), Some(v), "{k}");
+    }
+    assert_eq!(stats.get("site_name"), Some(&Value::Null));
+    app.stop();
+}
+
+#[test]
 fn outage_serves_last_good_then_failure_bodies_then_recovers() {
     let sim = start_sim(Fixture::Pw2, true);
     let app = start_server(

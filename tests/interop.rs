@@ -1,5 +1,5 @@
-//! Interop: the reference Python library (pypowerwall 0.22.2) reads our simulator in TEDAPI mode
-//! and must see the same gateway our own client and server see.
+//! Interop: the reference Python library (pypowerwall 0.22.2) reads our simulator in TEDAPI and
+//! in local mode and must see the same gateway our own client and server see.
 //!
 //! Needs the virtualenv made by `scripts/test-deps.sh` (`.ci/run` makes it). Without it the test
 //! is skipped with a note, except under CI (`CI=true`), where a missing venv is a failure.
@@ -26,11 +26,14 @@ fn python() -> Option<PathBuf> {
 }
 
 fn read_with_pypowerwall(python: &PathBuf, host: &str) -> Value {
+    run_pypowerwall(python, &[host, GW_PWD])
+}
+
+fn run_pypowerwall(python: &PathBuf, args: &[&str]) -> Value {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/read_gateway.py");
     let out = Command::new(python)
         .arg(script)
-        .arg(host)
-        .arg(GW_PWD)
+        .args(args)
         .env_remove("REQUESTS_CA_BUNDLE")
         .env_remove("CURL_CA_BUNDLE")
         .current_dir(std::env::temp_dir())
@@ -102,4 +105,80 @@ fn pypowerwall_reads_pw2_simulator_like_we_do() {
 #[test]
 fn pypowerwall_reads_pw3_simulator_like_we_do() {
     check(Fixture::Pw3);
+}
+
+#[test]
+fn pypowerwall_reads_pw2_simulator_in_local_mode_like_we_do() {
+    let Some(python) = python() else { return };
+    let sim = start_sim_with_password(Fixture::Pw2, true, CUSTOMER_PWD);
+    let host = sim.addr().to_string();
+    let cache = std::env::temp_dir().join(format!("ppws-interop-{}.powerwall", std::process::id()));
+    let theirs = run_pypowerwall(
+        &python,
+        &[&host, "-", CUSTOMER_PWD, &cache.to_string_lossy()],
+    );
+    let _ = std::fs::remove_file(&cache);
+    assert_eq!(theirs.get("mode").and_then(Value::as_str), Some("local"));
+    assert_eq!(
+        theirs.get("tedapi_mode").and_then(Value::as_str),
+        Some("off")
+    );
+
+    let app = start_local_server(&host, &[]);
+    wait_online(&app);
+    let ours = |p: &str| json::parse(&get(&app, p).body).unwrap();
+    assert_eq!(theirs.get("din"), ours("/pw/din").get("din"), "DIN");
+    assert_eq!(theirs.get("level"), ours("/pw/level").get("level"), "SOE");
+    assert_eq!(
+        theirs.get("aggregates"),
+        Some(&ours("/pw/aggregates")),
+        "aggregates"
+    );
+    let mut our_keys: Vec<String> = ours("/pw/vitals")
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    our_keys.sort();
+    assert_eq!(
+        theirs.get("vitals_keys"),
+        Some(&Value::Array(
+            our_keys.into_iter().map(Value::Str).collect()
+        )),
+        "vitals keys"
+    );
+    assert_eq!(
+        theirs.get("strings"),
+        ours("/json").get("strings"),
+        "strings"
+    );
+    assert_eq!(theirs.get("temps"), Some(&ours("/pw/temps")), "temps");
+    assert_eq!(theirs.get("version"), ours("/pw/version").get("version"));
+    assert_eq!(
+        theirs.get("site_name"),
+        ours("/pw/site_name").get("site_name")
+    );
+    let mut our_alerts: Vec<String> = ours("/pw/alerts")
+        .get("alerts")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    our_alerts.sort();
+    assert_eq!(
+        theirs.get("alerts"),
+        Some(&Value::Array(
+            our_alerts.into_iter().map(Value::Str).collect()
+        )),
+        "alerts"
+    );
+    assert_eq!(
+        theirs.get("grid_status").and_then(Value::as_str),
+        Some("UP")
+    );
+    assert_eq!(ours("/freq").get("grid_status"), Some(&Value::Int(1)));
+    app.stop();
 }

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use super::{validate_host, ConfigError, GatewayConfig, GatewayDefaults};
+use super::{validate_host, ConfigError, GatewayConfig, GatewayDefaults, Mode};
 use crate::gateway::queries::QuerySet;
 use crate::gateway::tls;
 use crate::json::{Map, Value};
@@ -56,6 +56,7 @@ const GATEWAY_KEYS: &[&str] = &[
     "timeout",
     "tls_fingerprint",
     "tedapi_api_version",
+    "mode",
 ];
 
 /// Reads a YAML or JSON configuration file into a value.
@@ -273,14 +274,44 @@ fn gateway(
     }
     let host = text("host")?.ok_or_else(|| err("host", "is required".into()))?;
     validate_host(&format!("{origin}: gateway '{id}' host"), &host)?;
-    let password = text("password")?;
-    let gw_pwd = text("gw_pwd")?.or_else(|| password.clone());
-    if gw_pwd.is_none() {
-        return Err(err(
+    let mut password = text("password")?;
+    let mut gw_pwd = text("gw_pwd")?;
+    let need = |what: &str| {
+        err(
             "gw_pwd",
-            "is required (the gateway password from the QR sticker)".into(),
-        ));
-    }
+            format!("is required ({what}; or 'password', the customer password)"),
+        )
+    };
+    let mode = match text("mode")?.as_deref() {
+        None | Some("auto") => Mode::select(&host, gw_pwd.is_some(), password.is_some())
+            .ok_or_else(|| need("the gateway password from the QR sticker"))?,
+        Some("tedapi") => {
+            // The one password given is the gateway password.
+            gw_pwd = gw_pwd.or_else(|| password.take());
+            if gw_pwd.is_none() {
+                return Err(need("the gateway password from the QR sticker"));
+            }
+            Mode::Tedapi
+        }
+        Some("local") => {
+            if password.is_none() {
+                return Err(err(
+                    "password",
+                    "is required with mode 'local' (the customer password)".into(),
+                ));
+            }
+            match Mode::select(&host, gw_pwd.is_some(), true) {
+                Some(Mode::Hybrid) => Mode::Hybrid,
+                _ => Mode::Local,
+            }
+        }
+        Some(other) => {
+            return Err(err(
+                "mode",
+                format!("'{other}' is not one of: auto, tedapi, local"),
+            ))
+        }
+    };
     let tls_fingerprint = match text("tls_fingerprint")? {
         None => None,
         Some(f) => Some(tls::parse_fingerprint(&f).map_err(|e| err("tls_fingerprint", e))?),
@@ -298,17 +329,15 @@ fn gateway(
         name: text("name")?.unwrap_or_else(|| id.clone()),
         id,
         host,
-        password: if m.contains_key("gw_pwd") {
-            password
-        } else {
-            None
-        },
+        password,
         gw_pwd,
         poll_interval: seconds("poll_interval", defaults.poll_interval)?,
         timeout: seconds("timeout", defaults.timeout)?,
         tls_fingerprint,
         query_set,
         simulated: false,
-        mode: super::Mode::Tedapi,
+        mode,
+        email: text("email")?.unwrap_or_else(|| defaults.email.clone()),
+        auth_mode: defaults.auth_mode,
     })
 }

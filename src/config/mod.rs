@@ -149,29 +149,75 @@ pub struct GatewayConfig {
     pub simulated: bool,
     /// How the gateway is reached.
     pub mode: Mode,
+    /// Local login: the account e-mail sent with it (`PW_EMAIL`) and cookie or token auth.
+    pub email: String,
+    pub auth_mode: AuthMode,
 }
 
 /// How a gateway is reached (the proxy's modes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
     /// TEDAPI with the gateway password (the proxy's "Local (full)").
+    #[default]
     Tedapi,
+    /// The customer REST API with the customer password (the proxy's "Local").
+    Local,
+    /// Local REST plus TEDAPI vitals (both passwords, host 192.168.91.1; "Local (hybrid)").
+    Hybrid,
+    /// One password of unknown kind: TEDAPI first, local mode when TEDAPI refuses it.
+    Auto,
 }
 
 impl Mode {
-    /// Name in the API (`/api/gateways` `mode`).
+    /// Name in the API (`/api/gateways` `mode`) and in the configuration file.
     pub fn name(self) -> &'static str {
         match self {
             Mode::Tedapi => "tedapi",
+            Mode::Local => "local",
+            Mode::Hybrid => "hybrid",
+            Mode::Auto => "auto",
         }
     }
 
+    /// The mode of a [`Mode::name`].
+    pub fn parse(s: &str) -> Option<Mode> {
+        [Mode::Tedapi, Mode::Local, Mode::Hybrid, Mode::Auto]
+            .into_iter()
+            .find(|m| m.name() == s)
+    }
+
     /// The proxy's `/stats` fields: (`mode`, `tedapi_mode`, `tedapi`, `cloudmode`, `fleetapi`).
+    /// `Auto` shows what it tries first (TEDAPI) until a poll has decided.
     pub fn proxy_labels(self) -> (&'static str, &'static str, bool, bool, bool) {
         match self {
-            Mode::Tedapi => ("Local (full)", "full", true, false, false),
+            Mode::Tedapi | Mode::Auto => ("Local (full)", "full", true, false, false),
+            Mode::Local => ("Local", "off", false, false, false),
+            Mode::Hybrid => ("Local (hybrid)", "hybrid", true, false, false),
         }
     }
+
+    /// The reference's choice for the passwords given (spec §6): gateway password only →
+    /// TEDAPI; both → local (hybrid at 192.168.91.1); customer password only → `Auto` (ours:
+    /// TEDAPI first, as this server always read a lone `PW_PASSWORD` as the gateway password).
+    pub fn select(host: &str, gw_pwd: bool, password: bool) -> Option<Mode> {
+        match (gw_pwd, password) {
+            (true, false) => Some(Mode::Tedapi),
+            (true, true) if crate::gateway::local::hybrid_host(host) => Some(Mode::Hybrid),
+            (true, true) => Some(Mode::Local),
+            (false, true) => Some(Mode::Auto),
+            (false, false) => None,
+        }
+    }
+}
+
+/// `PW_AUTH_MODE`: how the local login is presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthMode {
+    /// The `AuthCookie` and `UserRecord` cookies (default).
+    #[default]
+    Cookie,
+    /// `Authorization: Bearer <token>`.
+    Token,
 }
 
 /// The whole configuration.
@@ -191,6 +237,8 @@ pub struct GatewayDefaults {
     pub poll_interval: Duration,
     pub timeout: Duration,
     pub query_set: QuerySet,
+    pub email: String,
+    pub auth_mode: AuthMode,
 }
 
 /// Flags given on the command line (they win over the environment).
@@ -436,17 +484,18 @@ pub fn load(
 
     let host = cli.host.clone().or_else(|| env.opt(&["PW_HOST"]));
     let gw_pwd = cli.gw_pwd.clone().or_else(|| env.opt(&["PW_GW_PWD"]));
-    let mut password = cli.password.clone().or_else(|| env.opt(&["PW_PASSWORD"]));
-    // Seed design: PW_PASSWORD is the gateway password when PW_GW_PWD is absent.
-    let gw_pwd = match gw_pwd {
-        Some(p) => Some(p),
-        None => password.take(),
-    };
+    let password = cli.password.clone().or_else(|| env.opt(&["PW_PASSWORD"]));
 
     let defaults = GatewayDefaults {
         poll_interval: Duration::from_secs(cache_expire as u64),
         timeout: Duration::from_secs(timeout as u64),
         query_set,
+        email: server.email.clone(),
+        auth_mode: if server.auth_mode == "token" {
+            AuthMode::Token
+        } else {
+            AuthMode::Cookie
+        },
     };
     let mut gateways = Vec::new();
     if let (Some(doc), Some(path)) = (&file, &file_path) {
@@ -462,13 +511,14 @@ pub fn load(
     if !cli.demo {
         if let Some(host) = host {
             validate_host("PW_HOST", &host)?;
-            if gw_pwd.is_none() {
-                return Err(ConfigError::new(
-                    "PW_GW_PWD",
-                    "is required with PW_HOST (the gateway password from the QR sticker; local \
-                     customer-password mode is not supported yet)",
-                ));
-            }
+            let mode =
+                Mode::select(&host, gw_pwd.is_some(), password.is_some()).ok_or_else(|| {
+                    ConfigError::new(
+                        "PW_GW_PWD",
+                        "is required with PW_HOST: the gateway password from the QR sticker \
+                     (TEDAPI), or PW_PASSWORD, the customer password (local mode)",
+                    )
+                })?;
             gateways.insert(
                 0,
                 GatewayConfig {
@@ -482,7 +532,9 @@ pub fn load(
                     tls_fingerprint,
                     query_set,
                     simulated: false,
-                    mode: Mode::Tedapi,
+                    mode,
+                    email: defaults.email.clone(),
+                    auth_mode: defaults.auth_mode,
                 },
             );
         }
@@ -556,7 +608,8 @@ USAGE:
 OPTIONS:
     --host HOST[:PORT]   gateway address (PW_HOST)
     --gw-pwd PASSWORD    gateway Wi-Fi password from the QR sticker (PW_GW_PWD)
-    --password PASSWORD  customer password (PW_PASSWORD; the gateway password if --gw-pwd is absent)
+    --password PASSWORD  customer password, local mode (PW_PASSWORD; alone: tried as the gateway
+                         password first, then as the customer password)
     --port PORT          listen port (PW_PORT, default 8675)
     --bind ADDRESS       listen address (PW_BIND_ADDRESS, default all interfaces)
     --config FILE        configuration file (PW_CONFIG)
@@ -615,14 +668,79 @@ mod tests {
     }
 
     #[test]
-    fn password_means_gateway_password_without_gw_pwd() {
+    fn mode_follows_the_passwords_given() {
         let c = load_with(
             &[("PW_HOST", "10.0.0.2"), ("PW_PASSWORD", "SECRET1234")],
             CliOverrides::default(),
         )
         .unwrap();
-        assert_eq!(c.gateways[0].gw_pwd.as_deref(), Some("SECRET1234"));
-        assert_eq!(c.gateways[0].password, None);
+        // One password: TEDAPI first, local if TEDAPI refuses it.
+        assert_eq!(c.gateways[0].mode, Mode::Auto);
+        assert_eq!(c.gateways[0].password.as_deref(), Some("SECRET1234"));
+        assert_eq!(c.gateways[0].gw_pwd, None);
+        let both = |host: &str| {
+            load_with(
+                &[
+                    ("PW_HOST", host),
+                    ("PW_PASSWORD", "pw"),
+                    ("PW_GW_PWD", "ABCDEFGHIJ"),
+                    ("PW_AUTH_MODE", "token"),
+                    ("PW_EMAIL", "me@example.com"),
+                ],
+                CliOverrides::default(),
+            )
+            .unwrap()
+            .gateways
+            .remove(0)
+        };
+        let g = both("10.0.0.2");
+        assert_eq!(g.mode, Mode::Local);
+        assert_eq!(g.auth_mode, AuthMode::Token);
+        assert_eq!(g.email, "me@example.com");
+        assert_eq!(both("192.168.91.1").mode, Mode::Hybrid);
+        assert_eq!(both("192.168.91.1:443").mode, Mode::Hybrid);
+        let g = load_with(
+            &[("PW_HOST", "10.0.0.2"), ("PW_GW_PWD", "ABCDEFGHIJ")],
+            CliOverrides::default(),
+        )
+        .unwrap();
+        assert_eq!(g.gateways[0].mode, Mode::Tedapi);
+        assert_eq!(g.gateways[0].auth_mode, AuthMode::Cookie);
+        assert_eq!(Mode::Local.proxy_labels().0, "Local");
+        assert_eq!(Mode::parse("hybrid"), Some(Mode::Hybrid));
+    }
+
+    #[test]
+    fn file_mode_key() {
+        let c = with_file(
+            "modes.yaml",
+            "gateways:\n  - {id: a, host: 10.0.0.1, password: x, mode: tedapi}\n  - {id: b, host: 10.0.0.2, password: y, mode: local}\n  - {id: c, host: 10.0.0.3, password: z}\n",
+            &[],
+        )
+        .unwrap();
+        let g = &c.gateways;
+        assert_eq!(
+            (g[0].mode, g[0].gw_pwd.as_deref(), g[0].password.as_deref()),
+            (Mode::Tedapi, Some("x"), None)
+        );
+        assert_eq!(
+            (g[1].mode, g[1].password.as_deref()),
+            (Mode::Local, Some("y"))
+        );
+        assert_eq!(g[2].mode, Mode::Auto);
+        for (text, key) in [
+            (
+                "gateways:\n  - {id: a, host: 10.0.0.1, gw_pwd: x, mode: local}\n",
+                "gateway 'a' password",
+            ),
+            (
+                "gateways:\n  - {id: a, host: 10.0.0.1, gw_pwd: x, mode: cloud}\n",
+                "gateway 'a' mode",
+            ),
+        ] {
+            let e = with_file("badmode.yaml", text, &[]).unwrap_err();
+            assert!(e.key.contains(key), "{e}");
+        }
     }
 
     #[test]
@@ -718,7 +836,8 @@ mod tests {
         let ids: Vec<_> = c.gateways.iter().map(|g| g.id.as_str()).collect();
         assert_eq!(ids, ["a", "b"]);
         assert_eq!(c.default_gateway, 1);
-        assert_eq!(c.gateways[1].gw_pwd.as_deref(), Some("y"));
+        assert_eq!(c.gateways[1].password.as_deref(), Some("y"));
+        assert_eq!(c.gateways[1].mode, Mode::Auto);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! into a [`facade::Facade`]; nothing here knows about HTTP routes.
 
 pub mod facade;
+pub mod local;
 pub mod map;
 pub mod native;
 pub mod proto;
@@ -12,6 +13,7 @@ pub mod queries;
 pub mod source;
 pub mod tedapi;
 pub mod tls;
+pub mod vitals_pb;
 
 use crate::json::Value;
 

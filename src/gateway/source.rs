@@ -10,7 +10,7 @@ use super::facade::Facade;
 use super::native::Native;
 use super::tedapi::{Client, ClientOptions, Error};
 use super::{map, Firmware, TedapiData};
-use crate::config::GatewayConfig;
+use crate::config::{GatewayConfig, Mode};
 use crate::json::Value;
 
 /// How often config, firmware and the gateway's components are re-read.
@@ -24,11 +24,20 @@ pub trait Source: Send {
     fn cooldown_remaining(&self) -> Option<Duration>;
     /// Mode name shown in the API (`tedapi`, `local`, `v1r`, `cloud`, …).
     fn mode(&self) -> &'static str;
+    /// The login session the proxy's fallback branch forwards non-`/api` paths with (local
+    /// modes only).
+    fn forwarder(&self) -> Option<std::sync::Arc<super::local::Forwarder>> {
+        None
+    }
 }
 
 /// The transport for a configured gateway.
 pub fn build(cfg: &GatewayConfig) -> Box<dyn Source> {
-    Box::new(Tedapi::new(cfg.clone()))
+    match cfg.mode {
+        Mode::Tedapi => Box::new(Tedapi::new(cfg.clone())),
+        Mode::Local | Mode::Hybrid => Box::new(super::local::Local::new(cfg.clone())),
+        Mode::Auto => Box::new(super::local::Auto::new(cfg.clone())),
+    }
 }
 
 /// TEDAPI over HTTPS with the gateway password (the proxy's "Local (full)").

@@ -733,7 +733,18 @@ pub fn render(f: &Facade, s: &Settings, connected: bool) -> Bodies {
             );
             b.json("/tedapi/controller", dumps(raw.controller.as_ref()));
         }
-        None => b.json("/tedapi", r#"{"error": "TEDAPI not enabled"}"#.into()),
+        None => {
+            for key in [
+                "/tedapi",
+                "/tedapi/config",
+                "/tedapi/status",
+                "/tedapi/components",
+                "/tedapi/battery",
+                "/tedapi/controller",
+            ] {
+                b.json(key, r#"{"error": "TEDAPI not enabled"}"#.into());
+            }
+        }
     }
     b.json("/cloud", r#"{"error": "Cloud API not enabled"}"#.into());
     b.json("/fleetapi", r#"{"error": "FleetAPI not enabled"}"#.into());

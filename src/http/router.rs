@@ -246,8 +246,10 @@ fn post(ctx: &Ctx, path: &str, too_big: bool) -> Answer {
     answer
 }
 
-/// The proxy's last branch: the web UI's files, else `Not Found` (never forwarded to the
-/// gateway). Like the proxy, these answers carry the two UI cookies and no CORS header.
+/// The proxy's last branch: the web UI's files; else, in local modes, the gateway's own answer
+/// for a non-`/api` path (forwarded with the login session); else `Not Found`. `/api/*` is never
+/// forwarded. Like the proxy, these answers carry the two UI cookies (placeholder values: the
+/// gateway's session cookies are never handed to clients) and no CORS header.
 pub fn fallback(ctx: &Ctx, path: &str, if_none_match: Option<&str>) -> Answer {
     ctx.stats.with(|c| c.gets += 1);
     let s = &ctx.config.server;
@@ -261,6 +263,23 @@ pub fn fallback(ctx: &Ctx, path: &str, if_none_match: Option<&str>) -> Answer {
     ];
     let Some(asset) = www::lookup(path, s.www_dir.as_deref()) else {
         headers.push(("Cache-Control", "no-cache, no-store".into()));
+        // Local modes: like the proxy, other non-/api paths go to the gateway's web server
+        // with the login session (bounded and time-limited in `Forwarder`).
+        if !path.starts_with("/api/") {
+            let forward = ctx
+                .hub
+                .snapshot(ctx.default_gateway)
+                .and_then(|snap| snap.forward.clone());
+            if let Some((content_type, body)) = forward.and_then(|f| f.get(path)) {
+                return Answer {
+                    status: 200,
+                    content_type,
+                    body: Arc::from(body),
+                    cors: false,
+                    headers,
+                };
+            }
+        }
         let mut a = Answer::text(200, "text/plain", "Not Found");
         a.cors = false;
         a.headers = headers;

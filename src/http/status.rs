@@ -124,8 +124,10 @@ pub fn stats(cfg: &Config, stats: &Stats, view: Option<&View>, views: &[View]) -
     let c = stats.with(|c| c.clone());
     let gw = cfg.gateways.get(cfg.default_gateway);
     let facade = view.map(|v| &v.facade);
-    let (mode, tedapi_mode, tedapi, cloudmode, fleetapi) = gw
-        .map(|g| g.mode.proxy_labels())
+    let (mode, tedapi_mode, tedapi, cloudmode, fleetapi) = view
+        .map(|v| v.snapshot.mode)
+        .or(gw.map(|g| g.mode))
+        .map(|m| m.proxy_labels())
         .unwrap_or(("Unknown", "off", false, false, false));
     let mut m = Map::new()
         .with("pypowerwall", version_label())
@@ -303,8 +305,10 @@ pub fn health(cfg: &Config, stats: &Stats, view: Option<&View>, views: &[View]) 
     };
     let gw = cfg.gateways.get(cfg.default_gateway);
     let host = gw.map(|g| g.host.as_str()).unwrap_or("");
-    let (mode, tedapi_mode, _, _, _) = gw
-        .map(|g| g.mode.proxy_labels())
+    let (mode, tedapi_mode, tedapi, _, _) = view
+        .map(|v| v.snapshot.mode)
+        .or(gw.map(|g| g.mode))
+        .map(|m| m.proxy_labels())
         .unwrap_or(("Unknown", "off", false, false, false));
     let mut m = Map::new()
         .with("pypowerwall", version_label())
@@ -328,13 +332,18 @@ pub fn health(cfg: &Config, stats: &Stats, view: Option<&View>, views: &[View]) 
         .with("current_time", clock::iso_utc(SystemTime::now(), true))
         .with(
             "transports",
-            Map::new().with(
-                "wifi_tedapi",
+            if tedapi {
+                Map::new().with(
+                    "wifi_tedapi",
+                    Map::new()
+                        .with("active", true)
+                        .with("status", status)
+                        .with("host", host),
+                )
+            } else {
+                // Plain local mode has no transports (as the proxy).
                 Map::new()
-                    .with("active", true)
-                    .with("status", status)
-                    .with("host", host),
-            ),
+            },
         )
         .with(
             "proxy_stats",

@@ -21,7 +21,13 @@ const LOGIN_FAILED_JSON: &str = r#"{"code":401,"error":"bad credentials","messag
 const NOT_FOUND_JSON: &str = r#"{"code":404,"error":"Not Found","message":"Not Found"}"#;
 
 /// Answers a request outside `/tedapi/` and `/test/`.
-pub fn route(site: &Site, model: &Model, req: &Request, gw_pwd: Option<&str>) -> (Kind, Response) {
+pub fn route(
+    site: &Site,
+    model: &Model,
+    req: &Request,
+    customer: Option<&str>,
+    vitals: bool,
+) -> (Kind, Response) {
     let kind = if req.path == "/api/login/Basic" {
         Kind::Login
     } else if req.path.starts_with("/api/") {
@@ -38,7 +44,7 @@ pub fn route(site: &Site, model: &Model, req: &Request, gw_pwd: Option<&str>) ->
         return (kind, resp);
     }
     let resp = match req.method.as_str() {
-        "POST" if req.target == "/api/login/Basic" => login(req, gw_pwd),
+        "POST" if req.target == "/api/login/Basic" => login(req, customer),
         "POST" => Response::json(401, data::UNAUTHORIZED_JSON),
         // A PW2 serves its web portal on `/` to anyone; clients that get anything but 200
         // there take the gateway for a PW3. (Upstream wants an auth header even here.)
@@ -51,6 +57,10 @@ pub fn route(site: &Site, model: &Model, req: &Request, gw_pwd: Option<&str>) ->
             _ => Response::json(200, ""),
         },
         "GET" if !authenticated(req) => Response::json(401, data::UNAUTHORIZED_JSON),
+        "GET" if req.target == "/api/devices/vitals" && !vitals => {
+            // Firmware 23.44+ (upstream: `VITALS=""`).
+            Response::json(404, NOT_FOUND_JSON)
+        }
         "GET" => get(site, model, &req.target),
         _ => Response::text(501, "Unsupported method"),
     };
@@ -84,13 +94,22 @@ fn get(site: &Site, m: &Model, target: &str) -> Response {
     Response::json(200, body)
 }
 
-fn login(req: &Request, gw_pwd: Option<&str>) -> Response {
-    if let Some(pwd) = gw_pwd {
-        let customer = pwd
-            .char_indices()
-            .rev()
-            .nth(4)
-            .map_or(pwd, |(i, _)| &pwd[i..]);
+/// The customer password a login must carry: the configured one, else the last 5 characters of
+/// the gateway password, else none (any login works).
+pub fn customer_password(password: Option<&str>, gw_pwd: Option<&str>) -> Option<String> {
+    password.map(str::to_string).or_else(|| {
+        gw_pwd.map(|pwd| {
+            pwd.char_indices()
+                .rev()
+                .nth(4)
+                .map_or(pwd, |(i, _)| &pwd[i..])
+                .to_string()
+        })
+    })
+}
+
+fn login(req: &Request, customer: Option<&str>) -> Response {
+    if let Some(customer) = customer {
         if login_password(req).as_deref() != Some(customer) {
             return Response::json(401, LOGIN_FAILED_JSON);
         }
@@ -249,8 +268,9 @@ mod tests {
     fn upstream_auth_rule_and_paths() {
         let site = Site::load(Fixture::Pw2).unwrap();
         let m = Model::new(&site, true, 0.0);
-        let get =
-            |target: &str, h: &[(&str, &str)]| route(&site, &m, &req("GET", target, h, ""), None).1;
+        let get = |target: &str, h: &[(&str, &str)]| {
+            route(&site, &m, &req("GET", target, h, ""), None, true).1
+        };
         let r = get("/api/status", &[]);
         assert_eq!(
             (r.status, r.body.as_slice()),
@@ -282,8 +302,17 @@ mod tests {
         let m = Model::new(&site, true, 0.0);
         let form =
             "username=customer&password=FGHIJ&email=nobody%40nowhere.com&clientInfo=timezone";
-        let login =
-            |body: &str, pwd| route(&site, &m, &req("POST", "/api/login/Basic", &[], body), pwd).1;
+        let login = |body: &str, pwd: Option<&str>| {
+            let customer = customer_password(None, pwd);
+            route(
+                &site,
+                &m,
+                &req("POST", "/api/login/Basic", &[], body),
+                customer.as_deref(),
+                true,
+            )
+            .1
+        };
         let ok = login(form, Some("ABCDEFGHIJ"));
         assert_eq!(ok.status, 200);
         assert_eq!(
@@ -309,13 +338,21 @@ mod tests {
             &m,
             &req("GET", "/", &[("Authorization", "Basic x")], ""),
             None,
+            true,
         )
         .1;
         assert_eq!(
             (r.status, r.body.as_slice()),
             (403, data::ACCESS_DENIED_JSON.as_bytes())
         );
-        let r = route(&site, &m, &req("POST", "/api/login/Basic", &[], ""), None).1;
+        let r = route(
+            &site,
+            &m,
+            &req("POST", "/api/login/Basic", &[], ""),
+            None,
+            true,
+        )
+        .1;
         assert_eq!(r.status, 404);
     }
 
@@ -329,16 +366,24 @@ mod tests {
             &m,
             &req("GET", "/api/system_status", &auth, ""),
             None,
+            true,
         )
         .1;
         let v = json::parse(std::str::from_utf8(&r.body).unwrap()).unwrap();
         assert_eq!(v.get("nominal_energy_remaining"), Some(&Value::Int(16200)));
-        let r = route(&site, &m, &req("GET", "/api/operation", &auth, ""), None).1;
+        let r = route(
+            &site,
+            &m,
+            &req("GET", "/api/operation", &auth, ""),
+            None,
+            true,
+        )
+        .1;
         assert_eq!(
             r.body,
             br#"{"real_mode":"self_consumption","backup_reserve_percent":24}"#
         );
-        let r = route(&site, &m, &req("GET", "/api/status", &auth, ""), None).1;
+        let r = route(&site, &m, &req("GET", "/api/status", &auth, ""), None, true).1;
         assert!(String::from_utf8_lossy(&r.body).contains(data::DEMO_VERSION));
     }
 }

@@ -11,7 +11,9 @@
 //! * **The local REST API** (§4) for PW2-style fixtures: `/api/login/Basic`, `/api/*` JSON and
 //!   the `/api/devices/vitals` protobuf, with the upstream simulator's auth rule.
 //! * **A test surface** under `/test/` (no auth): the upstream simulator's knobs and scenarios,
-//!   fault injection (`/test/fault/<kind>[/<n>]`), a clock jump (`/test/advance/<seconds>`),
+//!   fault injection (`/test/fault/<kind>[/<n>]` for TEDAPI, `/test/local-fault/<kind>[/<n>]`
+//!   for the local `/api/*` GETs), `/test/vitals/<on|off>` (firmware without the vitals
+//!   endpoint), a clock jump (`/test/advance/<seconds>`),
 //!   request counters (`/test/stats`) and `/test/reset`. [`SimHandle`] offers the same in
 //!   process.
 //!
@@ -80,6 +82,9 @@ pub struct SimOptions {
     /// accepts only the customer password (its last 5 characters). When unset nothing is checked
     /// on `/tedapi/*` and any login succeeds, as in the upstream simulator.
     pub gw_pwd: Option<String>,
+    /// The customer password the local login accepts. `None`: the last 5 characters of
+    /// `gw_pwd` when that is set (Tesla's default), else any login (upstream).
+    pub password: Option<String>,
     /// Nothing changes on its own; the `/test/` knobs still work.
     pub frozen: bool,
     /// Gzip the bodies of `/tedapi/*` answers without saying so (as firmware 25.42.2+ may).
@@ -95,6 +100,7 @@ impl Default for SimOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             fixture: Fixture::Demo,
             gw_pwd: None,
+            password: None,
             frozen: false,
             gzip: false,
             cert_pem: None,
@@ -111,6 +117,7 @@ impl std::fmt::Debug for SimOptions {
             .field("listen", &self.listen)
             .field("fixture", &self.fixture)
             .field("gw_pwd", &secret(self.gw_pwd.is_some()))
+            .field("password", &secret(self.password.is_some()))
             .field("frozen", &self.frozen)
             .field("gzip", &self.gzip)
             .field("cert_pem", &self.cert_pem.as_ref().map(Vec::len))
@@ -137,11 +144,12 @@ pub fn start(opts: SimOptions) -> Result<SimHandle, String> {
 /// Usage text of `pypowerwall-server sim`.
 pub const USAGE: &str = "\
 usage: pypowerwall-server sim [--listen ADDR:PORT] [--fixture pw2|pw3|demo] [--gw-pwd PASSWORD]
-                              [--frozen] [--gzip] [--cert FILE --key FILE]
+                              [--password PASSWORD] [--frozen] [--gzip] [--cert FILE --key FILE]
 
   --listen ADDR:PORT   where to listen (default 127.0.0.1:8443)
   --fixture NAME       pw2 (upstream simulator data), pw3 (PW3 leader + follower) or demo (default)
   --gw-pwd PASSWORD    require Basic auth on /tedapi/* and this password's last 5 characters at login
+  --password PASSWORD  the customer password the local login accepts (instead of the last 5)
   --frozen             nothing moves on its own (golden tests); /test/ knobs still work
   --gzip               gzip /tedapi/* bodies without Content-Encoding, as newer firmware does
   --cert FILE --key FILE  PEM certificate and key (default: the embedded test certificate)
@@ -163,6 +171,7 @@ pub fn parse_args(mut args: pico_args::Arguments) -> Result<SimOptions, String> 
             .ok_or_else(|| format!("--fixture: '{f}' is not pw2, pw3 or demo"))?;
     }
     opts.gw_pwd = opt_str(&mut args, "--gw-pwd")?;
+    opts.password = opt_str(&mut args, "--password")?;
     opts.frozen = args.contains("--frozen");
     opts.gzip = args.contains("--gzip");
     let cert = opt_str(&mut args, "--cert")?;

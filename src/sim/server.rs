@@ -59,10 +59,13 @@ pub enum Fault {
     BadGzip,
     /// Announce the full `Content-Length`, send half the body, close.
     HalfBody,
+    Http401,
+    Http404,
+    Http503,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 11] = [
+    pub const ALL: [Fault; 14] = [
         Fault::None,
         Fault::Timeout,
         Fault::Close,
@@ -74,6 +77,9 @@ impl Fault {
         Fault::BadJson,
         Fault::BadGzip,
         Fault::HalfBody,
+        Fault::Http401,
+        Fault::Http404,
+        Fault::Http503,
     ];
 
     pub fn name(self) -> &'static str {
@@ -89,6 +95,9 @@ impl Fault {
             Fault::BadJson => "badjson",
             Fault::BadGzip => "badgzip",
             Fault::HalfBody => "halfbody",
+            Fault::Http401 => "http401",
+            Fault::Http404 => "http404",
+            Fault::Http503 => "http503",
         }
     }
 
@@ -151,6 +160,11 @@ struct State {
     fault_left: Option<u64>,
     /// Seconds added to the wall clock (`/test/advance/<s>`), so tests can jump to the night.
     clock_offset: f64,
+    /// The fault injected into local `/api/*` GETs (not the login), and its countdown.
+    local_fault: Fault,
+    local_fault_left: Option<u64>,
+    /// `/api/devices/vitals` answers (false: 404, as firmware 23.44+).
+    vitals: bool,
 }
 
 impl State {
@@ -181,13 +195,32 @@ impl State {
         self.fault = fault;
         self.fault_left = count.filter(|_| fault != Fault::None);
     }
+
+    /// The fault for one local `/api/*` GET, counting down.
+    fn take_local_fault(&mut self) -> Fault {
+        let fault = self.local_fault;
+        if let Some(left) = self.local_fault_left.as_mut() {
+            *left = left.saturating_sub(1);
+            if *left == 0 {
+                self.local_fault = Fault::None;
+                self.local_fault_left = None;
+            }
+        }
+        fault
+    }
+
+    fn set_local_fault(&mut self, fault: Fault, count: Option<u64>) {
+        self.local_fault = fault;
+        self.local_fault_left = count.filter(|_| fault != Fault::None);
+    }
 }
 
 struct Shared {
     site: Site,
     frozen: bool,
     gw_auth: Option<String>,
-    gw_pwd: Option<String>,
+    /// The customer password the local login accepts (`None`: any).
+    customer: Option<String>,
     gzip: bool,
     tls: Arc<rustls::ServerConfig>,
     state: Mutex<State>,
@@ -234,6 +267,22 @@ impl SimHandle {
     /// Injects `fault` into the next `n` `/tedapi/*` answers only.
     pub fn fail_next(&self, fault: Fault, n: u64) {
         self.shared.lock().set_fault(fault, Some(n));
+    }
+
+    /// Injects `fault` into every local `/api/*` GET (not the login) until set back to
+    /// [`Fault::None`].
+    pub fn set_local_fault(&self, fault: Fault) {
+        self.shared.lock().set_local_fault(fault, None);
+    }
+
+    /// Injects `fault` into the next `n` local `/api/*` GETs only.
+    pub fn fail_local_next(&self, fault: Fault, n: u64) {
+        self.shared.lock().set_local_fault(fault, Some(n));
+    }
+
+    /// Whether `/api/devices/vitals` answers (false: 404, as firmware 23.44+).
+    pub fn set_vitals(&self, on: bool) {
+        self.shared.lock().vitals = on;
     }
 
     /// Moves the simulated clock forward (the model catches up on the next request; a frozen
@@ -303,7 +352,7 @@ pub fn start(opts: SimOptions) -> Result<SimHandle, String> {
             .gw_pwd
             .as_ref()
             .map(|p| base64(format!("Tesla_Energy_Device:{p}").as_bytes())),
-        gw_pwd: opts.gw_pwd,
+        customer: super::local::customer_password(opts.password.as_deref(), opts.gw_pwd.as_deref()),
         gzip: opts.gzip,
         tls,
         state: Mutex::new(State {
@@ -311,6 +360,9 @@ pub fn start(opts: SimOptions) -> Result<SimHandle, String> {
             fault: Fault::None,
             fault_left: None,
             clock_offset: 0.0,
+            local_fault: Fault::None,
+            local_fault_left: None,
+            vitals: true,
         }),
         counters: Default::default(),
         total: AtomicU64::new(0),
@@ -544,14 +596,26 @@ fn route(shared: &Shared, req: &Request) -> Action {
     if req.path.starts_with("/tedapi/") {
         return tedapi_route(shared, req);
     }
-    let model = {
+    let api_get = req.method == "GET" && req.path.starts_with("/api/");
+    let (model, fault, vitals) = {
         let mut state = shared.lock();
         state.catch_up();
-        state.model.clone()
+        let fault = if api_get {
+            state.take_local_fault()
+        } else {
+            Fault::None
+        };
+        (state.model.clone(), fault, state.vitals)
     };
-    let (kind, resp) = super::local::route(&shared.site, &model, req, shared.gw_pwd.as_deref());
+    let (kind, resp) = super::local::route(
+        &shared.site,
+        &model,
+        req,
+        shared.customer.as_deref(),
+        vitals,
+    );
     shared.count(kind);
-    Action::Respond(resp)
+    apply_fault(fault, resp, false)
 }
 
 fn tedapi_route(shared: &Shared, req: &Request) -> Action {
@@ -626,6 +690,12 @@ fn apply_fault(fault: Fault, resp: Response, gzip: bool) -> Action {
         )),
         Fault::Http500 => Action::Respond(Response::text(500, "Internal Server Error")),
         Fault::Http403 => Action::Respond(Response::json(403, data::ACCESS_DENIED_JSON)),
+        Fault::Http401 => Action::Respond(Response::json(401, data::UNAUTHORIZED_JSON)),
+        Fault::Http404 => Action::Respond(Response::json(
+            404,
+            r#"{"code":404,"error":"Not Found","message":"Not Found"}"#,
+        )),
+        Fault::Http503 => Action::Respond(Response::text(503, "Service Unavailable")),
         Fault::Garbage => Action::Respond(Response::new(200, tedapi::PROTOBUF, garbage())),
         Fault::Truncated if ok => {
             let mut r = resp;
@@ -678,8 +748,10 @@ const CONTROL_PAGE: &str =
 self-powered, battery-powered, grid-charging, solar-charging, sunny-day-outage, cloudy-day-outage, \
 nighttime-outage; <a href=\"/test/scenario\">/test/scenario</a></li>\
 <li>/test/fault/&lt;kind&gt;[/&lt;n&gt;]: none, timeout, close, http429, http500, http403, garbage, \
-truncated, badjson, badgzip, halfbody (for the next n /tedapi requests, or until none); \
-<a href=\"/test/fault\">/test/fault</a></li>\
+truncated, badjson, badgzip, halfbody, http401, http404, http503 (for the next n /tedapi requests, \
+or until none); <a href=\"/test/fault\">/test/fault</a></li>\
+<li>/test/local-fault/&lt;kind&gt;[/&lt;n&gt;]: the same for local /api/* GETs; \
+<a href=\"/test/local-fault\">/test/local-fault</a>; /test/vitals/off, /test/vitals/on</li>\
 <li>/test/advance/&lt;seconds&gt;: move the clock forward</li>\
 <li><a href=\"/test/stats\">/test/stats</a>, /test/stats/reset, /test/reset</li>\
 </ul></body></html>";
@@ -731,6 +803,22 @@ fn test_route(shared: &Shared, req: &Request) -> Response {
             state.clock_offset = 0.0;
             state.model = Model::new(&shared.site, shared.frozen, now());
             state.set_fault(Fault::None, None);
+            state.set_local_fault(Fault::None, None);
+            state.vitals = true;
+            return ok();
+        }
+        "/test/local-fault" => {
+            let left = state
+                .local_fault_left
+                .map(|n| format!(",\"remaining\":{n}"))
+                .unwrap_or_default();
+            return Response::json(
+                200,
+                format!("{{\"fault\":\"{}\"{left}}}", state.local_fault.name()),
+            );
+        }
+        "/test/vitals/on" | "/test/vitals/off" => {
+            state.vitals = path.ends_with("/on");
             return ok();
         }
         _ => {}
@@ -760,7 +848,10 @@ fn test_route(shared: &Shared, req: &Request) -> Response {
             Response::text(404, "Unknown scenario")
         };
     }
-    if let Some(rest) = arg("/test/fault/") {
+    if let Some((rest, local)) = arg("/test/fault/")
+        .map(|r| (r, false))
+        .or_else(|| arg("/test/local-fault/").map(|r| (r, true)))
+    {
         let (kind, count) = match rest.split_once('/') {
             Some((kind, n)) => match n.parse::<u64>() {
                 Ok(n) if n > 0 => (kind, Some(n)),
@@ -769,6 +860,10 @@ fn test_route(shared: &Shared, req: &Request) -> Response {
             None => (rest, None),
         };
         return match Fault::parse(kind) {
+            Some(f) if local => {
+                state.set_local_fault(f, count);
+                ok()
+            }
             Some(f) => {
                 state.set_fault(f, count);
                 ok()

@@ -15,6 +15,7 @@ pub fn start_sim(fixture: Fixture, frozen: bool) -> SimHandle {
         listen: "127.0.0.1:0".parse().unwrap(),
         fixture,
         gw_pwd: Some(GW_PWD.into()),
+        password: None,
         frozen,
         gzip: false,
         cert_pem: None,
@@ -23,15 +24,40 @@ pub fn start_sim(fixture: Fixture, frozen: bool) -> SimHandle {
     .expect("simulator starts")
 }
 
+/// The customer password of the local-mode goldens (`PW_PASSWORD=password`).
+pub const CUSTOMER_PWD: &str = "password";
+
+/// A simulator whose local login accepts `password` (the TEDAPI password stays [`GW_PWD`]).
+pub fn start_sim_with_password(fixture: Fixture, frozen: bool, password: &str) -> SimHandle {
+    sim::start(SimOptions {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        fixture,
+        gw_pwd: Some(GW_PWD.into()),
+        password: Some(password.into()),
+        frozen,
+        ..SimOptions::default()
+    })
+    .expect("simulator starts")
+}
+
 /// Starts the server against `host` with extra environment variables.
 pub fn start_server(host: &str, env: &[(&str, &str)]) -> App {
+    start_server_env(host, &[("PW_GW_PWD", GW_PWD)], env)
+}
+
+/// Starts the server in local mode (`PW_PASSWORD` only, as the local goldens were captured).
+pub fn start_local_server(host: &str, env: &[(&str, &str)]) -> App {
+    start_server_env(host, &[("PW_PASSWORD", CUSTOMER_PWD)], env)
+}
+
+fn start_server_env(host: &str, base: &[(&str, &str)], env: &[(&str, &str)]) -> App {
     let mut vars: HashMap<String, String> = [
         ("PW_HOST", host),
-        ("PW_GW_PWD", GW_PWD),
         ("PW_BIND_ADDRESS", "127.0.0.1"),
         ("PW_PORT", "1"),
     ]
     .iter()
+    .chain(base)
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     for (k, v) in env {

@@ -20,6 +20,7 @@
 
 mod aggregates;
 mod clock;
+mod local;
 mod meters;
 mod pw3;
 mod py;
@@ -36,6 +37,7 @@ use crate::json::{Map, Value};
 
 pub use aggregates::compute_ll_voltage;
 pub use clock::go_duration;
+pub use local::{decode_vitals, local, vitals_map, LocalData};
 
 use py::{Py, NONE};
 
