@@ -49,7 +49,7 @@ fn battery_count(v: &View) -> Value {
 }
 
 /// The public description of a gateway (never a credential).
-fn info(v: &View) -> Map {
+fn info(v: &View, is_default: bool) -> Map {
     let s = &v.snapshot;
     let f = &v.facade;
     let t = |t: Option<SystemTime>| {
@@ -77,6 +77,7 @@ fn info(v: &View) -> Map {
         .with("pw3", f.pw3)
         .with("battery_count", battery_count(v))
         .with("simulated", s.simulated)
+        .with("default", is_default)
         .with("last_success", t(s.health.last_success))
         .with("age_seconds", age(v))
 }
@@ -105,7 +106,13 @@ pub fn gateway_message(v: &View) -> String {
 }
 
 pub fn gateways(req: &Req<'_>) -> Answer {
-    let list: Vec<Value> = req.views().iter().map(|v| info(v).into()).collect();
+    let d = req.ctx.default_gateway;
+    let list: Vec<Value> = req
+        .views()
+        .iter()
+        .enumerate()
+        .map(|(i, v)| info(v, i == d).into())
+        .collect();
     Answer::json(200, Value::Array(list).to_py())
 }
 
@@ -114,13 +121,17 @@ pub fn gateway(req: &Req<'_>) -> Answer {
     let Some(v) = find(&views, req.param("id")) else {
         return not_found(req, "unknown gateway id");
     };
+    let is_default = views
+        .iter()
+        .position(|x| std::ptr::eq(x, v))
+        .is_some_and(|i| i == req.ctx.default_gateway);
     let h = &v.snapshot.health;
     let t = |t: Option<SystemTime>| {
         t.map(clock::unix_f64)
             .map(Value::Float)
             .unwrap_or(Value::Null)
     };
-    let mut m = info(v);
+    let mut m = info(v, is_default);
     m.insert(
         "health",
         Map::new()
