@@ -85,7 +85,7 @@ build() {
         ;;
     esac
     mkdir -p "$PKG_DIST/$t"
-    install -m 0755 "target/$t/release/pypowerwall-server" "$(pkg_bin "$t")"
+    install -m 0755 "${CARGO_TARGET_DIR:-target}/$t/release/pypowerwall-server" "$(pkg_bin "$t")"
 }
 
 declare -A took
