@@ -12,23 +12,41 @@
 # checks that the two agree.
 
 ARG RUST_VERSION=1.95
-FROM rust:${RUST_VERSION}-alpine AS build
-# musl is Alpine's libc: the native build is a static musl binary (crt-static made explicit).
-RUN apk add --no-cache musl-dev ca-certificates
+# The build runs on the builder's own architecture and cross-compiles a static musl binary for
+# the target platform, as scripts/release.sh does: rustup's musl std with its bundled musl crt,
+# and the platform's GNU gcc only as C compiler (ring) and linker. No emulation, any host.
+FROM --platform=$BUILDPLATFORM rust:${RUST_VERSION}-slim-bookworm AS build
+ARG TARGETARCH
+ARG TARGETVARIANT
+ARG BUILDARCH
+RUN set -eu; \
+    case "$TARGETARCH/$TARGETVARIANT" in \
+    amd64/*) rt=x86_64-unknown-linux-musl gnu=x86_64-linux-gnu pkg=gcc-x86-64-linux-gnu ;; \
+    arm64/*) rt=aarch64-unknown-linux-musl gnu=aarch64-linux-gnu pkg=gcc-aarch64-linux-gnu ;; \
+    arm/v7) rt=armv7-unknown-linux-musleabihf gnu=arm-linux-gnueabihf pkg=gcc-arm-linux-gnueabihf ;; \
+    *) echo "unsupported platform $TARGETARCH/$TARGETVARIANT" >&2; exit 1 ;; \
+    esac; \
+    [ "$TARGETARCH" = "$BUILDARCH" ] && pkg=gcc; \
+    apt-get update; \
+    apt-get install -y --no-install-recommends "$pkg" libc6-dev ca-certificates; \
+    rm -rf /var/lib/apt/lists/*; \
+    rustup target add "$rt"; \
+    env=$(echo "$rt" | tr 'a-z-' 'A-Z_'); low=$(echo "$rt" | tr '-' '_'); \
+    printf 'export CARGO_BUILD_TARGET=%s CARGO_TARGET_%s_LINKER=%s-gcc CC_%s=%s-gcc AR_%s=%s-ar\n' \
+        "$rt" "$env" "$gnu" "$low" "$gnu" "$low" "$gnu" >/build-env
 WORKDIR /src
 COPY . .
-ENV RUSTFLAGS="-C target-feature=+crt-static"
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked \
-    && install -D -m 0755 target/release/pypowerwall-server /rootfs/usr/local/bin/pypowerwall-server
+    . /build-env \
+    && cargo build --release --locked \
+    && install -D -m 0755 "target/$CARGO_BUILD_TARGET/release/pypowerwall-server" /rootfs/usr/local/bin/pypowerwall-server
 # The runtime file system. uid/gid 10001 owns only /auth (PW_AUTH_PATH, for cloud/control tokens).
 RUN install -D -m 0644 /etc/ssl/certs/ca-certificates.crt /rootfs/etc/ssl/certs/ca-certificates.crt \
     && printf 'root:x:0:0:root:/root:/sbin/nologin\npypowerwall:x:10001:10001:pypowerwall-server:/auth:/sbin/nologin\n' >/rootfs/etc/passwd \
     && printf 'root:x:0:\npypowerwall:x:10001:\n' >/rootfs/etc/group \
     && chmod 0644 /rootfs/etc/passwd /rootfs/etc/group \
-    && install -d -m 0700 -o 10001 -g 10001 /rootfs/auth \
-    && /rootfs/usr/local/bin/pypowerwall-server --version
+    && install -d -m 0700 -o 10001 -g 10001 /rootfs/auth
 
 FROM scratch
 COPY --from=build /rootfs/ /
