@@ -178,7 +178,7 @@ pub struct View {
 pub struct Hub {
     slots: Vec<RwLock<Arc<GatewaySnapshot>>>,
     /// Incremented by every publish (cache key for bodies built from several gateways).
-    generation: std::sync::atomic::AtomicU64,
+    generation: std::sync::atomic::AtomicUsize,
     /// Failure bodies without and with TEDAPI (`/tedapi/*` answer `null` only with it).
     offline: [(Arc<Facade>, Arc<Bodies>); 2],
     /// How long last-good data stays servable after the last success.
@@ -207,7 +207,7 @@ impl Hub {
                 .into_iter()
                 .map(|g| RwLock::new(Arc::new(g)))
                 .collect(),
-            generation: std::sync::atomic::AtomicU64::new(0),
+            generation: std::sync::atomic::AtomicUsize::new(0),
             offline,
             max_age,
             settings,
@@ -242,7 +242,7 @@ impl Hub {
     }
 
     /// Changes whenever any gateway publishes.
-    pub fn generation(&self) -> u64 {
+    pub fn generation(&self) -> usize {
         self.generation.load(std::sync::atomic::Ordering::SeqCst)
     }
 

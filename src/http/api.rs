@@ -231,7 +231,7 @@ pub struct Aggregates {
 }
 
 /// Built bodies with the hub generation they were built at and the earliest data expiry.
-type Cached = (u64, Option<Instant>, Arc<AggregateBodies>);
+type Cached = (usize, Option<Instant>, Arc<AggregateBodies>);
 
 impl Aggregates {
     pub fn get(&self, ctx: &Ctx, now: Instant) -> Arc<AggregateBodies> {

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -224,11 +224,11 @@ struct Shared {
     gzip: bool,
     tls: Arc<rustls::ServerConfig>,
     state: Mutex<State>,
-    counters: [AtomicU64; 10],
-    total: AtomicU64,
+    counters: [AtomicUsize; 10],
+    total: AtomicUsize,
     stop: AtomicBool,
     active: AtomicUsize,
-    next_id: AtomicU64,
+    next_id: AtomicUsize,
     conns: Mutex<HashMap<u64, TcpStream>>,
 }
 
@@ -365,10 +365,10 @@ pub fn start(opts: SimOptions) -> Result<SimHandle, String> {
             vitals: true,
         }),
         counters: Default::default(),
-        total: AtomicU64::new(0),
+        total: AtomicUsize::new(0),
         stop: AtomicBool::new(false),
         active: AtomicUsize::new(0),
-        next_id: AtomicU64::new(0),
+        next_id: AtomicUsize::new(0),
         conns: Mutex::new(HashMap::new()),
     });
     let accept_shared = shared.clone();
@@ -406,7 +406,7 @@ impl Shared {
             Kind::ALL
                 .iter()
                 .position(|x| *x == k)
-                .map_or(0, |i| self.counters[i].load(Ordering::Relaxed))
+                .map_or(0, |i| self.counters[i].load(Ordering::Relaxed) as u64)
         };
         Stats {
             din: c(Kind::Din),
@@ -419,7 +419,7 @@ impl Shared {
             login: c(Kind::Login),
             api: c(Kind::Api),
             other: c(Kind::Other),
-            total: self.total.load(Ordering::Relaxed),
+            total: self.total.load(Ordering::Relaxed) as u64,
         }
     }
 }
@@ -442,7 +442,7 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             log::warn!("sim: {MAX_CONNECTIONS} connections busy, dropping one");
             continue;
         }
-        let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = shared.next_id.fetch_add(1, Ordering::Relaxed) as u64;
         match tcp.try_clone() {
             Ok(clone) => {
                 shared
