@@ -27,7 +27,7 @@ cargo build --release -q
 cargo bench --bench wsload --no-run -q 2>/dev/null
 WSLOAD=$(find target/release/deps -maxdepth 1 -name 'wsload-*' -type f -executable -printf '%T@ %p\n' | sort -rn | awk 'NR == 1 {print $2}')
 BIN=target/release/pypowerwall-server
-SIM_PORT=18443 RS_PORT=18675 PY_PORT=18676 PWD=BenchPass-42
+SIM_PORT=18443 RS_PORT=18675 PY_PORT=18676 GWPASS=BenchPass-42
 
 # ---------------------------------------------------------------------------- helpers
 now_ms() { date +%s%3N; }
@@ -75,14 +75,14 @@ max_rss_during() { # PID SECONDS -> max VmRSS KiB sampled every 100 ms
 sim_status_count() { curl -sk "https://127.0.0.1:$SIM_PORT/test/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])'; }
 
 # ---------------------------------------------------------------------------- simulator
-"$BIN" sim --listen "127.0.0.1:$SIM_PORT" --fixture pw2 --gw-pwd "$PWD" 2>/dev/null &
+"$BIN" sim --listen "127.0.0.1:$SIM_PORT" --fixture pw2 --gw-pwd "$GWPASS" 2>/dev/null &
 PIDS+=($!)
 wait_http "https://127.0.0.1:$SIM_PORT/test/stats" 10 >/dev/null || { curl -sk "https://127.0.0.1:$SIM_PORT/test/stats"; }
 
 # ---------------------------------------------------------------------------- Rust server
 echo "Rust server ..."
 T0=$(now_ms)
-PW_HOST=127.0.0.1:$SIM_PORT PW_GW_PWD=$PWD PW_PORT=$RS_PORT PW_BIND_ADDRESS=127.0.0.1 "$BIN" 2>"$OUT/rs.log" &
+PW_HOST=127.0.0.1:$SIM_PORT PW_GW_PWD=$GWPASS PW_PORT=$RS_PORT PW_BIND_ADDRESS=127.0.0.1 "$BIN" 2>"$OUT/rs.log" &
 RS=$!; PIDS+=($RS)
 RS_FIRST=$(wait_http "http://127.0.0.1:$RS_PORT/stats" 10)
 wait_data "http://127.0.0.1:$RS_PORT/aggregates"
@@ -112,7 +112,7 @@ WS_LINE=$(cat "$OUT/ws.txt")
 kill $RS; wait $RS 2>/dev/null || true
 
 echo "10 gateways, idle ..."
-GWS=$(python3 -c "import json; print(json.dumps([{'id': f'g{i}', 'host': '127.0.0.1:$SIM_PORT', 'gw_pwd': '$PWD'} for i in range(10)]))")
+GWS=$(python3 -c "import json; print(json.dumps([{'id': f'g{i}', 'host': '127.0.0.1:$SIM_PORT', 'gw_pwd': '$GWPASS'} for i in range(10)]))")
 PW_GATEWAYS=$GWS PW_PORT=$RS_PORT PW_BIND_ADDRESS=127.0.0.1 "$BIN" 2>>"$OUT/rs.log" &
 RS10=$!; PIDS+=($RS10)
 wait_http "http://127.0.0.1:$RS_PORT/stats" 10 >/dev/null
@@ -130,7 +130,7 @@ if [ ! -x "$VENV/bin/pypowerwall-server" ]; then
     "$VENV/bin/pip" install -q --disable-pip-version-check "pypowerwall-server==0.13.0"
 fi
 T0=$(now_ms)
-(cd "$OUT" && env -u REQUESTS_CA_BUNDLE -u CURL_CA_BUNDLE PW_HOST=127.0.0.1:$SIM_PORT PW_GW_PWD=$PWD \
+(cd "$OUT" && env -u REQUESTS_CA_BUNDLE -u CURL_CA_BUNDLE PW_HOST=127.0.0.1:$SIM_PORT PW_GW_PWD=$GWPASS \
     PW_PORT=$PY_PORT PW_BIND_ADDRESS=127.0.0.1 PW_FAILOVER=no \
     "../../$VENV/bin/pypowerwall-server" > py.log 2>&1) &
 PY=$!; PIDS+=($PY)

@@ -94,6 +94,7 @@ fn https_config(cfg: &Config) -> Result<Option<Arc<rustls::ServerConfig>>, Strin
 /// Starts everything the configuration asks for.
 pub fn start(mut cfg: Config) -> Result<App, String> {
     server::raise_fd_limit();
+    server::limit_malloc_arenas();
     let mut sim_handle = None;
     if cfg.demo {
         let handle = sim::start(sim::SimOptions {

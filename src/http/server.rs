@@ -53,6 +53,17 @@ impl Drop for Running {
     }
 }
 
+/// Caps glibc's per-thread malloc arenas. Each connection reader is a thread, and glibc gives
+/// busy threads arenas of their own that are never returned; two arenas keep memory flat under
+/// load at no measurable cost. (musl, our release target, has no arenas.)
+pub fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tuning; called once at start-up.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 /// Raises the soft open-file limit to the hard limit (routers often start at 1024).
 pub fn raise_fd_limit() {
     // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
