@@ -53,6 +53,25 @@ fn remove_pointer(v: &mut Value, parts: &[&str]) {
     }
 }
 
+/// Removes the rule's `ignore` pointers from both documents.
+fn remove_ignored(rule: &Value, golden: &mut Value, ours: &mut Value) {
+    for p in rule
+        .get("ignore")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let parts: Vec<&str> = p
+            .as_str()
+            .unwrap()
+            .trim_start_matches('/')
+            .split('/')
+            .collect();
+        remove_pointer(golden, &parts);
+        remove_pointer(ours, &parts);
+    }
+}
+
 /// Every key path of a JSON document (`/a/b`), for key-set comparisons.
 fn key_paths(v: &Value, prefix: &str, out: &mut BTreeSet<String>) {
     if let Value::Object(m) = v {
@@ -150,21 +169,7 @@ impl Rules {
                     rule
                 };
                 let (mut g, mut o) = (parse(golden, "golden")?, parse(ours, "our")?);
-                for p in rule
-                    .get("ignore")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    let parts: Vec<&str> = p
-                        .as_str()
-                        .unwrap()
-                        .trim_start_matches('/')
-                        .split('/')
-                        .collect();
-                    remove_pointer(&mut g, &parts);
-                    remove_pointer(&mut o, &parts);
-                }
+                remove_ignored(&rule, &mut g, &mut o);
                 let (mut kg, mut ko) = (BTreeSet::new(), BTreeSet::new());
                 key_paths(&g, "", &mut kg);
                 key_paths(&o, "", &mut ko);
@@ -224,21 +229,7 @@ impl Rules {
             "json" => {
                 let rule = rule.unwrap();
                 let (mut g, mut o) = (parse(golden, "golden")?, parse(ours, "our")?);
-                for p in rule
-                    .get("ignore")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    let parts: Vec<&str> = p
-                        .as_str()
-                        .unwrap()
-                        .trim_start_matches('/')
-                        .split('/')
-                        .collect();
-                    remove_pointer(&mut g, &parts);
-                    remove_pointer(&mut o, &parts);
-                }
+                remove_ignored(&rule, &mut g, &mut o);
                 for p in rule
                     .get("set_pointers")
                     .and_then(Value::as_array)

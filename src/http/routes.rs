@@ -255,28 +255,26 @@ fn stats(req: &Req<'_>) -> Answer {
             c.clear = std::time::SystemTime::now();
         });
     }
+    Answer::json(200, status_doc(req, status::stats).0.to_py())
+}
+
+/// Builds `/stats` or `/health` from every gateway's view and counts the request.
+fn status_doc(req: &Req<'_>, build: status::Builder) -> (Value, bool) {
+    let ctx = req.ctx;
     let views = req.views();
-    let doc = status::stats(
+    let doc = build(
         &ctx.config,
         &ctx.stats,
         views.get(ctx.default_gateway),
         &views,
     );
     ctx.stats.with(|c| c.hit(req.path));
-    Answer::json(200, doc.to_py())
+    (doc, views.iter().any(|v| v.fresh))
 }
 
 fn health(req: &Req<'_>) -> Answer {
-    let ctx = req.ctx;
-    let views = req.views();
-    let doc = status::health(
-        &ctx.config,
-        &ctx.stats,
-        views.get(ctx.default_gateway),
-        &views,
-    );
-    ctx.stats.with(|c| c.hit(req.path));
-    let down = ctx.config.server.health_503 && !views.iter().any(|v| v.fresh);
+    let (doc, any_fresh) = status_doc(req, status::health);
+    let down = req.ctx.config.server.health_503 && !any_fresh;
     Answer::json(if down { 503 } else { 200 }, doc.to_py())
 }
 
@@ -286,15 +284,7 @@ fn health_reset(req: &Req<'_>) -> Answer {
 }
 
 fn help(req: &Req<'_>) -> Answer {
-    let ctx = req.ctx;
-    let views = req.views();
-    let doc = status::stats(
-        &ctx.config,
-        &ctx.stats,
-        views.get(ctx.default_gateway),
-        &views,
-    );
-    ctx.stats.with(|c| c.hit(req.path));
+    let (doc, _) = status_doc(req, status::stats);
     Answer::text(200, "text/html", status::help(&doc))
 }
 

@@ -117,6 +117,9 @@ fn masked(v: &Option<String>) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// The signature shared by [`stats`] and [`health`].
+pub type Builder = fn(&Config, &Stats, Option<&View>, &[View]) -> Value;
+
 /// `/stats`.
 pub fn stats(cfg: &Config, stats: &Stats, view: Option<&View>, views: &[View]) -> Value {
     let s = &cfg.server;
