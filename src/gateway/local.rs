@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 use super::facade::{Facade, TedapiRaw};
 use super::map::{self, LocalData};
 use super::source::{Source, Tedapi};
+use super::native::form_encode;
 use super::tedapi::{self, Error};
 use crate::config::{AuthMode, GatewayConfig, Mode};
 use crate::json::{self, Value};
@@ -404,20 +405,6 @@ fn header_safe(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic() && b != b';')
 }
 
-/// `application/x-www-form-urlencoded` value encoding (Python `quote_plus`).
-fn form_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-' | b'~' => {
-                out.push(b as char)
-            }
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
 
 // ---------------------------------------------------------------------------------------------
 // Forwarding (the proxy's fallback branch)

@@ -205,8 +205,9 @@ fn login_form(password: &str) -> String {
     )
 }
 
-/// `application/x-www-form-urlencoded` value encoding (Python `quote_plus`).
-fn form_encode(s: &str) -> String {
+/// `application/x-www-form-urlencoded` value encoding (Python `quote_plus`); also used by the
+/// local-mode login.
+pub(crate) fn form_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
