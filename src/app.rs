@@ -126,6 +126,7 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
             query_set: QuerySet::V2024_06,
             simulated: true,
             mode: crate::config::Mode::Tedapi,
+            cloud: None,
         });
         sim_handle = Some(handle);
     }

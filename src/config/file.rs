@@ -34,6 +34,12 @@ const SERVER_KEYS: &[(&str, &str)] = &[
     ("default_gateway", "PW_DEFAULT_GATEWAY"),
     ("control_enabled", "CONTROL_ENABLED"),
     ("control_token", "CONTROL_TOKEN"),
+    ("control_secret", "PW_CONTROL_SECRET"),
+    ("auth_path", "PW_AUTH_PATH"),
+    ("cloud_owner_url", "PW_CLOUD_OWNER_URL"),
+    ("cloud_auth_url", "PW_CLOUD_AUTH_URL"),
+    ("fleetapi_url", "PW_FLEETAPI_URL"),
+    ("cloud_ca", "PW_CLOUD_CA"),
     ("www_dir", "PW_WWW_DIR"),
     ("debug", "PW_DEBUG"),
     ("tedapi_api_version", "PW_TEDAPI_API_VERSION"),
@@ -52,6 +58,7 @@ const GATEWAY_KEYS: &[&str] = &[
     "authpath",
     "timezone",
     "cloud_mode",
+    "siteid",
     "poll_interval",
     "timeout",
     "tls_fingerprint",
@@ -265,22 +272,60 @@ fn gateway(
             },
         }
     };
-    if m.get("cloud_mode").is_some_and(Value::truthy) {
-        return Err(err(
-            "cloud_mode",
-            "cloud mode is not available in this build yet; give 'host' and 'gw_pwd'".into(),
-        ));
+    let cloud_mode = match m.get("cloud_mode") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(v) => {
+            return Err(err(
+                "cloud_mode",
+                format!("'{}' is not true or false", v.to_py()),
+            ))
+        }
+    };
+    let siteid = match text("siteid")? {
+        None => None,
+        Some(v) => Some(
+            v.trim()
+                .parse::<i64>()
+                .map_err(|_| err("siteid", format!("'{v}' is not a numeric energy site id")))?,
+        ),
+    };
+    let email = text("email")?;
+    let authpath = text("authpath")?;
+    // Cloud credentials: the transport with cloud_mode, else the control path.
+    let cloud = (cloud_mode || email.is_some() || authpath.is_some()).then(|| {
+        defaults.cloud.auth(
+            authpath.as_deref().unwrap_or(&defaults.auth_path),
+            email.clone(),
+            siteid,
+        )
+    });
+    let host =
+        match text("host")? {
+            Some(h) => h,
+            None if cloud_mode => String::new(),
+            None => return Err(err(
+                "host",
+                "is required (or set cloud_mode: true to watch the gateway through Tesla's cloud)"
+                    .into(),
+            )),
+        };
+    if !host.is_empty() {
+        validate_host(&format!("{origin}: gateway '{id}' host"), &host)?;
     }
-    let host = text("host")?.ok_or_else(|| err("host", "is required".into()))?;
-    validate_host(&format!("{origin}: gateway '{id}' host"), &host)?;
     let password = text("password")?;
     let gw_pwd = text("gw_pwd")?.or_else(|| password.clone());
-    if gw_pwd.is_none() {
+    if gw_pwd.is_none() && !cloud_mode {
         return Err(err(
             "gw_pwd",
             "is required (the gateway password from the QR sticker)".into(),
         ));
     }
+    let mode = match &cloud {
+        Some(c) if cloud_mode && c.fleet => super::Mode::FleetApi,
+        Some(_) if cloud_mode => super::Mode::Cloud,
+        _ => super::Mode::Tedapi,
+    };
     let tls_fingerprint = match text("tls_fingerprint")? {
         None => None,
         Some(f) => Some(tls::parse_fingerprint(&f).map_err(|e| err("tls_fingerprint", e))?),
@@ -309,6 +354,7 @@ fn gateway(
         tls_fingerprint,
         query_set,
         simulated: false,
-        mode: super::Mode::Tedapi,
+        mode,
+        cloud,
     })
 }

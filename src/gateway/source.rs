@@ -10,7 +10,7 @@ use super::facade::Facade;
 use super::native::Native;
 use super::tedapi::{Client, ClientOptions, Error};
 use super::{map, Firmware, TedapiData};
-use crate::config::GatewayConfig;
+use crate::config::{GatewayConfig, Mode};
 use crate::json::Value;
 
 /// How often config, firmware and the gateway's components are re-read.
@@ -28,7 +28,10 @@ pub trait Source: Send {
 
 /// The transport for a configured gateway.
 pub fn build(cfg: &GatewayConfig) -> Box<dyn Source> {
-    Box::new(Tedapi::new(cfg.clone()))
+    match cfg.mode {
+        Mode::Cloud | Mode::FleetApi => Box::new(crate::cloud::source::Cloud::new(cfg.clone())),
+        Mode::Tedapi => Box::new(Tedapi::new(cfg.clone())),
+    }
 }
 
 /// TEDAPI over HTTPS with the gateway password (the proxy's "Local (full)").
