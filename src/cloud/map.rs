@@ -423,6 +423,28 @@ pub fn facade(d: &CloudData) -> Facade {
         battery_blocks: Some(Value::object()),
         reserve,
         mode: text(info, "default_real_mode"),
+        grid_charging: Some(
+            !info
+                .path(&[
+                    "components",
+                    "disallow_charge_from_grid_with_solar_installed",
+                ])
+                .is_some_and(Value::truthy),
+        ),
+        grid_export: Some(
+            if info
+                .path(&["components", "non_export_configured"])
+                .is_some_and(Value::truthy)
+            {
+                "never".to_string()
+            } else {
+                info.path(&["components", "customer_preferred_export_rule"])
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or("battery_ok")
+                    .to_string()
+            },
+        ),
         time_remaining: d.time_remaining,
         version: text(info, "version"),
         din: text(info, "id"),
