@@ -551,8 +551,11 @@ impl Session {
     }
 }
 
-fn registry() -> &'static Mutex<Vec<(String, Weak<Mutex<Session>>)>> {
-    static R: OnceLock<Mutex<Vec<(String, Weak<Mutex<Session>>)>>> = OnceLock::new();
+/// Open sessions by token-file key (weak: a session lives as long as its users).
+type Registry = Mutex<Vec<(String, Weak<Mutex<Session>>)>>;
+
+fn registry() -> &'static Registry {
+    static R: OnceLock<Registry> = OnceLock::new();
     R.get_or_init(|| Mutex::new(Vec::new()))
 }
 

@@ -36,3 +36,18 @@ pub fn default_transport(extra_roots: &[u8]) -> Result<Box<dyn Transport>, Error
 pub fn default_transport(_extra_roots: &[u8]) -> Result<Box<dyn Transport>, Error> {
     Err(Error::NotCompiled)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transport_matches_the_build() {
+        let t = default_transport(b"");
+        if cfg!(feature = "cloud") {
+            assert!(t.is_ok());
+        } else {
+            assert_eq!(t.err(), Some(Error::NotCompiled));
+        }
+    }
+}
