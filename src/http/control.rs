@@ -142,6 +142,9 @@ impl Controller {
             .targets
             .get(i)
             .ok_or_else(|| CloudError::Setup("no such gateway".into()))?;
+        if !cfg!(feature = "cloud") {
+            return Err(CloudError::NotCompiled);
+        }
         let mut slot = t.session.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(s) = slot.as_ref() {
             return Ok(s.clone());
