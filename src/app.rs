@@ -130,6 +130,7 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
             mode: crate::config::Mode::Tedapi,
             email: cfg.server.email.clone(),
             auth_mode: crate::config::AuthMode::Cookie,
+            cloud: None,
         });
         sim_handle = Some(handle);
     }
@@ -144,7 +145,7 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
     let settings = legacy::Settings {
         neg_solar: cfg.server.neg_solar,
         site_zero_threshold: cfg.server.site_zero_threshold,
-        control_enabled: false,
+        control_enabled: cfg.server.control.enabled(),
     };
     // Last-good data stays servable for PW_CACHE_TTL, and never less than two poll intervals
     // (a slow poll interval must not make healthy data look stale between ticks).
@@ -186,6 +187,7 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
         tls,
         ws,
         aggregates: Aggregates::default(),
+        control: crate::http::control::Controller::new(&cfg),
     });
     let broadcaster = ws::spawn_broadcaster(ctx.clone(), ws_rx);
     let http = server::start(&listen_addr(&cfg), ctx.clone())?;

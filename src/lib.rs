@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod clock;
+pub mod cloud;
 pub mod config;
 pub mod gateway;
 pub mod http;

@@ -34,6 +34,12 @@ const SERVER_KEYS: &[(&str, &str)] = &[
     ("default_gateway", "PW_DEFAULT_GATEWAY"),
     ("control_enabled", "CONTROL_ENABLED"),
     ("control_token", "CONTROL_TOKEN"),
+    ("control_secret", "PW_CONTROL_SECRET"),
+    ("auth_path", "PW_AUTH_PATH"),
+    ("cloud_owner_url", "PW_CLOUD_OWNER_URL"),
+    ("cloud_auth_url", "PW_CLOUD_AUTH_URL"),
+    ("fleetapi_url", "PW_FLEETAPI_URL"),
+    ("cloud_ca", "PW_CLOUD_CA"),
     ("www_dir", "PW_WWW_DIR"),
     ("debug", "PW_DEBUG"),
     ("tedapi_api_version", "PW_TEDAPI_API_VERSION"),
@@ -52,6 +58,7 @@ const GATEWAY_KEYS: &[&str] = &[
     "authpath",
     "timezone",
     "cloud_mode",
+    "siteid",
     "poll_interval",
     "timeout",
     "tls_fingerprint",
@@ -266,14 +273,47 @@ fn gateway(
             },
         }
     };
-    if m.get("cloud_mode").is_some_and(Value::truthy) {
-        return Err(err(
-            "cloud_mode",
-            "cloud mode is not available in this build yet; give 'host' and 'gw_pwd'".into(),
-        ));
+    let cloud_mode = match m.get("cloud_mode") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(v) => {
+            return Err(err(
+                "cloud_mode",
+                format!("'{}' is not true or false", v.to_py()),
+            ))
+        }
+    };
+    let siteid = match text("siteid")? {
+        None => None,
+        Some(v) => Some(
+            v.trim()
+                .parse::<i64>()
+                .map_err(|_| err("siteid", format!("'{v}' is not a numeric energy site id")))?,
+        ),
+    };
+    let email = text("email")?;
+    let authpath = text("authpath")?;
+    // Cloud credentials: the transport with cloud_mode, else the control path.
+    let cloud = (cloud_mode || email.is_some() || authpath.is_some()).then(|| {
+        defaults.cloud.auth(
+            authpath.as_deref().unwrap_or(&defaults.auth_path),
+            email.clone(),
+            siteid,
+        )
+    });
+    let host =
+        match text("host")? {
+            Some(h) => h,
+            None if cloud_mode => String::new(),
+            None => return Err(err(
+                "host",
+                "is required (or set cloud_mode: true to watch the gateway through Tesla's cloud)"
+                    .into(),
+            )),
+        };
+    if !host.is_empty() {
+        validate_host(&format!("{origin}: gateway '{id}' host"), &host)?;
     }
-    let host = text("host")?.ok_or_else(|| err("host", "is required".into()))?;
-    validate_host(&format!("{origin}: gateway '{id}' host"), &host)?;
     let mut password = text("password")?;
     let mut gw_pwd = text("gw_pwd")?;
     let need = |what: &str| {
@@ -282,35 +322,39 @@ fn gateway(
             format!("is required ({what}; or 'password', the customer password)"),
         )
     };
-    let mode = match text("mode")?.as_deref() {
-        None | Some("auto") => Mode::select(&host, gw_pwd.is_some(), password.is_some())
-            .ok_or_else(|| need("the gateway password from the QR sticker"))?,
-        Some("tedapi") => {
-            // The one password given is the gateway password.
-            gw_pwd = gw_pwd.or_else(|| password.take());
-            if gw_pwd.is_none() {
-                return Err(need("the gateway password from the QR sticker"));
+    let mode = match (cloud_mode, &cloud) {
+        (true, Some(c)) if c.fleet => Mode::FleetApi,
+        (true, _) => Mode::Cloud,
+        _ => match text("mode")?.as_deref() {
+            None | Some("auto") => Mode::select(&host, gw_pwd.is_some(), password.is_some())
+                .ok_or_else(|| need("the gateway password from the QR sticker"))?,
+            Some("tedapi") => {
+                // The one password given is the gateway password.
+                gw_pwd = gw_pwd.or_else(|| password.take());
+                if gw_pwd.is_none() {
+                    return Err(need("the gateway password from the QR sticker"));
+                }
+                Mode::Tedapi
             }
-            Mode::Tedapi
-        }
-        Some("local") => {
-            if password.is_none() {
+            Some("local") => {
+                if password.is_none() {
+                    return Err(err(
+                        "password",
+                        "is required with mode 'local' (the customer password)".into(),
+                    ));
+                }
+                match Mode::select(&host, gw_pwd.is_some(), true) {
+                    Some(Mode::Hybrid) => Mode::Hybrid,
+                    _ => Mode::Local,
+                }
+            }
+            Some(other) => {
                 return Err(err(
-                    "password",
-                    "is required with mode 'local' (the customer password)".into(),
-                ));
+                    "mode",
+                    format!("'{other}' is not one of: auto, tedapi, local"),
+                ))
             }
-            match Mode::select(&host, gw_pwd.is_some(), true) {
-                Some(Mode::Hybrid) => Mode::Hybrid,
-                _ => Mode::Local,
-            }
-        }
-        Some(other) => {
-            return Err(err(
-                "mode",
-                format!("'{other}' is not one of: auto, tedapi, local"),
-            ))
-        }
+        },
     };
     let tls_fingerprint = match text("tls_fingerprint")? {
         None => None,
@@ -337,7 +381,8 @@ fn gateway(
         query_set,
         simulated: false,
         mode,
-        email: text("email")?.unwrap_or_else(|| defaults.email.clone()),
+        email: email.clone().unwrap_or_else(|| defaults.email.clone()),
         auth_mode: defaults.auth_mode,
+        cloud,
     })
 }

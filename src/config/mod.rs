@@ -90,6 +90,11 @@ pub struct ServerSettings {
     /// `PW_CACHE_TTL`: how long last-good data is served after a failed poll (s).
     pub cache_ttl: u64,
     pub control_secret: Option<String>,
+    /// Who may write through `/control/*`.
+    pub control: ControlSettings,
+    /// Tesla cloud endpoints (`PW_CLOUD_OWNER_URL`, `PW_CLOUD_AUTH_URL`, `PW_FLEETAPI_URL`,
+    /// `PW_CLOUD_CA`).
+    pub cloud: CloudSettings,
     pub email: String,
     pub timezone: String,
     pub auth_path: String,
@@ -152,6 +157,104 @@ pub struct GatewayConfig {
     /// Local login: the account e-mail sent with it (`PW_EMAIL`) and cookie or token auth.
     pub email: String,
     pub auth_mode: AuthMode,
+    /// Tesla cloud credentials: the transport in cloud modes, and the control path.
+    pub cloud: Option<CloudAuth>,
+}
+
+/// Where a gateway's Tesla cloud credentials live (pypowerwall's token files) and which cloud
+/// endpoints to use. The email is never shown (`Debug` hides it).
+#[derive(Clone, Default, PartialEq)]
+pub struct CloudAuth {
+    /// Directory of `.pypowerwall.auth` / `.pypowerwall.site` / `.pypowerwall.fleetapi`.
+    pub authpath: String,
+    /// Account in `.pypowerwall.auth`; `None` takes the file's first entry.
+    pub email: Option<String>,
+    /// Energy site to use (`PW_SITEID`); `None` takes the site file or the first site.
+    pub siteid: Option<i64>,
+    /// FleetAPI (`.pypowerwall.fleetapi`) instead of the Owner API.
+    pub fleet: bool,
+    /// Owner API base URL (`PW_CLOUD_OWNER_URL`).
+    pub owner_url: Option<String>,
+    /// SSO base URL for token refresh (`PW_CLOUD_AUTH_URL`); default: the token file's own.
+    pub auth_url: Option<String>,
+    /// FleetAPI base URL (`PW_FLEETAPI_URL`); default: the file's `AUDIENCE`.
+    pub fleet_url: Option<String>,
+    /// Extra trusted CA certificates, PEM (`PW_CLOUD_CA`).
+    pub ca_file: Option<String>,
+}
+
+impl std::fmt::Debug for CloudAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CloudAuth")
+            .field("authpath", &self.authpath)
+            .field("fleet", &self.fleet)
+            .field("siteid", &self.siteid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CloudAuth {
+    /// The extra CA certificates (empty without `PW_CLOUD_CA`).
+    pub fn ca_pem(&self) -> Result<Vec<u8>, crate::cloud::Error> {
+        match &self.ca_file {
+            None => Ok(Vec::new()),
+            Some(p) => std::fs::read(p).map_err(|e| {
+                crate::cloud::Error::Setup(format!("PW_CLOUD_CA: cannot read {p}: {e}"))
+            }),
+        }
+    }
+
+    /// Picks FleetAPI when its file exists in `authpath` (the proxy's auto-select order).
+    pub fn detect(mut self) -> CloudAuth {
+        let dir = crate::cloud::tokens::dir(&self.authpath);
+        self.fleet = crate::cloud::tokens::has_fleet(&dir);
+        self
+    }
+}
+
+/// Server-wide cloud endpoints and the control switch.
+#[derive(Debug, Clone, Default)]
+pub struct CloudSettings {
+    pub owner_url: Option<String>,
+    pub auth_url: Option<String>,
+    pub fleet_url: Option<String>,
+    pub ca_file: Option<String>,
+}
+
+impl CloudSettings {
+    /// Credentials in `authpath` with these endpoints.
+    pub fn auth(&self, authpath: &str, email: Option<String>, siteid: Option<i64>) -> CloudAuth {
+        CloudAuth {
+            authpath: authpath.to_string(),
+            email,
+            siteid,
+            fleet: false,
+            owner_url: self.owner_url.clone(),
+            auth_url: self.auth_url.clone(),
+            fleet_url: self.fleet_url.clone(),
+            ca_file: self.ca_file.clone(),
+        }
+        .detect()
+    }
+}
+
+/// Control writes: enabled by `CONTROL_ENABLED=true` + `CONTROL_TOKEN`, or `PW_CONTROL_SECRET`.
+#[derive(Clone, Default)]
+pub struct ControlSettings {
+    /// Accepted tokens (`CONTROL_TOKEN`, `PW_CONTROL_SECRET`); empty = control disabled.
+    pub tokens: Vec<String>,
+}
+
+impl std::fmt::Debug for ControlSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ControlSettings {{ enabled: {} }}", self.enabled())
+    }
+}
+
+impl ControlSettings {
+    pub fn enabled(&self) -> bool {
+        !self.tokens.is_empty()
+    }
 }
 
 /// How a gateway is reached (the proxy's modes).
@@ -166,6 +269,10 @@ pub enum Mode {
     Hybrid,
     /// One password of unknown kind: TEDAPI first, local mode when TEDAPI refuses it.
     Auto,
+    /// Tesla Owner API (`.pypowerwall.auth`; the proxy's "Cloud").
+    Cloud,
+    /// Tesla FleetAPI (`.pypowerwall.fleetapi`; the proxy's "FleetAPI").
+    FleetApi,
 }
 
 impl Mode {
@@ -176,14 +283,23 @@ impl Mode {
             Mode::Local => "local",
             Mode::Hybrid => "hybrid",
             Mode::Auto => "auto",
+            Mode::Cloud => "cloud",
+            Mode::FleetApi => "fleetapi",
         }
     }
 
     /// The mode of a [`Mode::name`].
     pub fn parse(s: &str) -> Option<Mode> {
-        [Mode::Tedapi, Mode::Local, Mode::Hybrid, Mode::Auto]
-            .into_iter()
-            .find(|m| m.name() == s)
+        [
+            Mode::Tedapi,
+            Mode::Local,
+            Mode::Hybrid,
+            Mode::Auto,
+            Mode::Cloud,
+            Mode::FleetApi,
+        ]
+        .into_iter()
+        .find(|m| m.name() == s)
     }
 
     /// The proxy's `/stats` fields: (`mode`, `tedapi_mode`, `tedapi`, `cloudmode`, `fleetapi`).
@@ -193,6 +309,8 @@ impl Mode {
             Mode::Tedapi | Mode::Auto => ("Local (full)", "full", true, false, false),
             Mode::Local => ("Local", "off", false, false, false),
             Mode::Hybrid => ("Local (hybrid)", "hybrid", true, false, false),
+            Mode::Cloud => ("Cloud", "off", false, true, false),
+            Mode::FleetApi => ("FleetAPI", "off", false, true, true),
         }
     }
 
@@ -239,6 +357,10 @@ pub struct GatewayDefaults {
     pub query_set: QuerySet,
     pub email: String,
     pub auth_mode: AuthMode,
+    /// Cloud endpoints for gateways with `email` / `authpath` / `cloud_mode`.
+    pub cloud: CloudSettings,
+    /// `PW_AUTH_PATH`: where token files are looked for when a gateway gives no `authpath`.
+    pub auth_path: String,
 }
 
 /// Flags given on the command line (they win over the environment).
@@ -431,6 +553,52 @@ pub fn load(
         format!("{}/.powerwall", auth_path.trim_end_matches('/'))
     };
     let idle = env.int(&["PW_IDLE_TIMEOUT"], 5, 1, 3600)?;
+    let control_secret = env.opt(&["PW_CONTROL_SECRET"]);
+    let control = {
+        let mut tokens = Vec::new();
+        if env.yes("CONTROL_ENABLED", false) {
+            match env.opt(&["CONTROL_TOKEN"]) {
+                Some(t) => tokens.push(t),
+                None => {
+                    return Err(ConfigError::new(
+                        "CONTROL_TOKEN",
+                        "is required with CONTROL_ENABLED=true (the bearer token for writes)",
+                    ))
+                }
+            }
+        }
+        tokens.extend(control_secret.clone());
+        ControlSettings { tokens }
+    };
+    let cloud = CloudSettings {
+        owner_url: env.opt(&["PW_CLOUD_OWNER_URL"]),
+        auth_url: env.opt(&["PW_CLOUD_AUTH_URL"]),
+        fleet_url: env.opt(&["PW_FLEETAPI_URL"]),
+        ca_file: env.opt(&["PW_CLOUD_CA"]),
+    };
+    for (key, url) in [
+        ("PW_CLOUD_OWNER_URL", &cloud.owner_url),
+        ("PW_CLOUD_AUTH_URL", &cloud.auth_url),
+        ("PW_FLEETAPI_URL", &cloud.fleet_url),
+    ] {
+        if let Some(u) = url {
+            if !u.starts_with("https://") {
+                return Err(ConfigError::new(
+                    key,
+                    format!("'{u}' is not an https:// URL"),
+                ));
+            }
+        }
+    }
+    let siteid = match env.opt(&["PW_SITEID"]) {
+        None => None,
+        Some(v) => Some(v.trim().parse::<i64>().map_err(|_| {
+            ConfigError::new(
+                "PW_SITEID",
+                format!("'{v}' is not a numeric energy site id"),
+            )
+        })?),
+    };
 
     let server = ServerSettings {
         bind,
@@ -445,7 +613,9 @@ pub fn load(
         neg_solar: env.yes("PW_NEG_SOLAR", true),
         site_zero_threshold,
         cache_ttl: env.int(&["PW_CACHE_TTL"], 30, 0, 86_400)? as u64,
-        control_secret: env.opt(&["PW_CONTROL_SECRET"]),
+        control_secret,
+        control,
+        cloud: cloud.clone(),
         email: env.string(&["PW_EMAIL"], "email@example.com"),
         timezone: env.string(&["PW_TIMEZONE"], "America/Los_Angeles"),
         auth_path,
@@ -496,7 +666,12 @@ pub fn load(
         } else {
             AuthMode::Cookie
         },
+        cloud: cloud.clone(),
+        auth_path: server.auth_path.clone(),
     };
+    // The proxy's cloud credentials (PW_AUTH_PATH, PW_EMAIL unless it is the placeholder).
+    let env_email = env.opt(&["PW_EMAIL"]).filter(|e| e != "email@example.com");
+    let env_cloud = cloud.auth(&server.auth_path, env_email, siteid);
     let mut gateways = Vec::new();
     if let (Some(doc), Some(path)) = (&file, &file_path) {
         if let Some(list) = doc.get("gateways") {
@@ -535,8 +710,31 @@ pub fn load(
                     mode,
                     email: defaults.email.clone(),
                     auth_mode: defaults.auth_mode,
+                    cloud: Some(env_cloud),
                 },
             );
+        } else if gateways.is_empty() && cloud_files_exist(&env_cloud) {
+            // The proxy's rule: no PW_HOST means cloud mode (FleetAPI when its file exists).
+            gateways.push(GatewayConfig {
+                id: "default".into(),
+                name: env.string(&["PW_NAME"], "Powerwall"),
+                host: String::new(),
+                gw_pwd: None,
+                password: None,
+                poll_interval: defaults.poll_interval,
+                timeout: defaults.timeout,
+                tls_fingerprint: None,
+                query_set,
+                simulated: false,
+                mode: if env_cloud.fleet {
+                    Mode::FleetApi
+                } else {
+                    Mode::Cloud
+                },
+                email: defaults.email.clone(),
+                auth_mode: defaults.auth_mode,
+                cloud: Some(env_cloud),
+            });
         }
     }
     let mut seen = std::collections::HashSet::new();
@@ -570,6 +768,12 @@ pub fn load(
         demo: cli.demo,
         default_gateway,
     })
+}
+
+/// True when `auth` points at a token file.
+fn cloud_files_exist(auth: &CloudAuth) -> bool {
+    let dir = crate::cloud::tokens::dir(&auth.authpath);
+    crate::cloud::tokens::has_fleet(&dir) || crate::cloud::tokens::has_owner(&dir)
 }
 
 /// `host` or `host:port`, as the proxy validates it (an IP or a name, port 1–65535).
@@ -849,7 +1053,8 @@ mod tests {
             ("gateways:\n  - id: a b\n    host: 10.0.0.1\n    gw_pwd: x\n", "gateway 'a b' id"),
             ("gateways:\n  - host: 10.0.0.1\n", "gateways[0].id"),
             ("gateways:\n  - id: a\n    host: 10.0.0.1\n    gw_pwd: x\n    poll_interval: fast\n", "gateway 'a' poll_interval"),
-            ("gateways:\n  - id: a\n    host: 10.0.0.1\n    gw_pwd: x\n    cloud_mode: true\n", "gateway 'a' cloud_mode"),
+            ("gateways:\n  - id: a\n    host: 10.0.0.1\n    gw_pwd: x\n    cloud_mode: maybe\n", "gateway 'a' cloud_mode"),
+            ("gateways:\n  - id: a\n    cloud_mode: true\n    siteid: abc\n", "gateway 'a' siteid"),
             ("server:\n  prot: 1\n", "server.prot"),
             ("server:\n  port: http\n", "server.port"),
             ("servers: {}\n", "servers"),

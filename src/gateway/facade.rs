@@ -51,6 +51,10 @@ pub struct Facade {
     pub reserve: Option<f64>,
     /// `pw.get_mode()`: `self_consumption`, `backup`, `autonomous`.
     pub mode: Option<String>,
+    /// `pw.get_grid_charging()`: charging from the grid allowed (cloud modes only).
+    pub grid_charging: Option<bool>,
+    /// `pw.get_grid_export()`: `battery_ok`, `pv_only` or `never` (cloud modes only).
+    pub grid_export: Option<String>,
     /// `pw.get_time_remaining()`: hours of backup left.
     pub time_remaining: Option<f64>,
     /// `pw.version()`: firmware version text (`Some("")` is not `None`).

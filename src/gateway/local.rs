@@ -36,8 +36,8 @@ use std::time::{Duration, Instant};
 
 use super::facade::{Facade, TedapiRaw};
 use super::map::{self, LocalData};
-use super::source::{Source, Tedapi};
 use super::native::form_encode;
+use super::source::{Source, Tedapi};
 use super::tedapi::{self, Error};
 use crate::config::{AuthMode, GatewayConfig, Mode};
 use crate::json::{self, Value};
@@ -404,7 +404,6 @@ impl LocalClient {
 fn header_safe(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic() && b != b';')
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // Forwarding (the proxy's fallback branch)

@@ -37,6 +37,7 @@ pub fn build(cfg: &GatewayConfig) -> Box<dyn Source> {
         Mode::Tedapi => Box::new(Tedapi::new(cfg.clone())),
         Mode::Local | Mode::Hybrid => Box::new(super::local::Local::new(cfg.clone())),
         Mode::Auto => Box::new(super::local::Auto::new(cfg.clone())),
+        Mode::Cloud | Mode::FleetApi => Box::new(crate::cloud::source::Cloud::new(cfg.clone())),
     }
 }
 

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::gateway::facade::{Facade, TedapiRaw};
-use crate::json::{Map, Value};
+use crate::json::{py_float, Map, Value};
 
 pub const JSON: &str = "application/json";
 pub const CSV: &str = "text/plain; charset=utf-8";
@@ -758,10 +758,62 @@ pub fn render(f: &Facade, s: &Settings, connected: bool) -> Bodies {
         b.json(&format!("/pw/{name}"), text);
     }
     b.json("/pw/", pw_route(f, "", connected).to_py());
-    if !s.control_enabled {
-        b.json("/control", CONTROL_DISABLED.into());
-    }
+    control_bodies(&mut b, f, s);
     b
+}
+
+/// GET `/control/*`: the proxy's disabled answer, or the current settings (from this tick's
+/// facade; a read never calls the cloud).
+fn control_bodies(b: &mut Bodies, f: &Facade, s: &Settings) {
+    const NAMES: [&str; 5] = [
+        "reserve",
+        "mode",
+        "grid_charging",
+        "grid_export",
+        "max_backup",
+    ];
+    if !s.control_enabled {
+        for name in NAMES {
+            b.json(&format!("/control/{name}"), CONTROL_DISABLED.into());
+        }
+        return;
+    }
+    let reserve = match f.reserve {
+        Some(r) if r > 0.0 => py_float(r),
+        _ => "0".into(),
+    };
+    b.json("/control/reserve", format!(r#"{{"reserve": {reserve}}}"#));
+    b.json(
+        "/control/mode",
+        format!(
+            r#"{{"mode": "{}"}}"#,
+            f.mode
+                .as_deref()
+                .filter(|m| !m.is_empty())
+                .unwrap_or("unknown")
+        ),
+    );
+    b.json(
+        "/control/grid_charging",
+        format!(
+            r#"{{"grid_charging": {}}}"#,
+            f.grid_charging.unwrap_or(false)
+        ),
+    );
+    b.json(
+        "/control/grid_export",
+        format!(
+            r#"{{"grid_export": "{}"}}"#,
+            f.grid_export
+                .as_deref()
+                .filter(|m| !m.is_empty())
+                .unwrap_or("unknown")
+        ),
+    );
+    b.json(
+        "/control/max_backup",
+        r#"{"error": "max_backup requires v1r LAN transport"}"#.into(),
+    );
 }
 
 #[cfg(test)]

@@ -11,7 +11,8 @@ use std::time::Instant;
 
 use tiny_http::{Header, Method, Request, Response, StatusCode};
 
-use super::legacy::{Body, CONTROL_DISABLED, JSON};
+use super::control::{Controller, PostReq};
+use super::legacy::{Body, JSON};
 use super::routes;
 use super::status::Stats;
 use super::www;
@@ -31,6 +32,8 @@ pub struct Ctx {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub ws: super::ws::WsHub,
     pub aggregates: super::api::Aggregates,
+    /// Control writes (`/control/*`, `/api/gateways/{id}/control/*`).
+    pub control: Controller,
 }
 
 impl Ctx {
@@ -157,11 +160,29 @@ pub fn handle(ctx: &Ctx, mut rq: Request) {
         }
         Method::Post => {
             let mut body = Vec::new();
-            let too_big = rq.body_length().is_some_and(|n| n as u64 > MAX_BODY);
+            let content_length = rq.body_length();
+            let content_type = header_value(&rq, "Content-Type");
+            let authorization = header_value(&rq, "Authorization");
+            let remote = rq
+                .remote_addr()
+                .map(|a| a.ip().to_string())
+                .unwrap_or_else(|| "?".into());
+            let too_big = content_length.is_some_and(|n| n as u64 > MAX_BODY);
             if !too_big {
                 let _ = rq.as_reader().take(MAX_BODY + 1).read_to_end(&mut body);
             }
-            post(ctx, &path, too_big || body.len() as u64 > MAX_BODY)
+            let post_req = PostReq {
+                path: &path,
+                gateway: None,
+                action: "",
+                content_type,
+                authorization,
+                content_length,
+                body: &body,
+                too_big: too_big || body.len() as u64 > MAX_BODY,
+                remote,
+            };
+            post(ctx, post_req)
         }
         Method::Options => Answer {
             status: 204,
@@ -220,30 +241,29 @@ impl Req<'_> {
     }
 }
 
-fn post(ctx: &Ctx, path: &str, too_big: bool) -> Answer {
-    let answer = if !path.starts_with("/control") {
-        Answer::json(400, r#"{"error": "Invalid Request"}"#)
-    } else if ctx.config.server.control_secret.is_none() {
-        Answer::json(400, CONTROL_DISABLED)
-    } else if too_big {
-        Answer::json(
-            400,
-            r#"{"error": "Control Command Error: Invalid Request"}"#,
-        )
-    } else {
-        Answer::json(
-            400,
-            r#"{"error": "Control Command Error: Unable to connect to cloud mode - Run Setup"}"#,
-        )
+/// A POST: a route of [`routes::POST_ROUTES`], else the proxy's `Invalid Request`.
+fn post(ctx: &Ctx, req: PostReq<'_>) -> Answer {
+    let Some((route, params)) = routes::find_post(req.path) else {
+        ctx.stats.with(|c| c.errors += 1);
+        return Answer::json(400, r#"{"error": "Invalid Request"}"#);
     };
-    ctx.stats.with(|c| {
-        if answer.status == 200 {
-            c.posts += 1
-        } else if answer.status == 400 {
-            c.errors += 1
-        }
-    });
-    answer
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let gateway = param("id").map(str::to_string);
+    // Prefix routes (the proxy's `/control…`) take the action from the second segment.
+    let action = param("action")
+        .map(str::to_string)
+        .unwrap_or_else(|| req.path.split('/').nth(2).unwrap_or("").to_string());
+    let req = PostReq {
+        gateway: gateway.as_deref(),
+        action: &action,
+        ..req
+    };
+    (route.handler)(ctx, &req)
 }
 
 /// The proxy's last branch: the web UI's files; else, in local modes, the gateway's own answer

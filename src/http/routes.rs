@@ -7,8 +7,9 @@
 use tiny_http::Request;
 
 use super::api;
+use super::control::{self, PostReq};
 use super::legacy::{self, PW_NAMES};
-use super::router::{fallback, send, Answer, Req};
+use super::router::{fallback, send, Answer, Ctx, Req};
 use super::status;
 use super::ws;
 use crate::json::{Map, Value};
@@ -60,6 +61,50 @@ const fn rt(
 
 const L: &str = "legacy proxy";
 const A: &str = "legacy /api pass-through";
+
+/// A POST route handler.
+pub type PostHandler = fn(&Ctx, &PostReq<'_>) -> Answer;
+
+/// One POST route (the router fills the request's `gateway` and `action` from the match).
+pub struct PostRoute {
+    /// Matched like a GET pattern (`*` = prefix).
+    pub pattern: &'static str,
+    /// The path shown in the OpenAPI document.
+    pub doc_path: &'static str,
+    pub family: &'static str,
+    pub summary: &'static str,
+    pub description: &'static str,
+    pub handler: PostHandler,
+}
+
+const CONTROL_DOC: &str = "Two request styles, told apart per request. JSON (seed design): `Authorization: Bearer <CONTROL_TOKEN>` and a body `{\"reserve\": 0-100, \"mode\": \"self_consumption|backup|autonomous\"}`; 403 when control is disabled, 401 bad token, 400 invalid body, 413 body over 4 KB, 502 cloud failure, 503 no cloud credentials. Form (pypowerwall proxy): `value=…&token=…[&mode=…|&level=…]`, the proxy's messages; 400 (also when disabled) or 401. Actions: reserve, mode (both styles); grid_charging, grid_export, max_backup (form only).";
+
+/// Every POST route, first match wins; any other POST is the proxy's 400 `Invalid Request`.
+pub static POST_ROUTES: &[PostRoute] = &[
+    PostRoute {
+        pattern: "/api/gateways/{id}/control/{action}",
+        doc_path: "/api/gateways/{id}/control/{action}",
+        family: "control",
+        summary: "Control one gateway through Tesla's cloud: reserve or mode",
+        description: CONTROL_DOC,
+        handler: control::post,
+    },
+    PostRoute {
+        pattern: "/control*",
+        doc_path: "/control/{action}",
+        family: "control",
+        summary: "Control the default gateway through Tesla's cloud (proxy-compatible)",
+        description: CONTROL_DOC,
+        handler: control::post,
+    },
+];
+
+/// Finds the route for a POST path.
+pub fn find_post(path: &str) -> Option<(&'static PostRoute, Vec<(&'static str, String)>)> {
+    POST_ROUTES
+        .iter()
+        .find_map(|r| matches(r.pattern, path).map(|p| (r, p)))
+}
 
 /// Every GET route, first match wins.
 pub static ROUTES: &[Route] = &[
@@ -118,6 +163,7 @@ pub static ROUTES: &[Route] = &[
     r("/pw/{name}", L, "pypowerwall library calls (level, power, vitals, …)", legacy_body),
     r("/api/gateways", "gateways", "All gateways with their state", api::gateways),
     r("/api/gateways/{id}", "gateways", "One gateway: details and latest summary", api::gateway),
+    r("/api/gateways/{id}/control/{action}", "control", "One gateway's current reserve or mode (read-only, from the last poll)", control::get_gateway),
     r("/api/gateways/{id}/history", "gateways", "One gateway: 24 h at one point per minute", api::gateway_history),
     r("/api/gateways/{id}/{view}", "gateways", "One gateway in the legacy shapes: vitals, aggregates, soe, strings, temps, alerts, fans, freq, pod, battery, status, version", api::gateway_view),
     r("/api/aggregate/power", "aggregate", "Flows summed over gateways with fresh data", api::aggregate_power),
@@ -210,7 +256,20 @@ pub fn legacy_key(path: &str, query: &str) -> String {
         },
         p if p.starts_with("/cloud") => "/cloud".to_string(),
         p if p.starts_with("/fleetapi") => "/fleetapi".to_string(),
-        p if p.starts_with("/control") => "/control".to_string(),
+        p if p.starts_with("/control") => {
+            // The proxy matches these by prefix; any other /control path is Not Found.
+            [
+                "reserve",
+                "mode",
+                "grid_charging",
+                "grid_export",
+                "max_backup",
+            ]
+            .iter()
+            .find(|n| p.starts_with(&format!("/control/{n}")))
+            .map(|n| format!("/control/{n}"))
+            .unwrap_or_else(|| "/control/".to_string())
+        }
         p if p.starts_with("/fans/pw") => "/fans/pw".to_string(),
         p if p.starts_with("/pw/") => {
             if PW_NAMES.contains(&&p[4..]) {
@@ -332,27 +391,90 @@ pub fn openapi_doc() -> Value {
         }
         paths.insert(path, Map::new().with("get", op));
     }
-    paths.insert(
-        "/control/{action}".to_string(),
-        Map::new().with(
-            "post",
+    for route in POST_ROUTES {
+        let params: Vec<Value> = route
+            .doc_path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| {
+                Map::new()
+                    .with("name", name)
+                    .with("in", "path")
+                    .with("required", true)
+                    .with("schema", Map::new().with("type", "string"))
+                    .into()
+            })
+            .collect();
+        let json_body = Map::new().with("type", "object").with(
+            "properties",
             Map::new()
-                .with("summary", "Control writes (disabled unless configured)")
-                .with("tags", vec![Value::from("control")])
                 .with(
-                    "responses",
+                    "reserve",
                     Map::new()
+                        .with("type", "integer")
+                        .with("minimum", 0)
+                        .with("maximum", 100),
+                )
+                .with(
+                    "mode",
+                    Map::new().with("type", "string").with(
+                        "enum",
+                        control::MODES
+                            .iter()
+                            .map(|m| Value::from(*m))
+                            .collect::<Vec<_>>(),
+                    ),
+                ),
+        );
+        let form_body = Map::new().with("type", "object").with(
+            "properties",
+            ["value", "token", "mode", "level"]
+                .iter()
+                .fold(Map::new(), |m, k| {
+                    m.with(*k, Map::new().with("type", "string"))
+                }),
+        );
+        let mut responses = Map::new();
+        for (code, what) in [
+            (
+                "200",
+                "Done (or the current value for an empty form `value`)",
+            ),
+            ("400", "Invalid request (form style: also control disabled)"),
+            ("401", "Missing or bad token"),
+            ("403", "Control disabled (JSON style)"),
+            ("413", "Body over 4096 bytes (JSON style)"),
+            ("502", "Tesla's cloud failed (JSON style)"),
+            ("503", "No cloud credentials for the gateway (JSON style)"),
+        ] {
+            responses.insert(code, Map::new().with("description", what));
+        }
+        let op = Map::new()
+            .with("summary", route.summary)
+            .with("description", route.description)
+            .with("tags", vec![Value::from(route.family)])
+            .with("parameters", params)
+            .with(
+                "requestBody",
+                Map::new().with(
+                    "content",
+                    Map::new()
+                        .with("application/json", Map::new().with("schema", json_body))
                         .with(
-                            "400",
-                            Map::new().with("description", "Invalid request or control disabled"),
-                        )
-                        .with(
-                            "401",
-                            Map::new().with("description", "Missing or bad token"),
+                            "application/x-www-form-urlencoded",
+                            Map::new().with("schema", form_body),
                         ),
                 ),
-        ),
-    );
+            )
+            .with("responses", responses);
+        let entry = paths
+            .get_mut(route.doc_path)
+            .and_then(Value::as_object_mut)
+            .map(|m| m.insert("post", op.clone()));
+        if entry.is_none() {
+            paths.insert(route.doc_path, Map::new().with("post", op));
+        }
+    }
     Map::new()
         .with("openapi", "3.1.0")
         .with(
@@ -434,5 +556,14 @@ mod tests {
             assert!(paths.keys().any(|k| k.starts_with(p)), "{p} missing");
         }
         assert!(paths.contains_key("/api/gateways/{id}/history"));
+        for r in POST_ROUTES {
+            assert!(paths.get(r.doc_path).and_then(|p| p.get("post")).is_some());
+        }
+        assert!(find_post("/control").is_some());
+        assert_eq!(
+            find_post("/api/gateways/a/control/mode").unwrap().1,
+            vec![("id", "a".to_string()), ("action", "mode".to_string())]
+        );
+        assert!(find_post("/api/login/Basic").is_none());
     }
 }

@@ -293,6 +293,8 @@ pub fn local(data: &LocalData) -> Facade {
         system_status,
         tedapi: hybrid.and_then(|t| t.tedapi.clone()),
         pw3: hybrid.is_some_and(|t| t.pw3),
+        grid_charging: None,
+        grid_export: None,
     }
 }
 

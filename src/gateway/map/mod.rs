@@ -134,6 +134,8 @@ pub fn tedapi(data: &TedapiData) -> Facade {
             .flatten(),
         reserve: views::reserve(&operation),
         mode: views::mode(&operation),
+        grid_charging: None,
+        grid_export: None,
         time_remaining: views::time_remaining(&src),
         version: views::status_str(&status, "version"),
         din: views::status_str(&status, "din"),
