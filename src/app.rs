@@ -129,6 +129,8 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
             mode: crate::config::Mode::Tedapi,
             email: cfg.server.email.clone(),
             auth_mode: crate::config::AuthMode::Cookie,
+            rsa_key_path: None,
+            wifi_host: None,
         });
         sim_handle = Some(handle);
     }
