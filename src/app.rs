@@ -105,6 +105,7 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
             gzip: false,
             cert_pem: None,
             key_pem: None,
+            v1r_public_key: None,
         })?;
         log::warn!(
             "DEMO MODE: serving SIMULATED data from the built-in gateway simulator at {}",

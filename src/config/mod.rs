@@ -629,17 +629,16 @@ pub(crate) fn v1r_mode(
     gw_pwd: bool,
     password: bool,
 ) -> Result<Mode, ConfigError> {
-    #[cfg(feature = "v1r")]
-    crate::gateway::v1r::RsaKey::load(key_path).map_err(|e| ConfigError::new(names.key, e))?;
-    #[cfg(not(feature = "v1r"))]
-    {
-        let _ = key_path;
+    if !cfg!(feature = "v1r") {
         return Err(ConfigError::new(
             names.key,
             "this build has no v1r support (built without the cargo feature `v1r`)",
         ));
     }
-    #[allow(unreachable_code)]
+    #[cfg(feature = "v1r")]
+    crate::gateway::v1r::RsaKey::load(key_path).map_err(|e| ConfigError::new(names.key, e))?;
+    #[cfg(not(feature = "v1r"))]
+    let _ = key_path;
     if !password && !gw_pwd {
         return Err(ConfigError::new(
             names.password,
