@@ -37,6 +37,7 @@ mod server;
 mod tedapi;
 #[cfg(feature = "v1r")]
 mod v1r;
+mod v2026;
 
 /// Whether an `Authorization` header carries the current v1r Bearer token.
 #[cfg(feature = "v1r")]
