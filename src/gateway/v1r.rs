@@ -1146,6 +1146,71 @@ mod tests {
     }
 
     #[test]
+    fn three_lan_failures_switch_to_wifi_and_a_probe_switches_back() {
+        use crate::gateway::tedapi::ClientOptions;
+        use crate::sim::{self, Fault, Fixture, SimOptions};
+        let gw_pwd = "ABCDEFGHIJ";
+        let lan_sim = sim::start(SimOptions {
+            fixture: Fixture::Pw3,
+            gw_pwd: Some(gw_pwd.into()),
+            frozen: true,
+            v1r_public_key: Some(TEST_PUB.to_vec()),
+            ..SimOptions::default()
+        })
+        .unwrap();
+        let wifi_sim = sim::start(SimOptions {
+            fixture: Fixture::Pw3,
+            gw_pwd: Some(gw_pwd.into()),
+            frozen: true,
+            ..SimOptions::default()
+        })
+        .unwrap();
+        let lan = V1rClient::new(V1rOptions {
+            host: lan_sim.addr().to_string(),
+            password: "FGHIJ".into(),
+            key: Arc::new(RsaKey::from_pem(TEST_KEY).unwrap()),
+            timeout: Duration::from_secs(5),
+            pin: None,
+            query_set: QuerySet::V2024_06,
+        })
+        .unwrap();
+        let wifi = Client::new(ClientOptions::new(wifi_sim.addr().to_string(), gw_pwd)).unwrap();
+        let mut t = Transport {
+            id: "t".into(),
+            lan,
+            wifi: Some(wifi),
+            leader: None,
+            lan_failed: false,
+            lan_fail_count: 0,
+            lan_retry_at: None,
+            wifi_fail_count: 0,
+            wifi_retry_at: None,
+        };
+        let din = t.din().unwrap();
+        assert!(t.status(&din).is_ok());
+        assert_eq!(wifi_sim.stats().status, 0);
+        // Followers only over Wi-Fi.
+        let follower = "1707000-11-J--TG12000000002Z";
+        assert!(t.components(follower, Some(&din)).is_ok());
+        assert_eq!(wifi_sim.stats().components, 1);
+        lan_sim.set_fault(Fault::Http500);
+        for _ in 0..LAN_TRIP_AFTER {
+            assert!(t.status(&din).is_err());
+        }
+        assert!(t.lan_failed);
+        assert_eq!(t.lan_retry_at.map(|at| at > Instant::now()), Some(true));
+        assert!(t.status(&din).is_ok());
+        assert!(t.config(&din).is_ok());
+        assert_eq!(wifi_sim.stats().status, 1);
+        // The LAN is back; the probe runs once its time has come.
+        lan_sim.set_fault(Fault::None);
+        t.lan_retry_at = Some(Instant::now());
+        assert!(t.status(&din).is_ok());
+        assert!(!t.lan_failed);
+        assert_eq!(wifi_sim.stats().status, 1);
+    }
+
+    #[test]
     fn backoffs() {
         assert_eq!(backoff(0).as_secs(), 60);
         assert_eq!(backoff(3).as_secs(), 480);

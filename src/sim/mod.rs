@@ -7,7 +7,9 @@
 //! instance. It serves:
 //!
 //! * **TEDAPI** (spec `gateway-protocols.md` §1): `GET /`, `GET /tedapi/din`, `POST /tedapi/v1`
-//!   and `POST /tedapi/device/<din>/v1`, protobuf in and out, optional Basic auth and gzip.
+//!   and `POST /tedapi/device/<din>/v1`, protobuf in and out, optional Basic auth and gzip; the
+//!   V2024_06 and V2026_06 query sets from one state; with [`SimOptions::v1r_public_key`] also the
+//!   PW3 LAN's v1r (`POST /tedapi/v1r`, signatures verified, §3).
 //! * **The local REST API** (§4) for PW2-style fixtures: `/api/login/Basic`, `/api/*` JSON and
 //!   the `/api/devices/vitals` protobuf, with the upstream simulator's auth rule.
 //! * **A test surface** under `/test/` (no auth): the upstream simulator's knobs and scenarios,

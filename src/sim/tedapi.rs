@@ -8,7 +8,12 @@
 //!   status document, as upstream does. pw3 follows the rules the PW3 goldens were served with:
 //!   `ComponentsQuery`/`PW3Query` → that battery's components, `DeviceControllerQuery` with
 //!   variables → the full controller, any other `DeviceControllerQuery` → the status;
+//! * V2026_06 queries (signed version 2): `DeviceControllerQuery` → the full controller of the
+//!   same state reshaped by `sim::v2026`, `PW3Query` → the components limited to the requested
+//!   signals;
 //! * anything else → a bare `tail = 1`, as upstream.
+//!
+//! `sim::v1r` answers `/tedapi/v1r` by checking the signature and passing the bare envelope here.
 //!
 //! Replies use the envelope deliveryChannel 1, sender.din = the request's recipient DIN (pw2:
 //! always the gateway DIN, as upstream), recipient.local 1, tail 1.
