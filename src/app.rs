@@ -106,6 +106,7 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
             gzip: false,
             cert_pem: None,
             key_pem: None,
+            v1r_public_key: None,
         })?;
         log::warn!(
             "DEMO MODE: serving SIMULATED data from the built-in gateway simulator at {}",
@@ -131,6 +132,8 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
             email: cfg.server.email.clone(),
             auth_mode: crate::config::AuthMode::Cookie,
             cloud: None,
+            rsa_key_path: None,
+            wifi_host: None,
         });
         sim_handle = Some(handle);
     }

@@ -64,6 +64,8 @@ const GATEWAY_KEYS: &[&str] = &[
     "tls_fingerprint",
     "tedapi_api_version",
     "mode",
+    "rsa_key_path",
+    "wifi_host",
 ];
 
 /// Reads a YAML or JSON configuration file into a value.
@@ -322,10 +324,49 @@ fn gateway(
             format!("is required ({what}; or 'password', the customer password)"),
         )
     };
+    let rsa_key_path = text("rsa_key_path")?;
+    let wifi_host = text("wifi_host")?;
+    let v1r = |gw_pwd: bool, password: bool| {
+        let names = (
+            format!("{label} rsa_key_path"),
+            format!("{label} wifi_host"),
+            format!("{label} password"),
+            format!("{label} gw_pwd"),
+        );
+        super::v1r_mode(
+            super::V1rKeys {
+                key: &names.0,
+                wifi: &names.1,
+                password: &names.2,
+                gw_pwd: &names.3,
+            },
+            rsa_key_path.as_deref().unwrap_or_default(),
+            wifi_host.as_deref(),
+            gw_pwd,
+            password,
+        )
+    };
     let mode = match (cloud_mode, &cloud) {
         (true, Some(c)) if c.fleet => Mode::FleetApi,
         (true, _) => Mode::Cloud,
         _ => match text("mode")?.as_deref() {
+            None | Some("auto") | Some("v1r") if rsa_key_path.is_some() => {
+                v1r(gw_pwd.is_some(), password.is_some())?
+            }
+            Some("v1r") => {
+                return Err(err(
+                    "rsa_key_path",
+                    "is required with mode 'v1r' (the registered RSA private key, PEM)".into(),
+                ))
+            }
+            Some(other) if rsa_key_path.is_some() => {
+                return Err(err(
+                    "mode",
+                    format!(
+                        "'{other}' does not use 'rsa_key_path' (use mode 'v1r' or leave it out)"
+                    ),
+                ))
+            }
             None | Some("auto") => Mode::select(&host, gw_pwd.is_some(), password.is_some())
                 .ok_or_else(|| need("the gateway password from the QR sticker"))?,
             Some("tedapi") => {
@@ -351,7 +392,7 @@ fn gateway(
             Some(other) => {
                 return Err(err(
                     "mode",
-                    format!("'{other}' is not one of: auto, tedapi, local"),
+                    format!("'{other}' is not one of: auto, tedapi, local, v1r"),
                 ))
             }
         },
@@ -384,5 +425,7 @@ fn gateway(
         email: email.clone().unwrap_or_else(|| defaults.email.clone()),
         auth_mode: defaults.auth_mode,
         cloud,
+        rsa_key_path: rsa_key_path.filter(|_| matches!(mode, Mode::V1r | Mode::V1rWifi)),
+        wifi_host: wifi_host.filter(|_| mode == Mode::V1rWifi),
     })
 }

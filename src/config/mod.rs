@@ -157,6 +157,10 @@ pub struct GatewayConfig {
     /// Local login: the account e-mail sent with it (`PW_EMAIL`) and cookie or token auth.
     pub email: String,
     pub auth_mode: AuthMode,
+    /// v1r: the registered RSA-4096 private key (`PW_RSA_KEY_PATH`, PEM as pypowerwall writes it).
+    pub rsa_key_path: Option<String>,
+    /// v1r: the gateway's Wi-Fi TEDAPI host for followers and LAN failover (`PW_WIFI_HOST`).
+    pub wifi_host: Option<String>,
     /// Tesla cloud credentials: the transport in cloud modes, and the control path.
     pub cloud: Option<CloudAuth>,
 }
@@ -273,6 +277,10 @@ pub enum Mode {
     Cloud,
     /// Tesla FleetAPI (`.pypowerwall.fleetapi`; the proxy's "FleetAPI").
     FleetApi,
+    /// RSA-signed TEDAPI on the Powerwall 3 wired LAN (`PW_RSA_KEY_PATH`; "Local (v1r)").
+    V1r,
+    /// v1r with the Wi-Fi TEDAPI host as follower route and LAN failover ("Local (v1r+wifi)").
+    V1rWifi,
 }
 
 impl Mode {
@@ -285,6 +293,8 @@ impl Mode {
             Mode::Auto => "auto",
             Mode::Cloud => "cloud",
             Mode::FleetApi => "fleetapi",
+            Mode::V1r => "v1r",
+            Mode::V1rWifi => "v1r+wifi",
         }
     }
 
@@ -297,6 +307,8 @@ impl Mode {
             Mode::Auto,
             Mode::Cloud,
             Mode::FleetApi,
+            Mode::V1r,
+            Mode::V1rWifi,
         ]
         .into_iter()
         .find(|m| m.name() == s)
@@ -311,6 +323,8 @@ impl Mode {
             Mode::Hybrid => ("Local (hybrid)", "hybrid", true, false, false),
             Mode::Cloud => ("Cloud", "off", false, true, false),
             Mode::FleetApi => ("FleetAPI", "off", false, true, true),
+            Mode::V1r => ("Local (v1r)", "v1r", true, false, false),
+            Mode::V1rWifi => ("Local (v1r+wifi)", "v1r", true, false, false),
         }
     }
 
@@ -655,6 +669,8 @@ pub fn load(
     let host = cli.host.clone().or_else(|| env.opt(&["PW_HOST"]));
     let gw_pwd = cli.gw_pwd.clone().or_else(|| env.opt(&["PW_GW_PWD"]));
     let password = cli.password.clone().or_else(|| env.opt(&["PW_PASSWORD"]));
+    let rsa_key_path = env.opt(&["PW_RSA_KEY_PATH"]);
+    let wifi_host = env.opt(&["PW_WIFI_HOST"]);
 
     let defaults = GatewayDefaults {
         poll_interval: Duration::from_secs(cache_expire as u64),
@@ -686,14 +702,29 @@ pub fn load(
     if !cli.demo {
         if let Some(host) = host {
             validate_host("PW_HOST", &host)?;
-            let mode =
-                Mode::select(&host, gw_pwd.is_some(), password.is_some()).ok_or_else(|| {
-                    ConfigError::new(
-                        "PW_GW_PWD",
-                        "is required with PW_HOST: the gateway password from the QR sticker \
-                     (TEDAPI), or PW_PASSWORD, the customer password (local mode)",
-                    )
-                })?;
+            let mode = match &rsa_key_path {
+                Some(path) => v1r_mode(
+                    V1rKeys {
+                        key: "PW_RSA_KEY_PATH",
+                        wifi: "PW_WIFI_HOST",
+                        password: "PW_PASSWORD",
+                        gw_pwd: "PW_GW_PWD",
+                    },
+                    path,
+                    wifi_host.as_deref(),
+                    gw_pwd.is_some(),
+                    password.is_some(),
+                )?,
+                None => {
+                    Mode::select(&host, gw_pwd.is_some(), password.is_some()).ok_or_else(|| {
+                        ConfigError::new(
+                            "PW_GW_PWD",
+                            "is required with PW_HOST: the gateway password from the QR sticker \
+                             (TEDAPI), or PW_PASSWORD, the customer password (local mode)",
+                        )
+                    })?
+                }
+            };
             gateways.insert(
                 0,
                 GatewayConfig {
@@ -711,6 +742,9 @@ pub fn load(
                     email: defaults.email.clone(),
                     auth_mode: defaults.auth_mode,
                     cloud: Some(env_cloud),
+                    rsa_key_path: rsa_key_path
+                        .filter(|_| matches!(mode, Mode::V1r | Mode::V1rWifi)),
+                    wifi_host: wifi_host.filter(|_| mode == Mode::V1rWifi),
                 },
             );
         } else if gateways.is_empty() && cloud_files_exist(&env_cloud) {
@@ -734,6 +768,8 @@ pub fn load(
                 email: defaults.email.clone(),
                 auth_mode: defaults.auth_mode,
                 cloud: Some(env_cloud),
+                rsa_key_path: None,
+                wifi_host: None,
             });
         }
     }
@@ -774,6 +810,62 @@ pub fn load(
 fn cloud_files_exist(auth: &CloudAuth) -> bool {
     let dir = crate::cloud::tokens::dir(&auth.authpath);
     crate::cloud::tokens::has_fleet(&dir) || crate::cloud::tokens::has_owner(&dir)
+}
+
+/// The names a v1r error should carry (environment variables or file keys).
+pub(crate) struct V1rKeys<'a> {
+    pub key: &'a str,
+    pub wifi: &'a str,
+    pub password: &'a str,
+    pub gw_pwd: &'a str,
+}
+
+/// The v1r mode for a configured RSA key (spec §6): the key must load (a PEM private key as
+/// pypowerwall writes it, RSA-4096), a customer password must be at hand (`password`, or the
+/// last 5 characters of `gw_pwd`), and the Wi-Fi fallback needs both `wifi_host` and `gw_pwd`.
+pub(crate) fn v1r_mode(
+    names: V1rKeys,
+    key_path: &str,
+    wifi_host: Option<&str>,
+    gw_pwd: bool,
+    password: bool,
+) -> Result<Mode, ConfigError> {
+    if !cfg!(feature = "v1r") {
+        return Err(ConfigError::new(
+            names.key,
+            "this build has no v1r support (built without the cargo feature `v1r`)",
+        ));
+    }
+    #[cfg(feature = "v1r")]
+    crate::gateway::v1r::RsaKey::load(key_path).map_err(|e| ConfigError::new(names.key, e))?;
+    #[cfg(not(feature = "v1r"))]
+    let _ = key_path;
+    if !password && !gw_pwd {
+        return Err(ConfigError::new(
+            names.password,
+            format!(
+                "v1r ({}) needs the customer password: {} or {} (its last 5 characters)",
+                names.key, names.password, names.gw_pwd
+            ),
+        ));
+    }
+    match wifi_host {
+        Some(host) => {
+            validate_host(names.wifi, host)?;
+            if gw_pwd {
+                Ok(Mode::V1rWifi)
+            } else {
+                log::warn!(
+                    "{} is set but {} is not: the v1r Wi-Fi fallback needs the gateway password; \
+                     running without it",
+                    names.wifi,
+                    names.gw_pwd
+                );
+                Ok(Mode::V1r)
+            }
+        }
+        None => Ok(Mode::V1r),
+    }
 }
 
 /// `host` or `host:port`, as the proxy validates it (an IP or a name, port 1–65535).

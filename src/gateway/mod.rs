@@ -13,6 +13,8 @@ pub mod queries;
 pub mod source;
 pub mod tedapi;
 pub mod tls;
+#[cfg(feature = "v1r")]
+pub mod v1r;
 pub mod vitals_pb;
 
 use crate::json::Value;

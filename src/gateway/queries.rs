@@ -103,7 +103,7 @@ fn v2026(doc: &Value, op: &str) -> Result<Query, String> {
 /// Decodes lowercase or uppercase hex; `None` on odd length or a non-hex digit.
 pub fn hex(s: &str) -> Option<Vec<u8>> {
     let s = s.trim();
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::facade::Facade;
 use super::native::Native;
+use super::queries::QuerySet;
 use super::tedapi::{Client, ClientOptions, Error};
 use super::{map, Firmware, TedapiData};
 use crate::config::{GatewayConfig, Mode};
@@ -38,13 +39,82 @@ pub fn build(cfg: &GatewayConfig) -> Box<dyn Source> {
         Mode::Local | Mode::Hybrid => Box::new(super::local::Local::new(cfg.clone())),
         Mode::Auto => Box::new(super::local::Auto::new(cfg.clone())),
         Mode::Cloud | Mode::FleetApi => Box::new(crate::cloud::source::Cloud::new(cfg.clone())),
+        #[cfg(feature = "v1r")]
+        Mode::V1r | Mode::V1rWifi => Box::new(super::v1r::V1r::new(cfg.clone())),
+        #[cfg(not(feature = "v1r"))]
+        Mode::V1r | Mode::V1rWifi => Box::new(Unsupported("v1r (cargo feature `v1r`)")),
+    }
+}
+
+/// A mode this build was compiled without: every poll fails, naming what is missing.
+#[cfg(not(feature = "v1r"))]
+struct Unsupported(&'static str);
+
+#[cfg(not(feature = "v1r"))]
+impl Source for Unsupported {
+    fn poll(&mut self) -> Result<Facade, Error> {
+        Err(Error::Unreachable(format!(
+            "this build has no {} support",
+            self.0
+        )))
+    }
+    fn cooldown_remaining(&self) -> Option<Duration> {
+        None
+    }
+    fn mode(&self) -> &'static str {
+        "v1r"
+    }
+}
+
+/// The TEDAPI calls one poll makes, whichever transport carries them (Basic-auth TEDAPI here,
+/// RSA-signed v1r in `gateway::v1r`).
+pub(crate) trait Fetch {
+    /// `GET /`: is the gateway a Powerwall 3?
+    fn detect_pw3(&mut self) -> Result<bool, Error>;
+    fn din(&mut self) -> Result<String, Error>;
+    fn config(&mut self, din: &str) -> Result<Value, Error>;
+    fn firmware(&mut self, din: &str) -> Result<Firmware, Error>;
+    fn components(&mut self, din: &str, via_leader: Option<&str>) -> Result<Value, Error>;
+    fn status(&mut self, din: &str) -> Result<Value, Error>;
+    fn controller(&mut self, din: &str) -> Result<Value, Error>;
+}
+
+impl Fetch for Client {
+    fn detect_pw3(&mut self) -> Result<bool, Error> {
+        Client::detect_pw3(self)
+    }
+    fn din(&mut self) -> Result<String, Error> {
+        Client::din(self)
+    }
+    fn config(&mut self, din: &str) -> Result<Value, Error> {
+        Client::config(self, din)
+    }
+    fn firmware(&mut self, din: &str) -> Result<Firmware, Error> {
+        Client::firmware(self, din)
+    }
+    fn components(&mut self, din: &str, via_leader: Option<&str>) -> Result<Value, Error> {
+        Client::components(self, din, via_leader)
+    }
+    fn status(&mut self, din: &str) -> Result<Value, Error> {
+        Client::status(self, din)
+    }
+    fn controller(&mut self, din: &str) -> Result<Value, Error> {
+        Client::controller(self, din)
+    }
+}
+
+/// Maps one poll's documents with the mapper of the query set that fetched them.
+pub(crate) fn map_data(data: &TedapiData, set: QuerySet) -> Facade {
+    match set {
+        QuerySet::V2024_06 => map::tedapi(data),
+        QuerySet::V2026_06 => map::v2026::tedapi(data),
     }
 }
 
 /// TEDAPI over HTTPS with the gateway password (the proxy's "Local (full)").
 pub struct Tedapi {
     cfg: GatewayConfig,
-    link: Option<Link>,
+    link: Option<Link<Client>>,
 }
 
 impl Tedapi {
@@ -58,24 +128,14 @@ impl Source for Tedapi {
         if self.link.is_none() {
             let opts = options(&self.cfg);
             let client = Client::new(opts.clone())?;
-            self.link = Some(Link {
-                client,
-                native: Native::new(&opts).ok(),
-                din: None,
-                pw3: false,
-                config: None,
-                firmware: None,
-                components: None,
-                slow_at: None,
-                battery_components: Vec::new(),
-            });
+            self.link = Some(Link::new(client, Native::new(&opts).ok()));
         }
         let link = self
             .link
             .as_mut()
             .ok_or(Error::BadReply("no link".into()))?;
         let data = tick(link, &self.cfg)?;
-        Ok(map::tedapi(&data))
+        Ok(map_data(&data, self.cfg.query_set))
     }
 
     fn cooldown_remaining(&self) -> Option<Duration> {
@@ -90,8 +150,8 @@ impl Source for Tedapi {
 }
 
 /// Raw state kept between ticks.
-struct Link {
-    client: Client,
+pub(crate) struct Link<C> {
+    pub(crate) client: C,
     native: Option<Native>,
     din: Option<String>,
     pw3: bool,
@@ -102,7 +162,23 @@ struct Link {
     battery_components: Vec<(String, Value)>,
 }
 
-fn options(cfg: &GatewayConfig) -> ClientOptions {
+impl<C: Fetch> Link<C> {
+    pub(crate) fn new(client: C, native: Option<Native>) -> Link<C> {
+        Link {
+            client,
+            native,
+            din: None,
+            pw3: false,
+            config: None,
+            firmware: None,
+            components: None,
+            slow_at: None,
+            battery_components: Vec::new(),
+        }
+    }
+}
+
+pub(crate) fn options(cfg: &GatewayConfig) -> ClientOptions {
     let mut o = ClientOptions::new(cfg.host.clone(), cfg.gw_pwd.clone().unwrap_or_default());
     o.timeout = cfg.timeout;
     o.pin = cfg.tls_fingerprint;
@@ -117,7 +193,7 @@ fn is_pw3_block(b: &Value) -> bool {
 }
 
 /// One poll: everything the mapping needs, or the first error.
-fn tick(l: &mut Link, cfg: &GatewayConfig) -> Result<TedapiData, Error> {
+pub(crate) fn tick<C: Fetch>(l: &mut Link<C>, cfg: &GatewayConfig) -> Result<TedapiData, Error> {
     let din = match &l.din {
         Some(d) => d.clone(),
         None => {
@@ -156,7 +232,11 @@ fn tick(l: &mut Link, cfg: &GatewayConfig) -> Result<TedapiData, Error> {
         l.slow_at = Some(Instant::now());
     }
     let status = l.client.status(&din)?;
-    let controller = l.client.controller(&din)?;
+    // V2026_06 has one DeviceControllerQuery for both roles: ask once.
+    let controller = match cfg.query_set {
+        QuerySet::V2026_06 => status.clone(),
+        QuerySet::V2024_06 => l.client.controller(&din)?,
+    };
 
     if l.pw3 {
         let blocks: Vec<String> = l

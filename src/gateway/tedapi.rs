@@ -97,6 +97,9 @@ pub enum Error {
     Http(u16),
     /// The reply could not be used: undecodable protobuf, missing payload, oversized body, …
     BadReply(String),
+    /// v1r: the gateway refused a signed message (a `MessageFault`, or the RSA key is unknown or
+    /// still pending verification); the text says which and what to do.
+    Rejected(String),
 }
 
 impl fmt::Display for Error {
@@ -120,6 +123,7 @@ impl fmt::Display for Error {
             ),
             Error::Http(code) => write!(f, "gateway answered HTTP {code}"),
             Error::BadReply(why) => write!(f, "unusable reply from gateway: {why}"),
+            Error::Rejected(why) => write!(f, "gateway refused the signed request: {why}"),
         }
     }
 }
@@ -234,7 +238,7 @@ fn body_kind(body: &Body) -> String {
 
 /// `config.json` text → object. Invalid JSON gives `{}` (as upstream); a missing
 /// `battery_blocks` is added as `[]`. Valid JSON that is not an object is an error.
-fn config_json(blob: &[u8]) -> Result<Value, Error> {
+pub(crate) fn config_json(blob: &[u8]) -> Result<Value, Error> {
     let mut value = match json::parse_bytes(blob) {
         Ok(v) => v,
         Err(e) => {
@@ -252,7 +256,7 @@ fn config_json(blob: &[u8]) -> Result<Value, Error> {
 }
 
 /// Query payload → JSON. Invalid JSON gives `{}` unless `strict`; JSON `null` is an error.
-fn query_json(data: &str, strict: bool) -> Result<Value, Error> {
+pub(crate) fn query_json(data: &str, strict: bool) -> Result<Value, Error> {
     match json::parse(data) {
         Ok(Value::Null) => Err(Error::BadReply("query payload is JSON null".into())),
         Ok(v) => Ok(v),

@@ -192,8 +192,11 @@ pub fn stats(cfg: &Config, stats: &Stats, view: Option<&View>, views: &[View]) -
         .with("PW_CACHE_FILE", s.cache_file.as_str())
         .with("PW_CONTROL_SECRET", masked(&s.control_secret))
         .with("PW_GW_PWD", masked(&gw.and_then(|g| g.gw_pwd.clone())))
-        .with("PW_RSA_KEY_PATH", Value::Null)
-        .with("PW_WIFI_HOST", Value::Null)
+        .with(
+            "PW_RSA_KEY_PATH",
+            opt(&gw.and_then(|g| g.rsa_key_path.clone())),
+        )
+        .with("PW_WIFI_HOST", opt(&gw.and_then(|g| g.wifi_host.clone())))
         .with("PW_NEG_SOLAR", s.neg_solar)
         .with("PW_SITE_ZERO_THRESHOLD", s.site_zero_threshold)
         .with("PW_SUPPRESS_NETWORK_ERRORS", f.suppress_network_errors)

@@ -7,7 +7,9 @@
 //! instance. It serves:
 //!
 //! * **TEDAPI** (spec `gateway-protocols.md` §1): `GET /`, `GET /tedapi/din`, `POST /tedapi/v1`
-//!   and `POST /tedapi/device/<din>/v1`, protobuf in and out, optional Basic auth and gzip.
+//!   and `POST /tedapi/device/<din>/v1`, protobuf in and out, optional Basic auth and gzip; the
+//!   V2024_06 and V2026_06 query sets from one state; with [`SimOptions::v1r_public_key`] also the
+//!   PW3 LAN's v1r (`POST /tedapi/v1r`, signatures verified, §3).
 //! * **The local REST API** (§4) for PW2-style fixtures: `/api/login/Basic`, `/api/*` JSON and
 //!   the `/api/devices/vitals` protobuf, with the upstream simulator's auth rule.
 //! * **A test surface** under `/test/` (no auth): the upstream simulator's knobs and scenarios,
@@ -35,6 +37,20 @@ mod model;
 mod render;
 mod server;
 mod tedapi;
+#[cfg(feature = "v1r")]
+mod v1r;
+mod v2026;
+
+/// Whether an `Authorization` header carries the current v1r Bearer token.
+#[cfg(feature = "v1r")]
+fn v1r_bearer_ok(header: Option<&str>, generation: u64) -> bool {
+    v1r::bearer_ok(header, generation)
+}
+
+#[cfg(not(feature = "v1r"))]
+fn v1r_bearer_ok(_header: Option<&str>, _generation: u64) -> bool {
+    false
+}
 
 use std::net::SocketAddr;
 
@@ -92,6 +108,11 @@ pub struct SimOptions {
     /// TLS certificate chain and key (PEM); `None` uses the embedded test certificate.
     pub cert_pem: Option<Vec<u8>>,
     pub key_pem: Option<Vec<u8>>,
+    /// v1r (PW3 wired LAN): the registered RSA public key, DER PKCS#1 (as pypowerwall's
+    /// `tedapi_rsa_public.der`). When set, `POST /tedapi/v1r` verifies signed messages against
+    /// it, `/tedapi/din` also accepts the Bearer token of the JSON login, and (pw3) the LAN
+    /// login answers. `None`: no v1r.
+    pub v1r_public_key: Option<Vec<u8>>,
 }
 
 impl Default for SimOptions {
@@ -105,6 +126,7 @@ impl Default for SimOptions {
             gzip: false,
             cert_pem: None,
             key_pem: None,
+            v1r_public_key: None,
         }
     }
 }
@@ -122,6 +144,10 @@ impl std::fmt::Debug for SimOptions {
             .field("gzip", &self.gzip)
             .field("cert_pem", &self.cert_pem.as_ref().map(Vec::len))
             .field("key_pem", &secret(self.key_pem.is_some()))
+            .field(
+                "v1r_public_key",
+                &self.v1r_public_key.as_ref().map(Vec::len),
+            )
             .finish()
     }
 }
@@ -145,6 +171,7 @@ pub fn start(opts: SimOptions) -> Result<SimHandle, String> {
 pub const USAGE: &str = "\
 usage: pypowerwall-server sim [--listen ADDR:PORT] [--fixture pw2|pw3|demo] [--gw-pwd PASSWORD]
                               [--password PASSWORD] [--frozen] [--gzip] [--cert FILE --key FILE]
+                              [--v1r-public-key FILE]
 
   --listen ADDR:PORT   where to listen (default 127.0.0.1:8443)
   --fixture NAME       pw2 (upstream simulator data), pw3 (PW3 leader + follower) or demo (default)
@@ -153,6 +180,8 @@ usage: pypowerwall-server sim [--listen ADDR:PORT] [--fixture pw2|pw3|demo] [--g
   --frozen             nothing moves on its own (golden tests); /test/ knobs still work
   --gzip               gzip /tedapi/* bodies without Content-Encoding, as newer firmware does
   --cert FILE --key FILE  PEM certificate and key (default: the embedded test certificate)
+  --v1r-public-key FILE   accept RSA-signed /tedapi/v1r messages from this registered key (DER
+                          PKCS#1, pypowerwall's tedapi_rsa_public.der); test knobs /test/v1r/...
 ";
 
 /// Parses the arguments of `pypowerwall-server sim` (after the subcommand).
@@ -183,6 +212,10 @@ pub fn parse_args(mut args: pico_args::Arguments) -> Result<SimOptions, String> 
         }
         (None, None) => {}
         _ => return Err("--cert and --key go together".into()),
+    }
+    if let Some(path) = opt_str(&mut args, "--v1r-public-key")? {
+        opts.v1r_public_key =
+            Some(std::fs::read(&path).map_err(|e| format!("--v1r-public-key {path}: {e}"))?);
     }
     let rest = args.finish();
     if !rest.is_empty() {

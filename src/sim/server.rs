@@ -165,6 +165,10 @@ struct State {
     local_fault_left: Option<u64>,
     /// `/api/devices/vitals` answers (false: 404, as firmware 23.44+).
     vitals: bool,
+    /// v1r: signed messages are answered "authorization not verified" (`/test/v1r/pending`).
+    v1r_pending: bool,
+    /// v1r: the login generation; its token is the only Bearer accepted (`/test/v1r/logout`).
+    v1r_token: u64,
 }
 
 impl State {
@@ -222,6 +226,9 @@ struct Shared {
     /// The customer password the local login accepts (`None`: any).
     customer: Option<String>,
     gzip: bool,
+    /// v1r: the registered public key signed messages are verified against.
+    #[cfg(feature = "v1r")]
+    v1r: Option<super::v1r::V1rGate>,
     tls: Arc<rustls::ServerConfig>,
     state: Mutex<State>,
     counters: [AtomicUsize; 10],
@@ -285,6 +292,16 @@ impl SimHandle {
         self.shared.lock().vitals = on;
     }
 
+    /// v1r: answer signed messages "authorization not verified" (key pending verification).
+    pub fn set_v1r_pending(&self, on: bool) {
+        self.shared.lock().v1r_pending = on;
+    }
+
+    /// v1r: invalidate the current Bearer token (the client has to log in again).
+    pub fn expire_v1r_token(&self) {
+        self.shared.lock().v1r_token += 1;
+    }
+
     /// Moves the simulated clock forward (the model catches up on the next request; a frozen
     /// model does not move).
     pub fn advance_clock(&self, seconds: f64) {
@@ -345,6 +362,15 @@ pub fn start(opts: SimOptions) -> Result<SimHandle, String> {
         TcpListener::bind(opts.listen).map_err(|e| format!("sim: bind {}: {e}", opts.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let model = Model::new(&site, opts.frozen, now());
+    #[cfg(feature = "v1r")]
+    let v1r = match &opts.v1r_public_key {
+        Some(der) => Some(super::v1r::V1rGate::new(der)?),
+        None => None,
+    };
+    #[cfg(not(feature = "v1r"))]
+    if opts.v1r_public_key.is_some() {
+        return Err("sim: this build has no v1r support (cargo feature `v1r`)".into());
+    }
     let shared = Arc::new(Shared {
         site,
         frozen: opts.frozen,
@@ -354,6 +380,8 @@ pub fn start(opts: SimOptions) -> Result<SimHandle, String> {
             .map(|p| base64(format!("Tesla_Energy_Device:{p}").as_bytes())),
         customer: super::local::customer_password(opts.password.as_deref(), opts.gw_pwd.as_deref()),
         gzip: opts.gzip,
+        #[cfg(feature = "v1r")]
+        v1r,
         tls,
         state: Mutex::new(State {
             model,
@@ -363,6 +391,8 @@ pub fn start(opts: SimOptions) -> Result<SimHandle, String> {
             local_fault: Fault::None,
             local_fault_left: None,
             vitals: true,
+            v1r_pending: false,
+            v1r_token: 0,
         }),
         counters: Default::default(),
         total: AtomicUsize::new(0),
@@ -596,6 +626,20 @@ fn route(shared: &Shared, req: &Request) -> Action {
     if req.path.starts_with("/tedapi/") {
         return tedapi_route(shared, req);
     }
+    #[cfg(feature = "v1r")]
+    if shared.v1r.is_some()
+        && shared.site.fixture == super::Fixture::Pw3
+        && req.method == "POST"
+        && req.path == "/api/login/Basic"
+    {
+        shared.count(Kind::Login);
+        let generation = shared.lock().v1r_token;
+        return Action::Respond(super::v1r::login(
+            req,
+            shared.customer.as_deref(),
+            generation,
+        ));
+    }
     let api_get = req.method == "GET" && req.path.starts_with("/api/");
     let (model, fault, vitals) = {
         let mut state = shared.lock();
@@ -620,23 +664,49 @@ fn route(shared: &Shared, req: &Request) -> Action {
 
 fn tedapi_route(shared: &Shared, req: &Request) -> Action {
     let site = &shared.site;
-    let (fault, model) = {
+    let (fault, model, now, pending, generation) = {
         let mut state = shared.lock();
         state.catch_up();
-        (state.take_fault(), state.model.clone())
+        (
+            state.take_fault(),
+            state.model.clone(),
+            state.now(),
+            state.v1r_pending,
+            state.v1r_token,
+        )
     };
+    let _ = (now, pending);
+    #[cfg(feature = "v1r")]
+    let v1r_gate = shared.v1r.as_ref();
+    #[cfg(not(feature = "v1r"))]
+    let v1r_gate: Option<&()> = None;
     let authorized = match &shared.gw_auth {
         None => true,
         Some(expected) => req
             .header("Authorization")
             .is_some_and(|h| basic_matches(h, expected)),
-    };
+    } || (v1r_gate.is_some()
+        && (req.path == "/tedapi/v1r"
+            || super::v1r_bearer_ok(req.header("Authorization"), generation)));
     let device = req
         .path
         .strip_prefix("/tedapi/device/")
         .and_then(|rest| rest.strip_suffix("/v1"));
     let (kind, resp) = match (req.method.as_str(), req.path.as_str(), device) {
         ("GET", "/tedapi/din", _) => (Kind::Din, tedapi::din(site)),
+        #[cfg(feature = "v1r")]
+        ("POST", "/tedapi/v1r", _) if v1r_gate.is_some() => match v1r_gate {
+            Some(gate) => super::v1r::post(
+                gate,
+                site,
+                &model,
+                &req.body,
+                now,
+                pending,
+                fault == Fault::BadJson,
+            ),
+            None => (Kind::Other, Response::json(404, "")),
+        },
         ("POST", "/tedapi/v1", _) => {
             tedapi::post(site, &model, &req.body, None, fault == Fault::BadJson)
         }
@@ -805,6 +875,7 @@ fn test_route(shared: &Shared, req: &Request) -> Response {
             state.set_fault(Fault::None, None);
             state.set_local_fault(Fault::None, None);
             state.vitals = true;
+            state.v1r_pending = false;
             return ok();
         }
         "/test/local-fault" => {
@@ -819,6 +890,14 @@ fn test_route(shared: &Shared, req: &Request) -> Response {
         }
         "/test/vitals/on" | "/test/vitals/off" => {
             state.vitals = path.ends_with("/on");
+            return ok();
+        }
+        "/test/v1r/pending/on" | "/test/v1r/pending/off" => {
+            state.v1r_pending = path.ends_with("/on");
+            return ok();
+        }
+        "/test/v1r/logout" => {
+            state.v1r_token += 1;
             return ok();
         }
         _ => {}

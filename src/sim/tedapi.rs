@@ -8,7 +8,12 @@
 //!   status document, as upstream does. pw3 follows the rules the PW3 goldens were served with:
 //!   `ComponentsQuery`/`PW3Query` → that battery's components, `DeviceControllerQuery` with
 //!   variables → the full controller, any other `DeviceControllerQuery` → the status;
+//! * V2026_06 queries (signed version 2): `DeviceControllerQuery` → the full controller of the
+//!   same state reshaped by `sim::v2026`, `PW3Query` → the components limited to the requested
+//!   signals;
 //! * anything else → a bare `tail = 1`, as upstream.
+//!
+//! `sim::v1r` answers `/tedapi/v1r` by checking the signature and passing the bare envelope here.
 //!
 //! Replies use the envelope deliveryChannel 1, sender.din = the request's recipient DIN (pw2:
 //! always the gateway DIN, as upstream), recipient.local 1, tail 1.
@@ -130,12 +135,25 @@ pub fn post(
         }
         Body::SystemInfoRequest => (Kind::Firmware, site.firmware_reply.clone()),
         Body::Query(q) => {
-            let text = q
+            let (version, text) = q
                 .text()
-                .map(|(_, t)| String::from_utf8_lossy(&t).into_owned())
+                .map(|(v, t)| (v, String::from_utf8_lossy(&t).into_owned()))
                 .unwrap_or_default();
             let kind = classify_query(&text, &q.variables);
             let (status, data) = match (site.fixture, kind) {
+                // V2026_06 (signed query version 2): the same state, reshaped (`sim::v2026`).
+                (f, Kind::Status | Kind::Controller) if version == 2 => (
+                    if f == Fixture::Pw2 { 0 } else { 1 },
+                    super::v2026::controller(&render::controller(site, model), &text),
+                ),
+                (Fixture::Pw3, Kind::Components) if version == 2 => {
+                    let din = [recipient, routed_to.unwrap_or("")]
+                        .into_iter()
+                        .find(|d| site.components_of(d).is_some())
+                        .unwrap_or(site.din);
+                    let doc = render::components(site, model, din).unwrap_or_default();
+                    (1, super::v2026::components(&doc, &text))
+                }
                 (Fixture::Pw2, _) => (0, render::status(site, model)),
                 (_, Kind::Status) => (1, render::status(site, model)),
                 (_, Kind::Controller) => (1, render::controller(site, model)),

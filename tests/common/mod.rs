@@ -20,6 +20,7 @@ pub fn start_sim(fixture: Fixture, frozen: bool) -> SimHandle {
         gzip: false,
         cert_pem: None,
         key_pem: None,
+        v1r_public_key: None,
     })
     .expect("simulator starts")
 }

@@ -25,6 +25,7 @@ mod meters;
 mod pw3;
 mod py;
 mod system;
+pub mod v2026;
 mod views;
 mod vitals;
 
