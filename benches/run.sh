@@ -122,6 +122,24 @@ RS10_RSS=$(rss_kib $RS10)
 kill $RS10; wait $RS10 2>/dev/null || true
 SIZE=$(stat -c %s "$BIN")
 
+# The shipped static binary (scripts/release.sh builds it): memory and throughput under the same load.
+MUSL=dist/x86_64-unknown-linux-musl/pypowerwall-server
+MUSL_ROW="| Static musl binary (scripts/release.sh) | not built | | |"
+if [ -x "$MUSL" ]; then
+    echo "static musl binary ..."
+    PW_HOST=127.0.0.1:$SIM_PORT PW_GW_PWD=$GWPASS PW_PORT=$RS_PORT PW_BIND_ADDRESS=127.0.0.1 "$MUSL" 2>>"$OUT/rs.log" &
+    MU=$!; PIDS+=($MU)
+    wait_http "http://127.0.0.1:$RS_PORT/stats" 10 >/dev/null
+    wait_data "http://127.0.0.1:$RS_PORT/aggregates"
+    MU_IDLE=$(rss_kib $MU)
+    max_rss_during $MU "$SECS" > "$OUT/mu_rss" &
+    SAMPLER=$!
+    read -r MU_RPS MU_P50 MU_P99 < <(load "http://127.0.0.1:$RS_PORT/aggregates")
+    wait $SAMPLER; MU_LOAD=$(cat "$OUT/mu_rss")
+    kill $MU; wait $MU 2>/dev/null || true
+    MUSL_ROW="| Static musl binary: /aggregates req/s, p99 ms, RSS idle / under load (KiB), size | $MU_RPS, $MU_P99, $MU_IDLE / $MU_LOAD, $(stat -c %s "$MUSL") B | | |"
+fi
+
 # ---------------------------------------------------------------------------- Python server
 echo "Python pypowerwall-server 0.13.0 ..."
 VENV=target/bench-venv
@@ -168,6 +186,7 @@ echo "| Gateway status requests per 5 s tick under load | $RS_STATUS_PER_TICK | 
 echo "| Time to first answered request (ms) | $RS_FIRST | $PY_FIRST | $(ratio "$PY_FIRST" "$RS_FIRST") faster |"
 echo "| WebSocket: $WS_CLIENTS clients, ${WS_SECS}s | CPU $WS_CPU %, RSS $WS_RSS KiB | — | |"
 echo "| Binary size (bytes, glibc release) | $SIZE | — | |"
+echo "$MUSL_ROW"
 echo
 echo "WebSocket client: $WS_LINE"
 } | tee "$OUT/results.md"
