@@ -23,10 +23,14 @@ if ! need wrk; then
 fi
 
 echo "building release binaries ..."
+# What users run: the static musl binary (Docker scratch image, routers, Pi). A plain glibc
+# `cargo build --release` is measured too, for reference.
+scripts/release.sh --target x86_64-unknown-linux-musl --no-smoke > "$OUT/release.log" 2>&1
 cargo build --release -q
 cargo bench --bench wsload --no-run -q 2>/dev/null
 WSLOAD=$(find target/release/deps -maxdepth 1 -name 'wsload-*' -type f -executable -printf '%T@ %p\n' | sort -rn | awk 'NR == 1 {print $2}')
-BIN=target/release/pypowerwall-server
+BIN=dist/x86_64-unknown-linux-musl/pypowerwall-server
+GLIBC=target/release/pypowerwall-server
 SIM_PORT=18443 RS_PORT=18675 PY_PORT=18676 GWPASS=BenchPass-42
 
 # ---------------------------------------------------------------------------- helpers
@@ -122,23 +126,19 @@ RS10_RSS=$(rss_kib $RS10)
 kill $RS10; wait $RS10 2>/dev/null || true
 SIZE=$(stat -c %s "$BIN")
 
-# The shipped static binary (scripts/release.sh builds it): memory and throughput under the same load.
-MUSL=dist/x86_64-unknown-linux-musl/pypowerwall-server
-MUSL_ROW="| Static musl binary (scripts/release.sh) | not built | | |"
-if [ -x "$MUSL" ]; then
-    echo "static musl binary ..."
-    PW_HOST=127.0.0.1:$SIM_PORT PW_GW_PWD=$GWPASS PW_PORT=$RS_PORT PW_BIND_ADDRESS=127.0.0.1 "$MUSL" 2>>"$OUT/rs.log" &
-    MU=$!; PIDS+=($MU)
-    wait_http "http://127.0.0.1:$RS_PORT/stats" 10 >/dev/null
-    wait_data "http://127.0.0.1:$RS_PORT/aggregates"
-    MU_IDLE=$(rss_kib $MU)
-    max_rss_during $MU "$SECS" > "$OUT/mu_rss" &
-    SAMPLER=$!
-    read -r MU_RPS MU_P50 MU_P99 < <(load "http://127.0.0.1:$RS_PORT/aggregates")
-    wait $SAMPLER; MU_LOAD=$(cat "$OUT/mu_rss")
-    kill $MU; wait $MU 2>/dev/null || true
-    MUSL_ROW="| Static musl binary: /aggregates req/s, p99 ms, RSS idle / under load (KiB), size | $MU_RPS, $MU_P99, $MU_IDLE / $MU_LOAD, $(stat -c %s "$MUSL") B | | |"
-fi
+# The glibc build (`cargo build --release`), for reference.
+echo "glibc build ..."
+PW_HOST=127.0.0.1:$SIM_PORT PW_GW_PWD=$GWPASS PW_PORT=$RS_PORT PW_BIND_ADDRESS=127.0.0.1 "$GLIBC" 2>>"$OUT/rs.log" &
+GL=$!; PIDS+=($GL)
+wait_http "http://127.0.0.1:$RS_PORT/stats" 10 >/dev/null
+wait_data "http://127.0.0.1:$RS_PORT/aggregates"
+GL_IDLE=$(rss_kib $GL)
+max_rss_during $GL "$SECS" > "$OUT/gl_rss" &
+SAMPLER=$!
+read -r GL_RPS GL_P50 GL_P99 < <(load "http://127.0.0.1:$RS_PORT/aggregates")
+wait $SAMPLER; GL_LOAD=$(cat "$OUT/gl_rss")
+kill $GL; wait $GL 2>/dev/null || true
+GLIBC_ROW="| glibc build (cargo build --release): /aggregates req/s, p99 ms, RSS idle / under load (KiB), size | $GL_RPS, $GL_P99, $GL_IDLE / $GL_LOAD, $(stat -c %s "$GLIBC") B | | |"
 
 # ---------------------------------------------------------------------------- Python server
 echo "Python pypowerwall-server 0.13.0 ..."
@@ -170,7 +170,7 @@ kill "$PYP" 2>/dev/null || true
 # ---------------------------------------------------------------------------- report
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "n/a"; else printf "%.1f×", a / b }'; }
 {
-echo "| Measure | Rust | Python 0.13.0 | Ratio |"
+echo "| Measure | Rust (static musl binary) | Python 0.13.0 | Ratio |"
 echo "|---|---:|---:|---:|"
 echo "| /aggregates req/s (50 conns) | $RS_AGG_RPS | $PY_AGG_RPS | $(ratio "$RS_AGG_RPS" "$PY_AGG_RPS") |"
 echo "| /aggregates p50 / p99 ms | $RS_AGG_P50 / $RS_AGG_P99 | $PY_AGG_P50 / $PY_AGG_P99 | $(ratio "$PY_AGG_P99" "$RS_AGG_P99") (p99) |"
@@ -185,8 +185,8 @@ echo "| CPU idle, 10 gateways (% of a core) | $RS10_CPU (RSS $RS10_RSS KiB) | �
 echo "| Gateway status requests per 5 s tick under load | $RS_STATUS_PER_TICK | — | |"
 echo "| Time to first answered request (ms) | $RS_FIRST | $PY_FIRST | $(ratio "$PY_FIRST" "$RS_FIRST") faster |"
 echo "| WebSocket: $WS_CLIENTS clients, ${WS_SECS}s | CPU $WS_CPU %, RSS $WS_RSS KiB | — | |"
-echo "| Binary size (bytes, glibc release) | $SIZE | — | |"
-echo "$MUSL_ROW"
+echo "| Binary size (bytes, static musl x86_64) | $SIZE | — | |"
+echo "$GLIBC_ROW"
 echo
 echo "WebSocket client: $WS_LINE"
 } | tee "$OUT/results.md"

@@ -34,6 +34,9 @@ pub struct Ctx {
     pub aggregates: super::api::Aggregates,
     /// Control writes (`/control/*`, `/api/gateways/{id}/control/*`).
     pub control: Controller,
+    /// At most `PW_WORKERS` requests are being answered at once (writing the answer out is
+    /// not counted, so a client that does not read cannot hold a permit).
+    pub permits: super::server::Permits,
 }
 
 impl Ctx {
@@ -151,6 +154,14 @@ pub fn handle(ctx: &Ctx, mut rq: Request) {
         if_none_match: header("If-None-Match"),
         upgrade: header("Upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket")),
     };
+    // A POST body is read before taking a permit, so a slow sender cannot hold one.
+    let mut body = Vec::new();
+    let content_length = rq.body_length();
+    let too_big = content_length.is_some_and(|n| n as u64 > MAX_BODY);
+    if method == Method::Post && !too_big {
+        let _ = rq.as_reader().take(MAX_BODY + 1).read_to_end(&mut body);
+    }
+    let permit = ctx.permits.acquire();
     let answer = match method {
         Method::Get | Method::Head => {
             if req.upgrade {
@@ -159,18 +170,12 @@ pub fn handle(ctx: &Ctx, mut rq: Request) {
             routes::dispatch(req)
         }
         Method::Post => {
-            let mut body = Vec::new();
-            let content_length = rq.body_length();
             let content_type = header_value(&rq, "Content-Type");
             let authorization = header_value(&rq, "Authorization");
             let remote = rq
                 .remote_addr()
                 .map(|a| a.ip().to_string())
                 .unwrap_or_else(|| "?".into());
-            let too_big = content_length.is_some_and(|n| n as u64 > MAX_BODY);
-            if !too_big {
-                let _ = rq.as_reader().take(MAX_BODY + 1).read_to_end(&mut body);
-            }
             let post_req = PostReq {
                 path: &path,
                 gateway: None,
@@ -202,6 +207,7 @@ pub fn handle(ctx: &Ctx, mut rq: Request) {
         },
         _ => Answer::json(405, r#"{"error": "Method Not Allowed"}"#),
     };
+    drop(permit);
     send(rq, answer);
 }
 
