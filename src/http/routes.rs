@@ -347,6 +347,21 @@ fn help(req: &Req<'_>) -> Answer {
     Answer::text(200, "text/html", status::help(&doc))
 }
 
+/// OpenAPI parameter objects for the `{name}` segments of a path.
+fn path_params(path: &str) -> Vec<Value> {
+    path.split('/')
+        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .map(|name| {
+            Map::new()
+                .with("name", name)
+                .with("in", "path")
+                .with("required", true)
+                .with("schema", Map::new().with("type", "string"))
+                .into()
+        })
+        .collect()
+}
+
 /// The OpenAPI 3.1 document, generated from [`ROUTES`].
 pub fn openapi_doc() -> Value {
     let mut paths = Map::new();
@@ -357,18 +372,7 @@ pub fn openapi_doc() -> Value {
         } else {
             path.to_string()
         };
-        let params: Vec<Value> = path
-            .split('/')
-            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-            .map(|name| {
-                Map::new()
-                    .with("name", name)
-                    .with("in", "path")
-                    .with("required", true)
-                    .with("schema", Map::new().with("type", "string"))
-                    .into()
-            })
-            .collect();
+        let params = path_params(&path);
         let mut responses = Map::new().with(
             "200",
             Map::new().with("description", "OK").with(
@@ -392,19 +396,7 @@ pub fn openapi_doc() -> Value {
         paths.insert(path, Map::new().with("get", op));
     }
     for route in POST_ROUTES {
-        let params: Vec<Value> = route
-            .doc_path
-            .split('/')
-            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-            .map(|name| {
-                Map::new()
-                    .with("name", name)
-                    .with("in", "path")
-                    .with("required", true)
-                    .with("schema", Map::new().with("type", "string"))
-                    .into()
-            })
-            .collect();
+        let params = path_params(route.doc_path);
         let json_body = Map::new().with("type", "object").with(
             "properties",
             Map::new()
