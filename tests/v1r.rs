@@ -194,6 +194,18 @@ fn server_over_v1r_matches_basic_auth_tedapi() {
         Some("Local (v1r+wifi)")
     );
     assert_eq!(s.get("tedapi_mode").and_then(Value::as_str), Some("v1r"));
+    // /health lists the LAN transport (with the leader DIN) and the Wi-Fi one, as the proxy does.
+    let h = json::parse(&get(&v1r, "/health").body).unwrap();
+    assert_eq!(
+        h.path(&["transports", "v1r_lan", "status"])
+            .and_then(Value::as_str),
+        Some("ok")
+    );
+    assert!(h
+        .path(&["transports", "v1r_lan", "leader_din"])
+        .and_then(Value::as_str)
+        .is_some());
+    assert!(h.path(&["transports", "wifi_tedapi"]).is_some());
     assert_eq!(
         s.path(&["config", "PW_RSA_KEY_PATH"])
             .and_then(Value::as_str),

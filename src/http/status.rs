@@ -301,6 +301,39 @@ pub fn gateway_states(views: &[View]) -> Value {
     )
 }
 
+/// `/health` `transports`, as the proxy lists them per mode.
+fn transports(
+    tedapi_mode: &str,
+    tedapi: bool,
+    status: &str,
+    host: &str,
+    gw: Option<&crate::config::GatewayConfig>,
+    view: Option<&View>,
+) -> Map {
+    let entry = |host: &str| {
+        Map::new()
+            .with("active", true)
+            .with("status", status)
+            .with("host", host)
+    };
+    if tedapi_mode == "v1r" {
+        let din = view
+            .and_then(|v| v.facade.din.as_deref())
+            .map(Value::from)
+            .unwrap_or(Value::Null);
+        let mut m = Map::new().with("v1r_lan", entry(host).with("leader_din", din));
+        if let Some(wifi) = gw.and_then(|g| g.wifi_host.as_deref()) {
+            m.insert("wifi_tedapi", entry(wifi));
+        }
+        m
+    } else if tedapi {
+        Map::new().with("wifi_tedapi", entry(host))
+    } else {
+        // Plain local and cloud modes have no transports (as the proxy).
+        Map::new()
+    }
+}
+
 /// `/health`.
 pub fn health(cfg: &Config, stats: &Stats, view: Option<&View>, views: &[View]) -> Value {
     let c = stats.with(|c| c.clone());
@@ -338,18 +371,7 @@ pub fn health(cfg: &Config, stats: &Stats, view: Option<&View>, views: &[View]) 
         .with("current_time", clock::iso_utc(SystemTime::now(), true))
         .with(
             "transports",
-            if tedapi {
-                Map::new().with(
-                    "wifi_tedapi",
-                    Map::new()
-                        .with("active", true)
-                        .with("status", status)
-                        .with("host", host),
-                )
-            } else {
-                // Plain local mode has no transports (as the proxy).
-                Map::new()
-            },
+            transports(tedapi_mode, tedapi, status, host, gw, view),
         )
         .with(
             "proxy_stats",
