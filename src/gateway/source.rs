@@ -32,6 +32,16 @@ pub trait Source: Send {
     }
 }
 
+/// pypowerwall 0.22.2 falls back to the last non-empty git hash when a firmware answer has none.
+pub fn keep_githash(mut fresh: Firmware, previous: Option<&Firmware>) -> Firmware {
+    if fresh.githash.is_empty() {
+        if let Some(old) = previous.filter(|o| !o.githash.is_empty()) {
+            fresh.githash = old.githash.clone();
+        }
+    }
+    fresh
+}
+
 /// The transport for a configured gateway.
 pub fn build(cfg: &GatewayConfig) -> Box<dyn Source> {
     match cfg.mode {
@@ -221,7 +231,7 @@ pub(crate) fn tick<C: Fetch>(l: &mut Link<C>, cfg: &GatewayConfig) -> Result<Ted
             Err(e) => return Err(e),
         }
         match l.client.firmware(&din) {
-            Ok(f) => l.firmware = Some(f),
+            Ok(f) => l.firmware = Some(keep_githash(f, l.firmware.as_ref())),
             Err(Error::Cooldown { .. }) => {}
             Err(e) => log::debug!("gateway '{}': firmware: {e}", cfg.id),
         }
@@ -288,4 +298,26 @@ pub(crate) fn tick<C: Fetch>(l: &mut Link<C>, cfg: &GatewayConfig) -> Result<Ted
         native_aggregates,
         timestamp: crate::clock::unix_f64(SystemTime::now()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_git_hash_keeps_the_last_one() {
+        let old = Firmware {
+            githash: vec![0x7d, 0x8f],
+            ..Firmware::default()
+        };
+        let fresh = Firmware {
+            version: "25.10.1 7d8f0a8b".into(),
+            ..Firmware::default()
+        };
+        assert_eq!(
+            keep_githash(fresh.clone(), Some(&old)).githash,
+            vec![0x7d, 0x8f]
+        );
+        assert!(keep_githash(fresh, None).githash.is_empty());
+    }
 }
