@@ -475,12 +475,12 @@ fn post_form(ctx: &Ctx, req: &PostReq<'_>) -> Answer {
         "grid_export" => {
             let lower = value.to_ascii_lowercase();
             if value.is_empty() {
-                // The proxy prints this value unquoted (spec §3.8: a known quirk, kept).
-                let v = grid_export.unwrap_or_else(|| "None".into()).to_lowercase();
-                format!(
-                    r#"{{"grid_export": {}}}"#,
-                    if v.is_empty() { "false" } else { &v }
-                )
+                // The proxy prints this value unquoted, which is not JSON; the contract allows
+                // the valid form (spec proxy-compat §10.7), so it is quoted here.
+                let v = grid_export
+                    .unwrap_or_else(|| "unknown".into())
+                    .to_lowercase();
+                crate::json::Value::from(crate::json::Map::new().with("grid_export", v)).to_py()
             } else if ["battery_ok", "pv_only", "never"].contains(&lower.as_str()) {
                 let mut s = session.lock().unwrap_or_else(|e| e.into_inner());
                 let out = s.set_grid_export(&lower);
