@@ -56,4 +56,6 @@ pub struct TedapiData {
     pub native_aggregates: Option<Value>,
     /// Unix time of the fetch (`VITALS.timestamp`).
     pub timestamp: f64,
+    /// The gateway's start time held for this boot (`map::boot_hold`), when known.
+    pub boot: Option<map::BootHold>,
 }

@@ -170,6 +170,8 @@ pub(crate) struct Link<C> {
     components: Option<Value>,
     slow_at: Option<Instant>,
     battery_components: Vec<(String, Value)>,
+    /// The gateway start time held across ticks of one boot.
+    boot: Option<map::BootHold>,
 }
 
 impl<C: Fetch> Link<C> {
@@ -184,6 +186,7 @@ impl<C: Fetch> Link<C> {
             components: None,
             slow_at: None,
             battery_components: Vec::new(),
+            boot: None,
         }
     }
 }
@@ -285,7 +288,9 @@ pub(crate) fn tick<C: Fetch>(l: &mut Link<C>, cfg: &GatewayConfig) -> Result<Ted
         .as_mut()
         .and_then(|n| n.fetch_aggregates(Instant::now()));
 
+    l.boot = map::boot_hold(&controller, l.boot);
     Ok(TedapiData {
+        boot: l.boot,
         host: cfg.host.clone(),
         din,
         pw3: l.pw3,

@@ -39,6 +39,7 @@ use crate::json::{Map, Value};
 pub use aggregates::compute_ll_voltage;
 pub use clock::go_duration;
 pub use local::{decode_vitals, local, vitals_map, LocalData};
+pub use system::{boot_hold, BootHold};
 
 use py::{Py, NONE};
 
@@ -57,6 +58,7 @@ pub(crate) struct Src<'a> {
     pub host: &'a str,
     pub timestamp: f64,
     pub pw3: bool,
+    pub boot: Option<BootHold>,
 }
 
 impl<'a> Src<'a> {
@@ -75,6 +77,7 @@ impl<'a> Src<'a> {
             host: &d.host,
             timestamp: d.timestamp,
             pw3: d.pw3,
+            boot: d.boot,
         }
     }
 }

@@ -138,8 +138,43 @@ pub fn decode_githash(bytes: &[u8]) -> String {
     }
 }
 
-/// `get_gateway_uptime` without the per-boot hold: (start time text, uptime text).
-fn gateway_uptime(controller: &Value) -> Py<Option<(String, String)>> {
+/// The gateway's start time, held fixed for one boot as pypowerwall 0.22.2 does.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BootHold {
+    pub start: clock::GatewayTime,
+    /// The uptime (ms) of the snapshot that produced or confirmed `start`.
+    pub uptime_ms: f64,
+}
+
+/// Start = clock − uptime; the previous start is kept while the uptime has not dropped by more
+/// than 10 000 ms (no reboot) and the new start is within 600 s of it (clock noise, not a
+/// clock change). The poller keeps the result between ticks.
+pub fn boot_hold(controller: &Value, previous: Option<BootHold>) -> Option<BootHold> {
+    if !controller.is_object() {
+        return None;
+    }
+    let ms = vitals::sync_uptime_ms(controller).ok()?.as_f64()?;
+    let now = clock::parse_gateway_time(lookup(controller, &["system", "time"]))?;
+    let start = clock::minus_ms(now, ms)?;
+    Some(match previous {
+        Some(p)
+            if ms >= p.uptime_ms - 10_000.0
+                && (start.utc_us() - p.start.utc_us()).abs() <= 600 * 1_000_000 =>
+        {
+            BootHold {
+                start: p.start,
+                uptime_ms: ms,
+            }
+        }
+        _ => BootHold {
+            start,
+            uptime_ms: ms,
+        },
+    })
+}
+
+/// `get_gateway_uptime`: (start time text, uptime text); `held` is this boot's start.
+fn gateway_uptime(controller: &Value, held: Option<BootHold>) -> Py<Option<(String, String)>> {
     if !controller.is_object() {
         return Ok(None);
     }
@@ -150,7 +185,11 @@ fn gateway_uptime(controller: &Value) -> Py<Option<(String, String)>> {
     ) else {
         return Ok(None);
     };
-    let Some(start) = clock::minus_ms(now, ms).and_then(clock::format_start) else {
+    let start = match held {
+        Some(h) => Some(h.start),
+        None => clock::minus_ms(now, ms),
+    };
+    let Some(start) = start.and_then(clock::format_start) else {
         return Ok(None);
     };
     let duration = match uptime {
@@ -169,7 +208,7 @@ pub(crate) fn api_status(src: &Src) -> Py<Option<Value>> {
     if config.is_null() {
         return Ok(None);
     }
-    let uptime = gateway_uptime(src.controller)?;
+    let uptime = gateway_uptime(src.controller, src.boot)?;
     let git_hash = src
         .firmware
         .map(|f| decode_githash(&f.githash))
@@ -458,5 +497,42 @@ mod tests {
         );
         assert_eq!(decode_githash(b"ab\tc"), "61620963");
         assert_eq!(decode_githash(b""), "");
+    }
+}
+
+#[cfg(test)]
+mod boot_tests {
+    use super::*;
+    use crate::json::parse;
+
+    fn controller(time: &str, uptime_ms: i64) -> Value {
+        parse(&format!(
+            r#"{{"system": {{"time": "{time}"}}, "esCan": {{"bus": {{"SYNC": {{"packageSerialNumber": "J1"}}}}}},
+               "components": {{"msa": [{{"partNumber": "P", "serialNumber": "J1", "activeAlerts": [],
+               "signals": [{{"name": "SYNC_Uptime", "value": {uptime_ms}, "textValue": null, "boolValue": null}}]}}]}}}}"#
+        ))
+        .unwrap()
+    }
+
+    fn start_text(h: Option<BootHold>) -> String {
+        h.and_then(|h| clock::format_start(h.start))
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_start_time_is_held_for_one_boot() {
+        let first = boot_hold(&controller("2025-05-16T10:00:00-07:00", 45_000_000), None);
+        assert_eq!(start_text(first), "2025-05-15 21:30:00 -0700");
+        // 5 s later by the clock, but the uptime says 6.5 s: the computed start moves 1.5 s back;
+        // the held one does not.
+        let next = boot_hold(&controller("2025-05-16T10:00:05-07:00", 45_006_500), first);
+        assert_eq!(start_text(next), "2025-05-15 21:30:00 -0700");
+        // A reboot (uptime dropped) starts a new boot.
+        let rebooted = boot_hold(&controller("2025-05-16T10:10:00-07:00", 60_000), next);
+        assert_eq!(start_text(rebooted), "2025-05-16 10:09:00 -0700");
+        // A clock change of more than 600 s is not noise either.
+        let moved = boot_hold(&controller("2025-05-16T11:10:05-07:00", 65_000), rebooted);
+        assert_eq!(start_text(moved), "2025-05-16 11:09:00 -0700");
+        assert_eq!(boot_hold(&controller("garbage", 1), None), None);
     }
 }

@@ -47,6 +47,7 @@ fn fixture(set: &str) -> TedapiData {
                 firmware: Some(Firmware::default()),
                 native_aggregates: Some(json_file(&dir.join("api.meters.aggregates.json"))),
                 timestamp: 1795713430.7877233,
+                boot: None,
             }
         }
         _ => {
@@ -80,6 +81,7 @@ fn fixture(set: &str) -> TedapiData {
                 }),
                 native_aggregates: None,
                 timestamp: 1795713726.2568576,
+                boot: None,
             }
         }
     }
@@ -313,6 +315,7 @@ fn case_input(input: &Value) -> TedapiData {
         firmware,
         native_aggregates: doc("native_aggregates"),
         timestamp: 0.0,
+        boot: None,
     }
 }
 
