@@ -21,6 +21,22 @@ fn ecu(kind: i64) -> Map {
     Map::new().with("ecuType", kind)
 }
 
+/// The identity keys every Tesla ECU block ends with, in the reference's order.
+trait EcuIdentity {
+    fn with_ecu_identity(self, part: Value, serial: Value, ecu_type: i64) -> Self;
+}
+
+impl EcuIdentity for Map {
+    fn with_ecu_identity(self, part: Value, serial: Value, ecu_type: i64) -> Map {
+        self.with("firmwareVersion", Value::Null)
+            .with("lastCommunicationTime", Value::Null)
+            .with("manufacturer", "TESLA")
+            .with("partNumber", part)
+            .with("serialNumber", serial)
+            .with("teslaEnergyEcuAttributes", ecu(ecu_type))
+    }
+}
+
 fn alerts_of(v: &Value) -> Value {
     or(lookup(v, &["alerts", "active"]), &Value::Array(Vec::new())).clone()
 }
@@ -232,12 +248,7 @@ fn inverters(config: &Value, status: &Value, vin: &Value) -> Py<(Map, Map, Map)>
             .with("alerts", alerts_of(p))
             .with("PVI-PowerStatusSetpoint", Value::Null)
             .with("componentParentDin", Value::Null)
-            .with("firmwareVersion", Value::Null)
-            .with("lastCommunicationTime", Value::Null)
-            .with("manufacturer", "TESLA")
-            .with("partNumber", part.clone())
-            .with("serialNumber", serial.clone())
-            .with("teslaEnergyEcuAttributes", ecu(296));
+            .with_ecu_identity(part.clone(), serial.clone(), 296);
         if let Some(Value::Object(f)) = fans.get(&name).filter(|f| f.truthy()) {
             let rpm = |k: &str| f.get(k).cloned().unwrap_or(Value::Null);
             block.insert(
@@ -276,12 +287,7 @@ fn inverters(config: &Value, status: &Value, vin: &Value) -> Py<(Map, Map, Map)>
                 .with("PVS_vLL", pvs_of("PVS_vLL"))
                 .with("alerts", alerts_of(&pvs_i))
                 .with("componentParentDin", name.clone())
-                .with("firmwareVersion", Value::Null)
-                .with("lastCommunicationTime", Value::Null)
-                .with("manufacturer", "TESLA")
-                .with("partNumber", part.clone())
-                .with("serialNumber", serial.clone())
-                .with("teslaEnergyEcuAttributes", ecu(297));
+                .with_ecu_identity(part.clone(), serial.clone(), 297);
             pvs.insert(pair_name("PVS", &part, &serial), pvs_block);
         }
         pvac.insert(name, block);
@@ -339,12 +345,7 @@ fn ststsm(status: &Value, vin: &Value) -> Map {
         Map::new()
             .with("STSTSM-Location", "Gateway")
             .with("alerts", alerts_of(lookup(status, &["control"])))
-            .with("firmwareVersion", Value::Null)
-            .with("lastCommunicationTime", Value::Null)
-            .with("manufacturer", "TESLA")
-            .with("partNumber", part)
-            .with("serialNumber", serial)
-            .with("teslaEnergyEcuAttributes", ecu(207)),
+            .with_ecu_identity(part, serial, 207),
     )
 }
 
@@ -451,12 +452,7 @@ fn batteries(status: &Value, vin: &Value) -> Py<(Map, Map, Map)> {
                 .with("THC_State", thc_state)
                 .with("alerts", alerts_of(p))
                 .with("componentParentDin", parent_din.clone())
-                .with("firmwareVersion", Value::Null)
-                .with("lastCommunicationTime", Value::Null)
-                .with("manufacturer", "TESLA")
-                .with("partNumber", part.clone())
-                .with("serialNumber", serial.clone())
-                .with("teslaEnergyEcuAttributes", ecu(224)),
+                .with_ecu_identity(part.clone(), serial.clone(), 224),
         );
 
         let aligned = |list: &'static str| -> Py<Value> {
@@ -507,12 +503,7 @@ fn batteries(status: &Value, vin: &Value) -> Py<(Map, Map, Map)> {
                 .with("POD_state", Value::Null)
                 .with("alerts", alerts_of(p))
                 .with("componentParentDin", parent.clone())
-                .with("firmwareVersion", Value::Null)
-                .with("lastCommunicationTime", Value::Null)
-                .with("manufacturer", "TESLA")
-                .with("partNumber", part.clone())
-                .with("serialNumber", serial.clone())
-                .with("teslaEnergyEcuAttributes", ecu(226)),
+                .with_ecu_identity(part.clone(), serial.clone(), 226),
         );
 
         let pinv = aligned("PINV")?;
@@ -554,12 +545,7 @@ fn batteries(status: &Value, vin: &Value) -> Py<(Map, Map, Map)> {
                 .with("PINV_Vout", s("PINV_Status", "PINV_Vout"))
                 .with("alerts", alerts_of(&pinv))
                 .with("componentParentDin", parent.clone())
-                .with("firmwareVersion", Value::Null)
-                .with("lastCommunicationTime", Value::Null)
-                .with("manufacturer", "TESLA")
-                .with("partNumber", part.clone())
-                .with("serialNumber", serial.clone())
-                .with("teslaEnergyEcuAttributes", ecu(253)),
+                .with_ecu_identity(part.clone(), serial.clone(), 253),
         );
     }
     Ok((tethc, tepinv, tepod))
