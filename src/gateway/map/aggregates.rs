@@ -192,24 +192,39 @@ fn site(status: &Value, config: &Value, remote: &Map) -> Py<Map> {
     }
     let [v1, v2, v3] = v;
     let vll = zero_to_none(ll_voltage(&v1, &v2, &zero_to_none(v3))?);
-    let amps = current(&grid_power, &vll)?;
-    let [ia, ib, ic] = i;
+    measured(
+        grid_power,
+        vll,
+        i,
+        1,
+        format!(
+            "site: voltage/current from {}",
+            used_meter.unwrap_or("unknown")
+        ),
+    )
+}
+
+/// The measured keys of a site, load or solar section, in the reference's order: power, line
+/// voltage, the current derived from both, per-phase currents, meter count, disclaimer.
+fn measured(
+    power: Value,
+    vll: Value,
+    phases: [Value; 3],
+    meters: impl Into<Value>,
+    disclaimer: impl Into<Value>,
+) -> Py<Map> {
+    let amps = current(&power, &vll)?;
+    let [ia, ib, ic] = phases;
     Ok(Map::new()
-        .with("instant_power", grid_power)
+        .with("instant_power", power)
         .with("instant_average_voltage", vll)
         .with("instant_average_current", amps.clone())
         .with("i_a_current", ia)
         .with("i_b_current", ib)
         .with("i_c_current", ic)
         .with("instant_total_current", amps)
-        .with("num_meters_aggregated", 1)
-        .with(
-            "disclaimer",
-            format!(
-                "site: voltage/current from {}",
-                used_meter.unwrap_or("unknown")
-            ),
-        ))
+        .with("num_meters_aggregated", meters)
+        .with("disclaimer", disclaimer))
 }
 
 fn load(status: &Value) -> Py<Map> {
@@ -223,20 +238,13 @@ fn load(status: &Value) -> Py<Map> {
     let v2 = get_or_empty(islander, "ISLAND_VL2N_Load", &z)?;
     let v3 = get_or_empty(islander, "ISLAND_VL3N_Load", &z)?;
     let vll = zero_to_none(ll_voltage(v1, v2, v3)?);
-    let amps = current(&power, &vll)?;
-    Ok(Map::new()
-        .with("instant_power", power)
-        .with("instant_average_voltage", vll)
-        .with("instant_average_current", amps.clone())
-        .with("i_a_current", 0)
-        .with("i_b_current", 0)
-        .with("i_c_current", 0)
-        .with("instant_total_current", amps)
-        .with("num_meters_aggregated", 1)
-        .with(
-            "disclaimer",
-            "load: voltage from ISLAND_AcMeasurements, current calculated from power",
-        ))
+    measured(
+        power,
+        vll,
+        [Value::Int(0), Value::Int(0), Value::Int(0)],
+        1,
+        "load: voltage from ISLAND_AcMeasurements, current calculated from power",
+    )
 }
 
 /// Sum and count of the truthy `<key>` values of the PW3 vitals blocks named `<prefix>*`.
@@ -339,18 +347,7 @@ fn solar(status: &Value, pw3: Option<&Map>, remote: &Map) -> Py<Map> {
         voltage_source.unwrap_or("unknown")
     );
     let vll = zero_to_none(vll);
-    let amps = current(&power, &vll)?;
-    let [ia, ib, ic] = yi;
-    Ok(Map::new()
-        .with("instant_power", power)
-        .with("instant_average_voltage", vll)
-        .with("instant_average_current", amps.clone())
-        .with("i_a_current", ia)
-        .with("i_b_current", ib)
-        .with("i_c_current", ic)
-        .with("instant_total_current", amps)
-        .with("num_meters_aggregated", count)
-        .with("disclaimer", disclaimer))
+    measured(power, vll, yi, count, disclaimer)
 }
 
 fn battery(status: &Value, pw3: Option<&Map>) -> Py<Map> {
