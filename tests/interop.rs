@@ -49,38 +49,29 @@ fn run_pypowerwall(python: &PathBuf, args: &[&str]) -> Value {
     json::parse(stdout.trim()).unwrap_or_else(|e| panic!("bad output {stdout}: {e}"))
 }
 
-fn check(fixture: Fixture) {
-    let Some(python) = python() else { return };
-    let sim = start_sim(fixture, true);
-    let theirs = read_with_pypowerwall(&python, &sim.addr().to_string());
-
-    let app = start_server(&sim.addr().to_string(), &[]);
-    wait_online(&app);
-    let ours = |p: &str| json::parse(&get(&app, p).body).unwrap();
-
+/// What pypowerwall read equals what our server serves: DIN, SOE, aggregates (from
+/// `aggregates_route`), vitals keys, strings, temperatures and firmware version.
+fn assert_reads_alike(theirs: &Value, app: &pypowerwall_server::app::App, aggregates_route: &str) {
+    let ours = |p: &str| json::parse(&get(app, p).body).unwrap();
     assert_eq!(theirs.get("din"), ours("/pw/din").get("din"), "DIN");
     assert_eq!(theirs.get("level"), ours("/pw/level").get("level"), "SOE");
     assert_eq!(
         theirs.get("aggregates"),
-        Some(&ours("/api/meters/aggregates")),
+        Some(&ours(aggregates_route)),
         "aggregates"
     );
-    let our_keys: Vec<Value> = ours("/pw/vitals")
+    let keys: Vec<String> = ours("/pw/vitals")
         .as_object()
-        .map(|m| {
-            let mut k: Vec<String> = m.keys().cloned().collect();
-            k.sort();
-            k.into_iter().map(Value::Str).collect()
-        })
+        .map(|m| m.keys().cloned().collect())
         .unwrap_or_default();
     assert_eq!(
         theirs.get("vitals_keys"),
-        Some(&Value::Array(our_keys)),
+        Some(&sorted(keys)),
         "vitals keys"
     );
     assert_eq!(
         theirs.get("strings"),
-        Some(&ours("/json").get("strings").cloned().unwrap()),
+        ours("/json").get("strings"),
         "strings"
     );
     assert_eq!(theirs.get("temps"), Some(&ours("/pw/temps")), "temps");
@@ -89,6 +80,23 @@ fn check(fixture: Fixture) {
         ours("/pw/version").get("version"),
         "firmware version"
     );
+}
+
+/// A sorted JSON list of strings.
+fn sorted(mut items: Vec<String>) -> Value {
+    items.sort();
+    Value::Array(items.into_iter().map(Value::Str).collect())
+}
+
+fn check(fixture: Fixture) {
+    let Some(python) = python() else { return };
+    let sim = start_sim(fixture, true);
+    let theirs = read_with_pypowerwall(&python, &sim.addr().to_string());
+
+    let app = start_server(&sim.addr().to_string(), &[]);
+    wait_online(&app);
+    assert_reads_alike(&theirs, &app, "/api/meters/aggregates");
+    let ours = |p: &str| json::parse(&get(&app, p).body).unwrap();
     assert_eq!(
         theirs.get("pw3").and_then(Value::as_bool),
         ours("/stats").get("pw3").and_then(Value::as_bool),
@@ -126,38 +134,13 @@ fn pypowerwall_reads_pw2_simulator_in_local_mode_like_we_do() {
 
     let app = start_local_server(&host, &[]);
     wait_online(&app);
+    assert_reads_alike(&theirs, &app, "/pw/aggregates");
     let ours = |p: &str| json::parse(&get(&app, p).body).unwrap();
-    assert_eq!(theirs.get("din"), ours("/pw/din").get("din"), "DIN");
-    assert_eq!(theirs.get("level"), ours("/pw/level").get("level"), "SOE");
-    assert_eq!(
-        theirs.get("aggregates"),
-        Some(&ours("/pw/aggregates")),
-        "aggregates"
-    );
-    let mut our_keys: Vec<String> = ours("/pw/vitals")
-        .as_object()
-        .map(|m| m.keys().cloned().collect())
-        .unwrap_or_default();
-    our_keys.sort();
-    assert_eq!(
-        theirs.get("vitals_keys"),
-        Some(&Value::Array(
-            our_keys.into_iter().map(Value::Str).collect()
-        )),
-        "vitals keys"
-    );
-    assert_eq!(
-        theirs.get("strings"),
-        ours("/json").get("strings"),
-        "strings"
-    );
-    assert_eq!(theirs.get("temps"), Some(&ours("/pw/temps")), "temps");
-    assert_eq!(theirs.get("version"), ours("/pw/version").get("version"));
     assert_eq!(
         theirs.get("site_name"),
         ours("/pw/site_name").get("site_name")
     );
-    let mut our_alerts: Vec<String> = ours("/pw/alerts")
+    let alerts: Vec<String> = ours("/pw/alerts")
         .get("alerts")
         .and_then(Value::as_array)
         .map(|a| {
@@ -167,14 +150,7 @@ fn pypowerwall_reads_pw2_simulator_in_local_mode_like_we_do() {
                 .collect()
         })
         .unwrap_or_default();
-    our_alerts.sort();
-    assert_eq!(
-        theirs.get("alerts"),
-        Some(&Value::Array(
-            our_alerts.into_iter().map(Value::Str).collect()
-        )),
-        "alerts"
-    );
+    assert_eq!(theirs.get("alerts"), Some(&sorted(alerts)), "alerts");
     assert_eq!(
         theirs.get("grid_status").and_then(Value::as_str),
         Some("UP")
