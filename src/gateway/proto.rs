@@ -679,6 +679,20 @@ fn put_bytes(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
     let _ = w.write_with_tag(field << 3 | 2, |w| w.write_bytes(bytes));
 }
 
+/// Deterministic pseudo-random bytes (xorshift32) for the decoders' garbage tests; `seed`
+/// carries the state from one call to the next.
+#[cfg(test)]
+pub(crate) fn noise(seed: &mut u32, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 17;
+            *seed ^= *seed << 5;
+            *seed as u8
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -871,14 +885,7 @@ mod tests {
     fn garbage_never_panics() {
         let mut seed = 0x1234_5678u32;
         for len in 0..300 {
-            let bytes: Vec<u8> = (0..len)
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 17;
-                    seed ^= seed << 5;
-                    seed as u8
-                })
-                .collect();
+            let bytes = noise(&mut seed, len);
             let _ = Message::decode(&bytes);
         }
         let good = config_request().encode();

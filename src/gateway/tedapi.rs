@@ -812,14 +812,7 @@ mod tests {
         ));
         let mut seed = 0x9e37_79b9u32;
         for len in 0..400 {
-            let bytes: Vec<u8> = (0..len)
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 17;
-                    seed ^= seed << 5;
-                    seed as u8
-                })
-                .collect();
+            let bytes = crate::gateway::proto::noise(&mut seed, len);
             for expect in [Expect::Din, Expect::Config, Expect::Query, Expect::Firmware] {
                 let _ = decode_reply(200, &bytes, expect);
             }

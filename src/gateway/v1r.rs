@@ -1125,14 +1125,7 @@ mod tests {
         );
         let mut seed = 0x2545_f491u32;
         for len in 0..300 {
-            let bytes: Vec<u8> = (0..len)
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 17;
-                    seed ^= seed << 5;
-                    seed as u8
-                })
-                .collect();
+            let bytes = crate::gateway::proto::noise(&mut seed, len);
             let _ = decode_reply(200, &bytes, "fp");
             for e in [
                 Expect::Config,
