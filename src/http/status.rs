@@ -355,10 +355,7 @@ pub fn health(cfg: &Config, stats: &Stats, view: Option<&View>, views: &[View]) 
         .with("tedapi_mode", tedapi_mode)
         .with(
             "pypowerwall_cache_expire",
-            cfg.gateways
-                .first()
-                .map(|g| g.poll_interval.as_secs() as i64)
-                .unwrap_or(5),
+            gw.map(|g| g.poll_interval.as_secs() as i64).unwrap_or(5),
         )
         .with("degradation_cache_ttl_seconds", cfg.server.cache_ttl as i64)
         .with(
