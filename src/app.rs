@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use crate::config::{Config, GatewayConfig, HttpsMode};
 use crate::gateway::queries::QuerySet;
-use crate::gateway::tls;
 use crate::http::api::Aggregates;
 use crate::http::legacy;
 use crate::http::router::Ctx;
@@ -19,6 +18,7 @@ use crate::http::ws::{self, WsHub, WsSettings};
 use crate::poll::{self, Poller};
 use crate::sim;
 use crate::snapshot::{GatewaySnapshot, Health, Hub};
+use crate::wire::tls;
 
 /// The gateway password the demo simulator is started with.
 const DEMO_PASSWORD: &str = "DEMO-PASSWORD";
@@ -133,6 +133,8 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
             auth_mode: crate::config::AuthMode::Cookie,
             cloud: None,
             rsa_key_path: None,
+            #[cfg(feature = "v1r")]
+            rsa_key: None,
             wifi_host: None,
         });
         sim_handle = Some(handle);
@@ -183,7 +185,7 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
         origins: cfg.server.cors_origins.clone(),
     });
     let ctx = Arc::new(Ctx {
-        config: cfg.clone(),
+        config: cfg.public(),
         hub: hub.clone(),
         stats: Stats::new(),
         default_gateway: cfg.default_gateway,

@@ -12,6 +12,8 @@ pub mod gateway;
 pub mod http;
 pub mod json;
 pub mod poll;
+pub mod secret;
 pub mod sim;
 pub mod snapshot;
 pub mod summary;
+pub mod wire;

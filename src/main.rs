@@ -42,7 +42,7 @@ fn healthcheck(url: Option<String>) -> ExitCode {
 fn main() -> ExitCode {
     let mut args = pico_args::Arguments::from_env();
     if args.contains(["-h", "--help"]) {
-        print!("{}", config::HELP);
+        print!("{}", config::help());
         return ExitCode::SUCCESS;
     }
     if args.contains(["-V", "--version"]) {
@@ -74,20 +74,24 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let opt = |args: &mut pico_args::Arguments, name: &'static str| {
-        args.opt_value_from_str::<_, String>(name)
-    };
+    // Every flag comes from the configuration-key table.
     let cli = (|| -> Result<config::CliOverrides, pico_args::Error> {
-        Ok(config::CliOverrides {
-            host: opt(&mut args, "--host")?,
-            gw_pwd: opt(&mut args, "--gw-pwd")?,
-            password: opt(&mut args, "--password")?,
-            port: opt(&mut args, "--port")?,
-            bind: opt(&mut args, "--bind")?,
-            config: opt(&mut args, "--config")?,
-            demo: args.contains("--demo"),
-            debug: args.contains("--debug"),
-        })
+        let mut cli = config::CliOverrides::default();
+        for flag in config::KEYS.iter().filter_map(|k| k.flag) {
+            match flag.value {
+                Some(_) => {
+                    if let Some(v) = args.opt_value_from_str::<_, String>(flag.name)? {
+                        cli.set(flag.name, v);
+                    }
+                }
+                None => {
+                    if args.contains(flag.name) {
+                        cli.switch(flag.name);
+                    }
+                }
+            }
+        }
+        Ok(cli)
     })();
     let cli = match cli {
         Ok(c) => c,

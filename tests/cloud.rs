@@ -304,9 +304,7 @@ fn the_fake_cloud_refuses_http1() {
     // An HTTP/1.1 client (no ALPN h2) gets no service.
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(5))
-        .tls_config(pypowerwall_server::gateway::tls::gateway_client_config(
-            None,
-        ))
+        .tls_config(pypowerwall_server::wire::tls::gateway_client_config(None))
         .build();
     let r = agent.get(&format!("{}api/1/products", fake.url())).call();
     assert!(r.is_err(), "HTTP/1.1 was served");

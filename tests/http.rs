@@ -8,9 +8,9 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use common::*;
-use pypowerwall_server::gateway::tls;
 use pypowerwall_server::json::{self, Value};
 use pypowerwall_server::sim::Fixture;
+use pypowerwall_server::wire::tls;
 
 #[test]
 fn https_prefix_head_keepalive_and_queries() {

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use pypowerwall_server::gateway::proto::{Body, Message, Participant};
 use pypowerwall_server::gateway::queries::{QuerySet, SignedQueries};
-use pypowerwall_server::gateway::tls;
 use pypowerwall_server::json;
 use pypowerwall_server::sim::{self, Fixture, SimHandle, SimOptions};
+use pypowerwall_server::wire::tls;
 
 const PW2: &str = "src/sim/fixtures/pw2";
 const PW3: &str = "src/sim/fixtures/pw3";

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use pypowerwall_server::gateway::native::{Native, FAIL_BACKOFF, TOKEN_TTL};
 use pypowerwall_server::gateway::proto::{Body, Message, Participant, SystemInfo};
 use pypowerwall_server::gateway::tedapi::{Client, ClientOptions, Error};
-use pypowerwall_server::gateway::tls;
+use pypowerwall_server::wire::tls;
 
 const DIN: &str = "1232100-00-E--TG123456789ABC";
 const PWD: &str = "ABCDEFGHIJ";

@@ -124,7 +124,7 @@ fn now_unix() -> i64 {
 impl Session {
     /// Reads the token file of `auth` (no network yet).
     pub fn open(label: &str, auth: &CloudAuth, timeout: Duration) -> Result<Session, Error> {
-        let transport = default_transport(&auth.ca_pem()?)?;
+        let transport = default_transport(&ca_pem(auth)?)?;
         Session::with_transport(label, auth, timeout, transport)
     }
 
@@ -585,4 +585,14 @@ pub fn shared(
     let s = Arc::new(Mutex::new(Session::open(label, auth, timeout)?));
     r.push((key, Arc::downgrade(&s)));
     Ok(s)
+}
+
+/// The extra CA certificates of `auth` (empty without `PW_CLOUD_CA`).
+pub fn ca_pem(auth: &CloudAuth) -> Result<Vec<u8>, Error> {
+    match &auth.ca_file {
+        None => Ok(Vec::new()),
+        Some(p) => {
+            std::fs::read(p).map_err(|e| Error::Setup(format!("PW_CLOUD_CA: cannot read {p}: {e}")))
+        }
+    }
 }

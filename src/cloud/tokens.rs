@@ -12,29 +12,13 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::Error;
 use crate::json::{self, Map, Value};
 
-pub const AUTH_FILE: &str = ".pypowerwall.auth";
-pub const SITE_FILE: &str = ".pypowerwall.site";
-pub const FLEET_FILE: &str = ".pypowerwall.fleetapi";
-
-/// The directory of the token files (`""` is the working directory, `~/` is `$HOME/`).
-pub fn dir(authpath: &str) -> PathBuf {
-    let p = authpath.trim();
-    if p.is_empty() {
-        return PathBuf::from(".");
-    }
-    if let Some(rest) = p.strip_prefix("~/") {
-        if let Some(home) = std::env::var_os("HOME") {
-            return Path::new(&home).join(rest);
-        }
-    }
-    PathBuf::from(p)
-}
+pub use crate::config::token_files::{dir, has_fleet, has_owner, AUTH_FILE, FLEET_FILE, SITE_FILE};
 
 /// Writes `bytes` to `path` atomically with mode 0600.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
@@ -221,16 +205,6 @@ impl std::fmt::Debug for FleetConfig {
     }
 }
 
-/// True when the FleetAPI file exists in `dir` (the proxy's auto-select prefers it).
-pub fn has_fleet(dir: &Path) -> bool {
-    dir.join(FLEET_FILE).is_file()
-}
-
-/// True when the Owner API token file exists in `dir`.
-pub fn has_owner(dir: &Path) -> bool {
-    dir.join(AUTH_FILE).is_file()
-}
-
 /// Reads `.pypowerwall.fleetapi`.
 pub fn read_fleet(dir: &Path) -> Result<FleetConfig, Error> {
     let path = dir.join(FLEET_FILE);
@@ -265,6 +239,7 @@ pub fn write_fleet(dir: &Path, c: &FleetConfig) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn tmp(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("ppws-tokens-{}-{name}", std::process::id()));

@@ -2,51 +2,16 @@
 //!
 //! Both become a [`Value`] first, so one validator serves every source. Unknown keys are refused
 //! (a typo must not silently drop a setting), and every error names the file, the gateway and
-//! the key. `server:` keys are mapped onto the environment variable they stand for, so the
-//! environment overrides the file with no second set of parsing rules.
+//! the key. `server:` keys are the [`Key::file`] names of [`KEYS`], read with the same rules as
+//! the environment variable they stand for (the environment overrides the file).
 
 use std::time::Duration;
 
-use super::{validate_host, ConfigError, GatewayConfig, GatewayDefaults, Mode};
-use crate::gateway::queries::QuerySet;
-use crate::gateway::tls;
+use super::keys::{self, Key, KEYS};
+use super::{validate_host, ConfigError, GatewayConfig, GatewayDefaults, Mode, QuerySet};
 use crate::json::{Map, Value};
-
-/// `server:` key → the environment variable with the same meaning.
-const SERVER_KEYS: &[(&str, &str)] = &[
-    ("host", "PW_BIND_ADDRESS"),
-    ("port", "PW_PORT"),
-    ("workers", "PW_WORKERS"),
-    ("https", "PW_HTTPS"),
-    ("tls_cert", "PW_TLS_CERT"),
-    ("tls_key", "PW_TLS_KEY"),
-    ("base_url", "PROXY_BASE_URL"),
-    ("style", "PW_STYLE"),
-    ("browser_cache", "PW_BROWSER_CACHE"),
-    ("neg_solar", "PW_NEG_SOLAR"),
-    ("site_zero_threshold", "PW_SITE_ZERO_THRESHOLD"),
-    ("cache_ttl", "PW_CACHE_TTL"),
-    ("poll_interval", "PW_CACHE_EXPIRE"),
-    ("timeout", "PW_TIMEOUT"),
-    ("idle_timeout", "PW_IDLE_TIMEOUT"),
-    ("max_connections", "PW_MAX_CONNECTIONS"),
-    ("cors_origins", "CORS_ORIGINS"),
-    ("default_gateway", "PW_DEFAULT_GATEWAY"),
-    ("control_enabled", "CONTROL_ENABLED"),
-    ("control_token", "CONTROL_TOKEN"),
-    ("control_secret", "PW_CONTROL_SECRET"),
-    ("auth_path", "PW_AUTH_PATH"),
-    ("cloud_owner_url", "PW_CLOUD_OWNER_URL"),
-    ("cloud_auth_url", "PW_CLOUD_AUTH_URL"),
-    ("fleetapi_url", "PW_FLEETAPI_URL"),
-    ("cloud_ca", "PW_CLOUD_CA"),
-    ("www_dir", "PW_WWW_DIR"),
-    ("debug", "PW_DEBUG"),
-    ("tedapi_api_version", "PW_TEDAPI_API_VERSION"),
-    ("health_503_when_offline", "PW_HEALTH_503"),
-    ("ws_interval", "PW_WS_INTERVAL"),
-    ("ws_max_clients", "PW_WS_MAX_CLIENTS"),
-];
+use crate::secret::Secret;
+use crate::wire::tls;
 
 const GATEWAY_KEYS: &[&str] = &[
     "id",
@@ -149,11 +114,11 @@ fn scalar_text(v: &Value) -> Option<String> {
     }
 }
 
-/// Checks the top level and returns the `server:` settings as (variable, label, text).
+/// Checks the top level and returns the `server:` settings as (key, label, text).
 pub fn server_settings(
     doc: &Value,
     path: &str,
-) -> Result<Vec<(&'static str, String, String)>, ConfigError> {
+) -> Result<Vec<(&'static Key, String, String)>, ConfigError> {
     let top = doc
         .as_object()
         .ok_or_else(|| ConfigError::new(path, "must be a mapping"))?;
@@ -174,23 +139,18 @@ pub fn server_settings(
         .ok_or_else(|| ConfigError::new(format!("{path}: server"), "must be a mapping"))?;
     for (k, v) in server.iter() {
         let label = format!("{path}: server.{k}");
-        let var = SERVER_KEYS
-            .iter()
-            .find(|(key, _)| key == k)
-            .map(|(_, var)| *var)
-            .ok_or_else(|| {
-                ConfigError::new(
-                    &label,
-                    format!(
-                        "unknown key (known: {})",
-                        SERVER_KEYS
-                            .iter()
-                            .map(|(k, _)| *k)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                )
-            })?;
+        let var = keys::by_file_key(k).ok_or_else(|| {
+            ConfigError::new(
+                &label,
+                format!(
+                    "unknown key (known: {})",
+                    KEYS.iter()
+                        .filter_map(|k| k.file)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+        })?;
         let text = scalar_text(v)
             .ok_or_else(|| ConfigError::new(&label, "must be a value, not a mapping"))?;
         out.push((var, label, text));
@@ -316,8 +276,8 @@ fn gateway(
     if !host.is_empty() {
         validate_host(&format!("{origin}: gateway '{id}' host"), &host)?;
     }
-    let mut password = text("password")?;
-    let mut gw_pwd = text("gw_pwd")?;
+    let mut password = text("password")?.map(Secret::new);
+    let mut gw_pwd = text("gw_pwd")?.map(Secret::new);
     let need = |what: &str| {
         err(
             "gw_pwd",
@@ -333,8 +293,8 @@ fn gateway(
             format!("{label} password"),
             format!("{label} gw_pwd"),
         );
-        super::v1r_mode(
-            super::V1rKeys {
+        super::mode::v1r_mode(
+            super::mode::V1rKeys {
                 key: &names.0,
                 wifi: &names.1,
                 password: &names.2,
@@ -346,12 +306,16 @@ fn gateway(
             password,
         )
     };
+    #[cfg_attr(not(feature = "v1r"), allow(unused_mut, unused_variables))]
+    let mut rsa_key: Option<super::mode::LoadedKey> = None;
     let mode = match (cloud_mode, &cloud) {
         (true, Some(c)) if c.fleet => Mode::FleetApi,
         (true, _) => Mode::Cloud,
         _ => match text("mode")?.as_deref() {
             None | Some("auto") | Some("v1r") if rsa_key_path.is_some() => {
-                v1r(gw_pwd.is_some(), password.is_some())?
+                let (mode, key) = v1r(gw_pwd.is_some(), password.is_some())?;
+                rsa_key = Some(key);
+                mode
             }
             Some("v1r") => {
                 return Err(err(
@@ -426,6 +390,8 @@ fn gateway(
         auth_mode: defaults.auth_mode,
         cloud,
         rsa_key_path: rsa_key_path.filter(|_| matches!(mode, Mode::V1r | Mode::V1rWifi)),
+        #[cfg(feature = "v1r")]
+        rsa_key,
         wifi_host: wifi_host.filter(|_| mode == Mode::V1rWifi),
     })
 }

@@ -41,6 +41,7 @@ use super::source::{Source, Tedapi};
 use super::tedapi::{self, Error};
 use crate::config::{AuthMode, GatewayConfig, Mode};
 use crate::json::{self, Value};
+use crate::secret::Secret;
 
 /// How long a 404 (or a 401/403 after a fresh login) keeps a URI from being asked again.
 pub const NEGATIVE_TTL: Duration = Duration::from_secs(600);
@@ -92,12 +93,9 @@ const SLOW: &[&str] = &[
 ];
 
 /// The gateway's Wi-Fi address, where the reference attaches TEDAPI in hybrid mode.
-const GW_IP: &str = "192.168.91.1";
-
-/// Whether a gateway with both passwords runs hybrid (the reference's host rule).
-pub fn hybrid_host(host: &str) -> bool {
-    host == GW_IP || host == format!("{GW_IP}:443")
-}
+/// Whether a gateway with both passwords runs hybrid (the reference's host rule, kept in
+/// `config` with the other rules of what a setting means).
+pub use crate::config::hybrid_host;
 
 /// The login credential sent with every request.
 #[derive(Clone, PartialEq)]
@@ -132,7 +130,7 @@ pub enum Fetched {
 #[derive(Clone)]
 pub struct LocalOptions {
     pub host: String,
-    pub password: String,
+    pub password: Secret,
     pub email: String,
     pub auth_mode: AuthMode,
     pub timeout: Duration,
@@ -233,7 +231,7 @@ impl LocalClient {
         self.forwarder.set(None);
         let body = format!(
             "username=customer&password={}&email={}&clientInfo=timezone",
-            form_encode(&self.opts.password),
+            form_encode(self.opts.password.expose()),
             form_encode(&self.opts.email)
         );
         let result = self
@@ -832,7 +830,7 @@ mod tests {
     fn forwarder_never_forwards_api_paths_or_without_login() {
         let c = LocalClient::new(LocalOptions {
             host: "127.0.0.1:9".into(),
-            password: String::new(),
+            password: Secret::default(),
             email: String::new(),
             auth_mode: AuthMode::Cookie,
             timeout: Duration::from_millis(200),

@@ -12,10 +12,12 @@ pub mod proto;
 pub mod queries;
 pub mod source;
 pub mod tedapi;
-pub mod tls;
 #[cfg(feature = "v1r")]
 pub mod v1r;
 pub mod vitals_pb;
+
+/// The gateway TLS policy lives with the other wire plumbing.
+pub use crate::wire::tls;
 
 use crate::json::Value;
 

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use super::tedapi::{self, ClientOptions, Error};
 use crate::json::{self, Value};
+use crate::secret::Secret;
 
 /// How long after a failure no new attempt is made (upstream `NATIVE_FAIL_RETRY`).
 pub const FAIL_BACKOFF: Duration = Duration::from_secs(300);
@@ -34,7 +35,7 @@ const AGGREGATES: &str = "/api/meters/aggregates";
 pub struct Native {
     agent: ureq::Agent,
     base: String,
-    password: Option<String>,
+    password: Option<Secret>,
     token: Option<(String, Instant)>,
     last_good: Option<Value>,
     blocked_until: Option<Instant>,
@@ -57,8 +58,14 @@ impl fmt::Debug for Native {
 
 impl Native {
     /// Uses `host`, `timeout` and `pin` from the TEDAPI options; no network traffic.
+    /// The customer password is derived from the gateway password ([`from_gateway_password`]).
     pub fn new(opts: &ClientOptions) -> Result<Native, Error> {
-        let password = customer_password(&opts.gw_pwd);
+        Native::with_password(opts, from_gateway_password(&opts.gw_pwd))
+    }
+
+    /// With a customer password given as it is (v1r: `PW_PASSWORD` or the end of `PW_GW_PWD`,
+    /// [`crate::config::customer_password`]); `None` is never available.
+    pub fn with_password(opts: &ClientOptions, password: Option<Secret>) -> Result<Native, Error> {
         Ok(Native {
             agent: tedapi::agent(opts.timeout, opts.pin),
             base: tedapi::base_url(&opts.host)?,
@@ -69,6 +76,12 @@ impl Native {
             backoff: FAIL_BACKOFF,
             failing: false,
         })
+    }
+
+    /// True when the customer login will send `password` (tests).
+    #[cfg(test)]
+    pub(crate) fn logs_in_with(&self, password: &str) -> bool {
+        self.password.as_ref().is_some_and(|p| p.matches(password))
     }
 
     /// Whether a customer password could be derived (`gw_pwd` has at least 5 characters).
@@ -166,7 +179,11 @@ impl Native {
     /// `POST /api/login/Basic`; stores and returns the token.
     fn login(&mut self, now: Instant) -> Result<String, Error> {
         self.token = None;
-        let password = self.password.as_deref().unwrap_or_default();
+        let password = self
+            .password
+            .as_ref()
+            .map(Secret::expose)
+            .unwrap_or_default();
         let result = self
             .agent
             .post(&format!("{}/api/login/Basic", self.base))
@@ -190,10 +207,15 @@ impl Native {
     }
 }
 
-/// The customer password: the last 5 characters of the gateway password.
+/// The customer password of a TEDAPI gateway: the last 5 characters of the gateway password
+/// ([`crate::config::customer_password`]); none when it is shorter (upstream never logs in then).
+pub fn from_gateway_password(gw_pwd: &Secret) -> Option<Secret> {
+    (gw_pwd.chars() >= 5).then(|| crate::config::customer_password(None, Some(gw_pwd)))?
+}
+
+#[cfg(test)]
 fn customer_password(gw_pwd: &str) -> Option<String> {
-    let chars: Vec<char> = gw_pwd.chars().collect();
-    (chars.len() >= 5).then(|| chars[chars.len() - 5..].iter().collect())
+    from_gateway_password(&Secret::new(gw_pwd)).map(|s| s.expose().to_string())
 }
 
 /// The login body exactly as Python `requests` encodes upstream's dict: the nested

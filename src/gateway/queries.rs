@@ -11,30 +11,7 @@ use crate::json::{self, Value};
 const V2024_06: &str = include_str!("queries/V2024_06.json");
 const V2026_06: &str = include_str!("queries/V2026_06.json");
 
-/// Which stored query set to send (`PW_TEDAPI_API_VERSION`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum QuerySet {
-    #[default]
-    V2024_06,
-    V2026_06,
-}
-
-impl QuerySet {
-    pub fn parse(s: &str) -> Option<QuerySet> {
-        match s {
-            "V2024_06" => Some(QuerySet::V2024_06),
-            "V2026_06" => Some(QuerySet::V2026_06),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            QuerySet::V2024_06 => "V2024_06",
-            QuerySet::V2026_06 => "V2026_06",
-        }
-    }
-}
+pub use crate::config::QuerySet;
 
 /// The three queries a poller needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,17 +77,7 @@ fn v2026(doc: &Value, op: &str) -> Result<Query, String> {
     })
 }
 
-/// Decodes lowercase or uppercase hex; `None` on odd length or a non-hex digit.
-pub fn hex(s: &str) -> Option<Vec<u8>> {
-    let s = s.trim();
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
+pub use crate::wire::hex;
 
 #[cfg(test)]
 mod tests {

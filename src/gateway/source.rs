@@ -191,6 +191,14 @@ impl<C: Fetch> Link<C> {
     }
 }
 
+impl<C> Link<C> {
+    /// The native `/api/meters/aggregates` fetcher of this link (tests).
+    #[cfg(test)]
+    pub(crate) fn native(&self) -> Option<&Native> {
+        self.native.as_ref()
+    }
+}
+
 pub(crate) fn options(cfg: &GatewayConfig) -> ClientOptions {
     let mut o = ClientOptions::new(cfg.host.clone(), cfg.gw_pwd.clone().unwrap_or_default());
     o.timeout = cfg.timeout;

@@ -13,16 +13,15 @@
 //! gzip are capped at [`MAX_BODY`], protobuf decoding is length-checked, JSON nesting is limited.
 
 use std::fmt;
-use std::io::Read;
 use std::time::{Duration, Instant};
 
 use super::proto::{Body, Message};
 use super::queries::{QuerySet, SignedQueries};
 use super::{tls, Firmware};
 use crate::json::{self, Value};
-
-/// Largest body we read from a gateway, and the largest a gzip body may inflate to.
-pub const MAX_BODY: usize = 16 * 1024 * 1024;
+use crate::secret::Secret;
+pub(crate) use crate::wire::{agent, base64, base_url, call, read_body};
+pub use crate::wire::{gunzip_if_gzip, Error, MAX_BODY};
 
 /// How long every call is refused after HTTP 429 or 503 (upstream: 5 minutes).
 pub const RATE_LIMIT_COOLDOWN: Duration = Duration::from_secs(300);
@@ -36,7 +35,7 @@ pub struct ClientOptions {
     /// `host[:port]`; an IPv6 literal may be given bare or in brackets.
     pub host: String,
     /// Full gateway password from the QR sticker (usually 10 characters).
-    pub gw_pwd: String,
+    pub gw_pwd: Secret,
     /// Timeout of each request (connect + send + whole reply). Default 5 s.
     pub timeout: Duration,
     /// Accept only the certificate with this SHA-256 fingerprint (default: any certificate).
@@ -47,7 +46,7 @@ pub struct ClientOptions {
 
 impl ClientOptions {
     /// Options with the defaults: 5 s timeout, no pin, V2024_06 queries.
-    pub fn new(host: impl Into<String>, gw_pwd: impl Into<String>) -> ClientOptions {
+    pub fn new(host: impl Into<String>, gw_pwd: impl Into<Secret>) -> ClientOptions {
         ClientOptions {
             host: host.into(),
             gw_pwd: gw_pwd.into(),
@@ -60,7 +59,7 @@ impl Default for ClientOptions {
     fn default() -> ClientOptions {
         ClientOptions {
             host: "192.168.91.1".into(),
-            gw_pwd: String::new(),
+            gw_pwd: Secret::default(),
             timeout: Duration::from_secs(5),
             pin: None,
             query_set: QuerySet::default(),
@@ -80,55 +79,6 @@ impl fmt::Debug for ClientOptions {
             .finish()
     }
 }
-
-/// Why a TEDAPI call failed. Messages name what failed and never contain the password.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Error {
-    /// HTTP 401 or 403: wrong gateway password, or TEDAPI not reachable from this network.
-    Auth,
-    /// No complete answer within the timeout.
-    Timeout,
-    /// Connection refused, DNS failure, TLS failure (including a pin mismatch), connection
-    /// closed before a reply, or an unusable host.
-    Unreachable(String),
-    /// A rate-limit cooldown is running; no request was sent.
-    Cooldown { remaining: Duration },
-    /// Any other non-200 status (429/503 also start the cooldown).
-    Http(u16),
-    /// The reply could not be used: undecodable protobuf, missing payload, oversized body, …
-    BadReply(String),
-    /// v1r: the gateway refused a signed message (a `MessageFault`, or the RSA key is unknown or
-    /// still pending verification); the text says which and what to do.
-    Rejected(String),
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::Auth => write!(
-                f,
-                "gateway refused the credentials (HTTP 401/403): check the gateway password \
-                 and that TEDAPI is reachable from this network"
-            ),
-            Error::Timeout => write!(f, "gateway did not answer within the timeout"),
-            Error::Unreachable(why) => write!(f, "gateway unreachable: {why}"),
-            Error::Cooldown { remaining } => write!(
-                f,
-                "rate-limit cooldown after HTTP 429/503: {} s left, request not sent",
-                remaining.as_secs()
-            ),
-            Error::Http(code @ (429 | 503)) => write!(
-                f,
-                "gateway answered HTTP {code} (rate limited): pausing requests for a cooldown"
-            ),
-            Error::Http(code) => write!(f, "gateway answered HTTP {code}"),
-            Error::BadReply(why) => write!(f, "unusable reply from gateway: {why}"),
-            Error::Rejected(why) => write!(f, "gateway refused the signed request: {why}"),
-        }
-    }
-}
-
-impl std::error::Error for Error {}
 
 /// What a reply is expected to carry; selects the decoding in [`decode_reply`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -268,139 +218,6 @@ pub(crate) fn query_json(data: &str, strict: bool) -> Result<Value, Error> {
     }
 }
 
-/// Inflates a gzip body (`1f 8b` magic, more than 2 bytes) up to [`MAX_BODY`].
-/// `Ok(None)`: not gzip, or not valid gzip (use the raw bytes). Inflating beyond the cap is an
-/// error rather than a fallback, so a gzip bomb is refused outright.
-pub fn gunzip_if_gzip(body: &[u8]) -> Result<Option<Vec<u8>>, Error> {
-    if body.len() <= 2 || body[..2] != [0x1f, 0x8b] {
-        return Ok(None);
-    }
-    let mut out = Vec::new();
-    let reader = flate2::read::MultiGzDecoder::new(body);
-    match reader.take(MAX_BODY as u64 + 1).read_to_end(&mut out) {
-        Ok(_) if out.len() > MAX_BODY => Err(Error::BadReply(format!(
-            "gzip body inflates beyond {} MiB",
-            MAX_BODY >> 20
-        ))),
-        Ok(_) => Ok(Some(out)),
-        Err(e) => {
-            log::debug!("TEDAPI body starts like gzip but does not inflate ({e}); using raw bytes");
-            Ok(None)
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Transport helpers shared with `native`
-// ---------------------------------------------------------------------------------------------
-
-/// `https://host[:port]`, refusing hosts that would change the URL's meaning.
-pub(crate) fn base_url(host: &str) -> Result<String, Error> {
-    let host = host.trim();
-    let bad = |why: &str| Err(Error::Unreachable(format!("invalid host '{host}': {why}")));
-    if host.is_empty() {
-        return bad("empty");
-    }
-    if host.parse::<std::net::Ipv6Addr>().is_ok() {
-        return Ok(format!("https://[{host}]"));
-    }
-    if host
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control() || "/?#@\\".contains(c))
-    {
-        return bad("expected host[:port]");
-    }
-    Ok(format!("https://{host}"))
-}
-
-/// A keep-alive agent with the gateway TLS policy and the timeout on every phase.
-pub(crate) fn agent(timeout: Duration, pin: Option<tls::Fingerprint>) -> ureq::Agent {
-    ureq::AgentBuilder::new()
-        .tls_config(tls::gateway_client_config(pin))
-        .timeout(timeout)
-        .timeout_connect(timeout)
-        .build()
-}
-
-/// Status and (unread) response of a call, or the transport failure.
-pub(crate) fn call(
-    result: Result<ureq::Response, ureq::Error>,
-) -> Result<(u16, ureq::Response), Error> {
-    match result {
-        Ok(r) => Ok((r.status(), r)),
-        Err(ureq::Error::Status(code, r)) => Ok((code, r)),
-        Err(ureq::Error::Transport(t)) => Err(transport_error(&t)),
-    }
-}
-
-fn transport_error(t: &ureq::Transport) -> Error {
-    if timed_out(t) {
-        return Error::Timeout;
-    }
-    match t.kind() {
-        ureq::ErrorKind::BadStatus | ureq::ErrorKind::BadHeader => {
-            Error::BadReply(format!("malformed HTTP reply: {t}"))
-        }
-        _ => Error::Unreachable(t.to_string()),
-    }
-}
-
-fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            if matches!(
-                io.kind(),
-                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
-            ) {
-                return true;
-            }
-        }
-        cur = err.source();
-    }
-    false
-}
-
-/// Reads a body up to [`MAX_BODY`]; larger bodies are refused.
-pub(crate) fn read_body(response: ureq::Response) -> Result<Vec<u8>, Error> {
-    let mut body = Vec::new();
-    match response
-        .into_reader()
-        .take(MAX_BODY as u64 + 1)
-        .read_to_end(&mut body)
-    {
-        Ok(_) if body.len() > MAX_BODY => Err(Error::BadReply(format!(
-            "reply body larger than {} MiB",
-            MAX_BODY >> 20
-        ))),
-        Ok(_) => Ok(body),
-        Err(e) if timed_out(&e) => Err(Error::Timeout),
-        Err(e) => Err(Error::BadReply(format!("reply body cut short: {e}"))),
-    }
-}
-
-/// Standard base64 (with padding), for the Basic-auth header.
-pub(crate) fn base64(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 // ---------------------------------------------------------------------------------------------
 // The client
 // ---------------------------------------------------------------------------------------------
@@ -430,7 +247,7 @@ impl Client {
     pub fn new(opts: ClientOptions) -> Result<Client, Error> {
         let base = base_url(&opts.host)?;
         let queries = SignedQueries::load(opts.query_set).map_err(Error::BadReply)?;
-        let credentials = format!("{TEDAPI_USER}:{}", opts.gw_pwd);
+        let credentials = format!("{TEDAPI_USER}:{}", opts.gw_pwd.expose());
         Ok(Client {
             agent: agent(opts.timeout, opts.pin),
             base,

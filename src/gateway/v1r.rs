@@ -31,12 +31,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPublicKey};
-use rsa::pkcs1v15::SigningKey;
-use rsa::pkcs8::DecodePrivateKey;
-use rsa::sha2::Sha512;
-use rsa::signature::{SignatureEncoding, Signer};
-use rsa::traits::PublicKeyParts;
+pub use crate::config::rsa_key::{RsaKey, KEY_BITS, REGISTER_KEY_FILENAME};
+use crate::wire::hex_lower as hex;
 
 use super::facade::Facade;
 use super::native::Native;
@@ -50,9 +46,7 @@ use super::tedapi::{self, Client, Error, Expect, Reply};
 use super::{tls, Firmware};
 use crate::config::{GatewayConfig, Mode};
 use crate::json::{self, Value};
-
-/// Key size pypowerwall registers and this client expects.
-pub const KEY_BITS: usize = 4096;
+use crate::secret::Secret;
 
 /// Lifetime of a signature: `expires_at = ceil(now) + 12` (upstream).
 pub const SIGNATURE_TTL: u32 = 12;
@@ -60,127 +54,9 @@ pub const SIGNATURE_TTL: u32 = 12;
 /// Consecutive LAN failures that switch leader queries to the Wi-Fi host.
 pub const LAN_TRIP_AFTER: u32 = 3;
 
-/// The file `python -m pypowerwall register` writes and reuses.
-pub const REGISTER_KEY_FILENAME: &str = "tedapi_rsa_private.pem";
-
 /// `min(60 · 2ⁿ, 7680)` seconds: the LAN probe and Wi-Fi follower back-off.
 pub fn backoff(n: u32) -> Duration {
     Duration::from_secs(60u64.saturating_mul(1u64 << n.min(8)).min(7680))
-}
-
-// ---------------------------------------------------------------------------------------------
-// The key
-// ---------------------------------------------------------------------------------------------
-
-/// A registered v1r private key. `Debug` shows the fingerprint only.
-pub struct RsaKey {
-    signing: SigningKey<Sha512>,
-    public_der: Vec<u8>,
-    fingerprint: String,
-    bits: usize,
-}
-
-impl fmt::Debug for RsaKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RsaKey")
-            .field("bits", &self.bits)
-            .field("fingerprint", &self.fingerprint)
-            .finish_non_exhaustive()
-    }
-}
-
-impl RsaKey {
-    /// Reads a PEM private key file (`PW_RSA_KEY_PATH`). Errors say what is wrong and how to
-    /// get a key, never the key's content.
-    pub fn load(path: &str) -> Result<RsaKey, String> {
-        let pem = std::fs::read_to_string(path).map_err(|e| {
-            format!(
-                "cannot read the RSA private key '{path}': {e} (create and register one with \
-                 `python -m pypowerwall register`, which writes {REGISTER_KEY_FILENAME})"
-            )
-        })?;
-        RsaKey::from_pem(&pem).map_err(|e| format!("'{path}': {e}"))
-    }
-
-    /// Parses a PEM private key: PKCS#1 "RSA PRIVATE KEY" (what pypowerwall writes) or
-    /// unencrypted PKCS#8 "PRIVATE KEY". Only RSA-4096 keys are accepted.
-    pub fn from_pem(pem: &str) -> Result<RsaKey, String> {
-        let key = if pem.contains("-----BEGIN RSA PRIVATE KEY-----") {
-            rsa::PrivateKey::from_pkcs1_pem(pem)
-                .map_err(|e| format!("not a usable PKCS#1 RSA private key ({e})"))?
-        } else if pem.contains("-----BEGIN PRIVATE KEY-----") {
-            rsa::PrivateKey::from_pkcs8_pem(pem)
-                .map_err(|e| format!("not a usable PKCS#8 RSA private key ({e})"))?
-        } else if pem.contains("ENCRYPTED") {
-            return Err(
-                "encrypted private keys are not supported (pypowerwall writes an \
-                        unencrypted PEM)"
-                    .into(),
-            );
-        } else {
-            return Err(
-                "not a PEM private key (expected \"-----BEGIN RSA PRIVATE KEY-----\")".into(),
-            );
-        };
-        let bits = key.size() * 8;
-        if bits != KEY_BITS {
-            return Err(format!(
-                "the RSA key has {bits} bits; v1r keys are RSA-{KEY_BITS} (as \
-                 `python -m pypowerwall register` makes them)"
-            ));
-        }
-        RsaKey::from_private(key)
-    }
-
-    /// Any key size: for the simulator's tests only (the gateway side wants [`KEY_BITS`]).
-    #[doc(hidden)]
-    pub fn from_pem_any_size(pem: &str) -> Result<RsaKey, String> {
-        let key = rsa::PrivateKey::from_pkcs1_pem(pem).map_err(|e| e.to_string())?;
-        RsaKey::from_private(key)
-    }
-
-    fn from_private(key: rsa::PrivateKey) -> Result<RsaKey, String> {
-        let bits = key.size() * 8;
-        let public_der = key
-            .to_public_key()
-            .to_pkcs1_der()
-            .map_err(|e| format!("cannot encode the public key ({e})"))?
-            .as_bytes()
-            .to_vec();
-        let fingerprint = hex(ring::digest::digest(&ring::digest::SHA256, &public_der).as_ref());
-        Ok(RsaKey {
-            signing: SigningKey::<Sha512>::new(key),
-            public_der,
-            fingerprint,
-            bits,
-        })
-    }
-
-    /// The DER PKCS#1 RSAPublicKey sent as `signer_identity.public_key`.
-    pub fn public_der(&self) -> &[u8] {
-        &self.public_der
-    }
-
-    /// SHA-256 hex of [`RsaKey::public_der`], as `pypowerwall register` prints it.
-    pub fn fingerprint(&self) -> &str {
-        &self.fingerprint
-    }
-
-    pub fn bits(&self) -> usize {
-        self.bits
-    }
-
-    /// RSASSA-PKCS1-v1_5 with SHA-512 over `msg`.
-    pub fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, Error> {
-        self.signing
-            .try_sign(msg)
-            .map(|s| s.to_vec())
-            .map_err(|e| Error::BadReply(format!("RSA signing failed: {e}")))
-    }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -222,7 +98,9 @@ pub fn signed_request(
     uuid: &str,
 ) -> Result<Vec<u8>, Error> {
     let expires = expires_at(now_unix);
-    let signature = key.sign(&bytes_to_sign(leader_din, expires, envelope)?)?;
+    let signature = key
+        .sign(&bytes_to_sign(leader_din, expires, envelope)?)
+        .map_err(Error::BadReply)?;
     Ok(RoutableMessage {
         to_domain: Some(DOMAIN_ENERGY_DEVICE),
         payload: envelope.to_vec(),
@@ -441,8 +319,8 @@ fn first_json_object(b: &[u8]) -> Option<&[u8]> {
 pub struct V1rOptions {
     /// The PW3's LAN address, `host[:port]`.
     pub host: String,
-    /// The customer password (5 characters; `PW_PASSWORD` or the end of `PW_GW_PWD`).
-    pub password: String,
+    /// The customer password (`PW_PASSWORD` or the end of `PW_GW_PWD`).
+    pub password: Secret,
     pub key: Arc<RsaKey>,
     pub timeout: Duration,
     pub pin: Option<tls::Fingerprint>,
@@ -465,7 +343,7 @@ impl fmt::Debug for V1rOptions {
 pub struct V1rClient {
     agent: ureq::Agent,
     base: String,
-    password: String,
+    password: Secret,
     key: Arc<RsaKey>,
     queries: SignedQueries,
     /// Bearer token and session cookies from the login; kept out of `Debug` and logs.
@@ -503,7 +381,7 @@ impl V1rClient {
     /// `POST /api/login/Basic` with the JSON customer login → Bearer token (and cookies).
     pub fn login(&mut self) -> Result<(), Error> {
         let mut body = String::from(r#"{"username": "customer", "password": "#);
-        json::write_str(&mut body, &self.password);
+        json::write_str(&mut body, self.password.expose());
         body.push_str(
             r#", "email": "customer@customer.domain", "clientInfo": {"timezone": "America/Chicago"}}"#,
         );
@@ -883,16 +761,17 @@ impl V1r {
 
     fn connect(&self) -> Result<Link<Transport>, Error> {
         let cfg = &self.cfg;
-        let path = cfg.rsa_key_path.as_deref().unwrap_or_default();
-        let key =
-            RsaKey::load(path).map_err(|e| Error::Rejected(format!("PW_RSA_KEY_PATH: {e}")))?;
-        let password = customer_password(cfg).ok_or_else(|| {
+        // Loaded once, when the configuration was read.
+        let key = cfg.rsa_key.clone().ok_or_else(|| {
+            Error::Rejected("PW_RSA_KEY_PATH: no RSA private key was loaded".into())
+        })?;
+        let password = cfg.customer_password().ok_or_else(|| {
             Error::Rejected("v1r needs PW_PASSWORD or PW_GW_PWD (its last 5 characters)".into())
         })?;
         let lan = V1rClient::new(V1rOptions {
             host: cfg.host.clone(),
             password: password.clone(),
-            key: Arc::new(key),
+            key,
             timeout: cfg.timeout,
             pin: cfg.tls_fingerprint,
             query_set: cfg.query_set,
@@ -912,9 +791,9 @@ impl V1r {
         };
         // The gateway's own `/api/meters/aggregates` answers on the LAN port with the customer
         // login (one of the three REST endpoints a PW3 keeps there).
-        let mut native_opts = source::options(cfg);
-        native_opts.gw_pwd = password;
-        let native = Native::new(&native_opts).ok();
+        // The customer password is passed as it is: deriving it again from a field named
+        // `gw_pwd` broke the login for a `PW_PASSWORD` that is not exactly 5 characters.
+        let native = Native::with_password(&source::options(cfg), Some(password)).ok();
         Ok(Link::new(
             Transport {
                 id: cfg.id.clone(),
@@ -934,12 +813,7 @@ impl V1r {
 
 /// `password`, else the last 5 characters of `gw_pwd` (upstream `gw_pwd[-5:]`).
 pub fn customer_password(cfg: &GatewayConfig) -> Option<String> {
-    cfg.password.clone().or_else(|| {
-        cfg.gw_pwd.as_ref().map(|p| {
-            let n = p.chars().count();
-            p.chars().skip(n.saturating_sub(5)).collect()
-        })
-    })
+    cfg.customer_password().map(|s| s.expose().to_string())
 }
 
 impl Source for V1r {
@@ -1228,6 +1102,7 @@ mod tests {
             email: String::new(),
             auth_mode: crate::config::AuthMode::Cookie,
             rsa_key_path: None,
+            rsa_key: None,
             wifi_host: None,
             cloud: None,
         };
@@ -1237,5 +1112,41 @@ mod tests {
         cfg.password = None;
         cfg.gw_pwd = Some("ÄBC".into());
         assert_eq!(customer_password(&cfg).as_deref(), Some("ÄBC"));
+    }
+
+    /// See: issue 14. A `PW_PASSWORD` that is not exactly 5 characters broke the v1r native
+    /// login: it was written into a `gw_pwd` field and its last 5 characters taken again.
+    #[test]
+    fn r14_native_login_uses_the_customer_password_as_given() {
+        let key = include_str!("../../tests/fixtures/v1r/test_rsa_private.pem");
+        let key = Arc::new(RsaKey::from_pem(key).unwrap());
+        for (password, gw_pwd, want) in [
+            (Some("Secret-12345"), Some("ABCDEFGHIJ"), "Secret-12345"),
+            (Some("abc"), None, "abc"),
+            (None, Some("ABCDEFGHIJ"), "FGHIJ"),
+        ] {
+            let cfg = GatewayConfig {
+                id: "x".into(),
+                name: "x".into(),
+                host: "127.0.0.1:9".into(),
+                gw_pwd: gw_pwd.map(Secret::from),
+                password: password.map(Secret::from),
+                poll_interval: Duration::from_secs(5),
+                timeout: Duration::from_secs(1),
+                tls_fingerprint: None,
+                query_set: QuerySet::V2024_06,
+                simulated: false,
+                mode: Mode::V1r,
+                email: String::new(),
+                auth_mode: crate::config::AuthMode::Cookie,
+                rsa_key_path: Some("test_rsa_private.pem".into()),
+                rsa_key: Some(key.clone()),
+                wifi_host: None,
+                cloud: None,
+            };
+            let link = V1r::new(cfg).connect().unwrap();
+            let native = link.native().expect("a native fetcher");
+            assert!(native.logs_in_with(want), "{password:?} / {gw_pwd:?}");
+        }
     }
 }

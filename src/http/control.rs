@@ -27,6 +27,7 @@ use crate::cloud::session::{self, Kind, Session};
 use crate::cloud::Error as CloudError;
 use crate::config::{CloudAuth, Config};
 use crate::json::{self, py_float, Map, Value};
+use crate::secret::Secret;
 
 /// The operation modes a client may set.
 pub const MODES: &[&str] = &["self_consumption", "backup", "autonomous"];
@@ -80,7 +81,7 @@ struct Target {
 
 /// Who may write, and where each gateway's writes go.
 pub struct Controller {
-    tokens: Vec<String>,
+    tokens: Vec<Secret>,
     targets: Vec<Target>,
 }
 
@@ -132,7 +133,7 @@ impl Controller {
     fn token_ok(&self, given: &str) -> bool {
         let mut ok = false;
         for t in &self.tokens {
-            ok |= ct_eq(given.as_bytes(), t.as_bytes());
+            ok |= t.matches(given);
         }
         ok && !given.is_empty()
     }

@@ -16,7 +16,7 @@ use super::legacy::{Body, JSON};
 use super::routes;
 use super::status::Stats;
 use super::www;
-use crate::config::{Config, HttpsMode};
+use crate::config::{HttpsMode, Public};
 use crate::snapshot::{Hub, View};
 
 /// Largest request body we read (the proxy's POST limit).
@@ -24,7 +24,8 @@ pub const MAX_BODY: u64 = 4096;
 
 /// Everything a request handler may read.
 pub struct Ctx {
-    pub config: Config,
+    /// The configuration without its secrets.
+    pub config: Public,
     pub hub: Arc<Hub>,
     pub stats: Stats,
     /// Index of the gateway the legacy routes serve.

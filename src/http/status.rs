@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
 
 use crate::clock;
-use crate::config::{mask, Config};
+use crate::config::{keys, Public as Config, PublicGateway};
 use crate::json::{Map, Value};
 use crate::snapshot::{State, View};
 
@@ -111,12 +111,6 @@ fn opt(v: &Option<String>) -> Value {
     v.as_deref().map(Value::from).unwrap_or(Value::Null)
 }
 
-fn masked(v: &Option<String>) -> Value {
-    v.as_deref()
-        .map(|s| Value::from(mask(s)))
-        .unwrap_or(Value::Null)
-}
-
 /// The signature shared by [`stats`] and [`health`].
 pub type Builder = fn(&Config, &Stats, Option<&View>, &[View]) -> Value;
 
@@ -161,52 +155,8 @@ pub fn stats(cfg: &Config, stats: &Stats, view: Option<&View>, views: &[View]) -
         .with("siteid", opt(&s.siteid))
         .with("counter", 0)
         .with("cf", s.cache_file.as_str());
-    let f = &s.legacy_flags;
-    let config = Map::new()
-        .with("PW_BIND_ADDRESS", s.bind.as_str())
-        .with("PW_PASSWORD", masked(&gw.and_then(|g| g.password.clone())))
-        .with("PW_EMAIL", s.email.as_str())
-        .with(
-            "PW_HOST",
-            gw.map(|g| Value::from(g.host.as_str()))
-                .unwrap_or(Value::Null),
-        )
-        .with("PW_TIMEZONE", s.timezone.as_str())
-        .with("PW_DEBUG", s.debug)
-        .with(
-            "PW_CACHE_EXPIRE",
-            gw.map(|g| g.poll_interval.as_secs() as i64).unwrap_or(5),
-        )
-        .with("PW_BROWSER_CACHE", s.browser_cache as i64)
-        .with(
-            "PW_TIMEOUT",
-            gw.map(|g| g.timeout.as_secs() as i64).unwrap_or(5),
-        )
-        .with("PW_POOL_MAXSIZE", s.pool_maxsize)
-        .with("PW_HTTPS", s.https.as_str())
-        .with("PW_PORT", s.port as i64)
-        .with("PW_STYLE", format!("{}.js", s.style))
-        .with("PW_SITEID", opt(&s.siteid))
-        .with("PW_AUTH_PATH", s.auth_path.as_str())
-        .with("PW_AUTH_MODE", s.auth_mode.as_str())
-        .with("PW_CACHE_FILE", s.cache_file.as_str())
-        .with("PW_CONTROL_SECRET", masked(&s.control_secret))
-        .with("PW_GW_PWD", masked(&gw.and_then(|g| g.gw_pwd.clone())))
-        .with(
-            "PW_RSA_KEY_PATH",
-            opt(&gw.and_then(|g| g.rsa_key_path.clone())),
-        )
-        .with("PW_WIFI_HOST", opt(&gw.and_then(|g| g.wifi_host.clone())))
-        .with("PW_NEG_SOLAR", s.neg_solar)
-        .with("PW_SITE_ZERO_THRESHOLD", s.site_zero_threshold)
-        .with("PW_SUPPRESS_NETWORK_ERRORS", f.suppress_network_errors)
-        .with("PW_NETWORK_ERROR_RATE_LIMIT", f.network_error_rate_limit)
-        .with("PW_FAIL_FAST", f.fail_fast)
-        .with("PW_GRACEFUL_DEGRADATION", f.graceful_degradation)
-        .with("PW_HEALTH_CHECK", f.health_check)
-        .with("PW_CACHE_TTL", s.cache_ttl as i64)
-        .with("PW_TEDAPI_RECOVERY", f.tedapi_recovery)
-        .with("PW_TEDAPI_PROBE_INTERVAL", f.tedapi_probe_interval);
+    // The proxy's keys in its order, secrets masked: one table, `config::KEYS`.
+    let config = keys::stats(cfg);
     m.insert("config", Value::Object(config));
     m.insert("connection_health", connection_health(view, false));
     m.insert("fallback_mode", fallback_mode());
@@ -307,7 +257,7 @@ fn transports(
     tedapi: bool,
     status: &str,
     host: &str,
-    gw: Option<&crate::config::GatewayConfig>,
+    gw: Option<&PublicGateway>,
     view: Option<&View>,
 ) -> Map {
     let entry = |host: &str| {

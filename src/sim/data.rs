@@ -200,7 +200,7 @@ impl Site {
                         serial_number: serial.into(),
                         din: din.into(),
                         version: DEMO_VERSION.into(),
-                        githash: crate::gateway::queries::hex(DEMO_GITHASH).unwrap_or_default(),
+                        githash: crate::wire::hex(DEMO_GITHASH).unwrap_or_default(),
                         device_type: Some(4),
                     }),
                 );

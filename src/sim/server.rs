@@ -20,7 +20,7 @@ use super::http::{self, Limits, ReadError, Request, Response};
 use super::model::Model;
 use super::tedapi::{self, Kind};
 use super::SimOptions;
-use crate::gateway::tls;
+use crate::wire::tls;
 
 /// Connections served at the same time.
 pub const MAX_CONNECTIONS: usize = 64;

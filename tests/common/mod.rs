@@ -151,9 +151,7 @@ pub fn wait_online(app: &App) {
 pub fn sim_get(sim: &SimHandle, path: &str) -> Got {
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(10))
-        .tls_config(pypowerwall_server::gateway::tls::gateway_client_config(
-            None,
-        ))
+        .tls_config(pypowerwall_server::wire::tls::gateway_client_config(None))
         .build();
     fetch(
         &agent,

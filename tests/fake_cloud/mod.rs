@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use pypowerwall_server::gateway::tls;
 use pypowerwall_server::json::{self, Map, Value};
+use pypowerwall_server::wire::tls;
 
 pub const SITE_ID: i64 = 90_000_000_000_001;
 pub const DIN: &str = "1232100-00-E--TGFAKE000001";

@@ -26,8 +26,8 @@ pub fn parse_fingerprint(s: &str) -> Result<Fingerprint, String> {
         .chars()
         .filter(|c| *c != ':' && !c.is_whitespace())
         .collect();
-    let bytes = crate::gateway::queries::hex(&hex)
-        .ok_or_else(|| format!("'{s}' is not a hex SHA-256 fingerprint"))?;
+    let bytes =
+        crate::wire::hex(&hex).ok_or_else(|| format!("'{s}' is not a hex SHA-256 fingerprint"))?;
     bytes
         .try_into()
         .map_err(|_| format!("'{s}' is not 32 bytes (a SHA-256 fingerprint has 64 hex digits)"))
