@@ -16,4 +16,5 @@ pub mod secret;
 pub mod sim;
 pub mod snapshot;
 pub mod summary;
+pub mod transport;
 pub mod wire;

@@ -1,6 +1,6 @@
 //! One poller thread per gateway: fetch on a fixed tick, render once, publish a snapshot.
 //!
-//! The gateway's transport is a [`source::Source`] (TEDAPI today); it returns one facade per
+//! The gateway's transport is a [`crate::gateway::source::Source`] (TEDAPI today); it returns one facade per
 //! tick. After a good tick the poller renders every legacy body once, adds a history point and
 //! swaps the snapshot in. Failures back off 5 → 10 → 30 → 60 → 120 s (never faster than the
 //! tick); a 429/503 cooldown is honoured with no gateway traffic. A slow or dead gateway only
@@ -12,7 +12,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::GatewayConfig;
-use crate::gateway::source;
 use crate::http::legacy;
 use crate::snapshot::{GatewaySnapshot, Good, Health, HistoryRing, Hub};
 use crate::summary::Summary;
@@ -44,7 +43,7 @@ pub fn spawn(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool
 fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>) {
     let mut health = Health::default();
     let mut good: Option<Good> = None;
-    let mut source = source::build(&cfg);
+    let mut source = crate::transport::build(&cfg);
     let mut history = HistoryRing::default();
     log::info!(
         "gateway '{}': polling {} every {:?}",

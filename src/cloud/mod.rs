@@ -60,9 +60,9 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-impl From<Error> for crate::gateway::tedapi::Error {
+impl From<Error> for crate::wire::Error {
     fn from(e: Error) -> Self {
-        use crate::gateway::tedapi::Error as G;
+        use crate::wire::Error as G;
         match e {
             Error::Timeout => G::Timeout,
             Error::Status(code, _) if code != 200 => G::Http(code),

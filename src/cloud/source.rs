@@ -13,7 +13,7 @@ use super::session::{self, Kind, Session};
 use crate::config::GatewayConfig;
 use crate::gateway::facade::Facade;
 use crate::gateway::source::Source;
-use crate::gateway::tedapi::Error;
+use crate::wire::Error;
 use crate::json::Value;
 
 /// `site_info` cache age (pypowerwall's SITE_CONFIG TTL).

@@ -1,8 +1,10 @@
 //! A gateway transport as the poller sees it: one call per tick that yields a facade.
 //!
-//! Each mode (TEDAPI today; local, v1r and cloud later) keeps its own connection state between
-//! ticks and decides what to fetch when. [`build`] picks the mode from the gateway's
-//! configuration; the poller never knows which one it drives.
+//! Each mode (TEDAPI, local, v1r, cloud) keeps its own connection state between ticks and
+//! decides what to fetch when. `crate::transport::build` picks the mode from the gateway's
+//! configuration; the poller never knows which one it drives. This module holds the trait, the
+//! Basic-auth TEDAPI source and the per-tick TEDAPI sequence ([`tick`]) that v1r reuses; it
+//! builds nothing (so `gateway` never needs `cloud`).
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -11,7 +13,7 @@ use super::native::Native;
 use super::queries::QuerySet;
 use super::tedapi::{Client, ClientOptions, Error};
 use super::{map, Firmware, TedapiData};
-use crate::config::{GatewayConfig, Mode};
+use crate::config::GatewayConfig;
 use crate::json::Value;
 
 /// How often config, firmware and the gateway's components are re-read.
@@ -40,40 +42,6 @@ pub fn keep_githash(mut fresh: Firmware, previous: Option<&Firmware>) -> Firmwar
         }
     }
     fresh
-}
-
-/// The transport for a configured gateway.
-pub fn build(cfg: &GatewayConfig) -> Box<dyn Source> {
-    match cfg.mode {
-        Mode::Tedapi => Box::new(Tedapi::new(cfg.clone())),
-        Mode::Local | Mode::Hybrid => Box::new(super::local::Local::new(cfg.clone())),
-        Mode::Auto => Box::new(super::local::Auto::new(cfg.clone())),
-        Mode::Cloud | Mode::FleetApi => Box::new(crate::cloud::source::Cloud::new(cfg.clone())),
-        #[cfg(feature = "v1r")]
-        Mode::V1r | Mode::V1rWifi => Box::new(super::v1r::V1r::new(cfg.clone())),
-        #[cfg(not(feature = "v1r"))]
-        Mode::V1r | Mode::V1rWifi => Box::new(Unsupported("v1r (cargo feature `v1r`)")),
-    }
-}
-
-/// A mode this build was compiled without: every poll fails, naming what is missing.
-#[cfg(not(feature = "v1r"))]
-struct Unsupported(&'static str);
-
-#[cfg(not(feature = "v1r"))]
-impl Source for Unsupported {
-    fn poll(&mut self) -> Result<Facade, Error> {
-        Err(Error::Unreachable(format!(
-            "this build has no {} support",
-            self.0
-        )))
-    }
-    fn cooldown_remaining(&self) -> Option<Duration> {
-        None
-    }
-    fn mode(&self) -> &'static str {
-        "v1r"
-    }
 }
 
 /// The TEDAPI calls one poll makes, whichever transport carries them (Basic-auth TEDAPI here,
