@@ -10,7 +10,6 @@ use std::time::Duration;
 use crate::config::{Config, GatewayConfig, HttpsMode};
 use crate::gateway::queries::QuerySet;
 use crate::http::api::Aggregates;
-use crate::http::legacy;
 use crate::http::router::Ctx;
 use crate::http::server::{self, Running};
 use crate::http::status::Stats;
@@ -147,10 +146,12 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
         );
     }
     let tls = https_config(&cfg)?;
-    let settings = legacy::Settings {
+    let settings = crate::render::Settings {
         neg_solar: cfg.server.neg_solar,
         site_zero_threshold: cfg.server.site_zero_threshold,
         control_enabled: cfg.server.control.enabled(),
+        // The route table says which gateway paths are passed through.
+        pass_through: crate::http::routes::pass_through(),
     };
     // Last-good data stays servable for PW_CACHE_TTL, and never less than two poll intervals
     // (a slow poll interval must not make healthy data look stale between ticks).
@@ -173,7 +174,7 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
             forward: None,
             health: Health::default(),
             good: None,
-            history: Arc::from(Vec::new()),
+            history: crate::render::history::HistoryRing::new(&g.id).published(),
         })
         .collect();
     let default_mode = cfg.gateways.get(cfg.default_gateway).map(|g| g.mode);

@@ -1,8 +1,8 @@
 //! One poller thread per gateway: fetch on a fixed tick, render once, publish a snapshot.
 //!
 //! The gateway's transport is a [`crate::gateway::source::Source`] (TEDAPI today); it returns one facade per
-//! tick. After a good tick the poller renders every legacy body once, adds a history point and
-//! swaps the snapshot in. Failures back off 5 → 10 → 30 → 60 → 120 s (never faster than the
+//! tick. After a good tick the poller has `render::tick` make every output once, adds a history
+//! point and swaps the snapshot in. Failures back off 5 → 10 → 30 → 60 → 120 s (never faster than the
 //! tick); a 429/503 cooldown is honoured with no gateway traffic. A slow or dead gateway only
 //! ever delays its own thread.
 
@@ -12,9 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::GatewayConfig;
-use crate::http::legacy;
 use crate::snapshot::{GatewaySnapshot, Good, Health, HistoryRing, Hub};
-use crate::summary::Summary;
 
 /// Back-off after consecutive failures.
 const BACKOFF: [u64; 5] = [5, 10, 30, 60, 120];
@@ -44,7 +42,7 @@ fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>) {
     let mut health = Health::default();
     let mut good: Option<Good> = None;
     let mut source = crate::transport::build(&cfg);
-    let mut history = HistoryRing::default();
+    let mut history = HistoryRing::new(&cfg.id);
     log::info!(
         "gateway '{}': polling {} every {:?}",
         cfg.id,
@@ -57,13 +55,13 @@ fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>) {
         let result = source.poll();
         let wait = match result {
             Ok(facade) => {
-                let bodies = legacy::render(&facade, &hub.settings, true);
-                let summary = Summary::from_facade(&facade, &hub.settings);
-                history.add(crate::clock::unix_secs(SystemTime::now()), &summary);
+                // Every output of this tick, rendered once.
+                let out = crate::render::tick(&facade, &hub.settings);
+                history.add(crate::clock::unix_secs(SystemTime::now()), &out.summary);
                 good = Some(Good {
                     facade: Arc::new(facade),
-                    bodies: Arc::new(bodies),
-                    summary,
+                    bodies: out.bodies,
+                    summary: out.summary,
                     at: Instant::now(),
                 });
                 if health.consecutive_failures > 0 {

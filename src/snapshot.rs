@@ -13,8 +13,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::gateway::facade::Facade;
-use crate::http::legacy::{self, Bodies};
-use crate::summary::Summary;
+use crate::render::{self, Bodies, Summary};
 
 /// What a gateway's poller is doing, as shown in the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,86 +80,11 @@ pub struct GatewaySnapshot {
     pub forward: Option<Arc<crate::gateway::local::Forwarder>>,
     pub health: Health,
     pub good: Option<Good>,
-    /// One point per minute, oldest first (at most 24 h).
-    pub history: Arc<[Point]>,
+    /// One point per minute, oldest first (at most 24 h), and its rendered body.
+    pub history: History,
 }
 
-/// One minute of history: the averages of the ticks in that minute.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
-pub struct Point {
-    /// Start of the minute (Unix seconds).
-    pub ts: i64,
-    pub site: f64,
-    pub solar: f64,
-    pub battery: f64,
-    pub load: f64,
-    /// Raw SOE (%), when known.
-    pub soe: Option<f64>,
-    pub full_pack_energy: Option<f64>,
-    pub energy_remaining: Option<f64>,
-}
-
-/// Most points kept: 24 h at one per minute.
-pub const HISTORY_POINTS: usize = 24 * 60;
-
-/// Builds minute points from tick summaries; lives in the poller.
-#[derive(Debug, Default)]
-pub struct HistoryRing {
-    points: std::collections::VecDeque<Point>,
-    acc: Option<(Point, u32)>,
-    published: Arc<[Point]>,
-}
-
-impl HistoryRing {
-    /// Adds one tick; returns true when a minute was completed (the published copy changed).
-    pub fn add(&mut self, unix: i64, s: &Summary) -> bool {
-        let minute = unix - unix.rem_euclid(60);
-        let sample = Point {
-            ts: minute,
-            site: s.site.unwrap_or(0.0),
-            solar: s.solar.unwrap_or(0.0),
-            battery: s.battery.unwrap_or(0.0),
-            load: s.load.unwrap_or(0.0),
-            soe: s.soe,
-            full_pack_energy: s.full_pack_energy,
-            energy_remaining: s.energy_remaining,
-        };
-        let mut completed = false;
-        match &mut self.acc {
-            Some((p, n)) if p.ts == minute => {
-                let k = *n as f64;
-                let avg = |a: f64, b: f64| (a * k + b) / (k + 1.0);
-                p.site = avg(p.site, sample.site);
-                p.solar = avg(p.solar, sample.solar);
-                p.battery = avg(p.battery, sample.battery);
-                p.load = avg(p.load, sample.load);
-                p.soe = sample.soe.or(p.soe);
-                p.full_pack_energy = sample.full_pack_energy.or(p.full_pack_energy);
-                p.energy_remaining = sample.energy_remaining.or(p.energy_remaining);
-                *n += 1;
-            }
-            _ => {
-                if let Some((done, _)) = self.acc.take() {
-                    if self.points.len() == HISTORY_POINTS {
-                        self.points.pop_front();
-                    }
-                    self.points.push_back(done);
-                    completed = true;
-                }
-                self.acc = Some((sample, 1));
-            }
-        }
-        if completed {
-            self.published = self.points.iter().copied().collect();
-        }
-        completed
-    }
-
-    /// Completed minutes, oldest first.
-    pub fn published(&self) -> Arc<[Point]> {
-        self.published.clone()
-    }
-}
+pub use crate::render::history::{History, HistoryRing, Point, HISTORY_POINTS};
 
 /// What a request sees of a gateway: data (live or failure bodies) and its state.
 #[derive(Debug, Clone)]
@@ -183,25 +107,21 @@ pub struct Hub {
     offline: [(Arc<Facade>, Arc<Bodies>); 2],
     /// How long last-good data stays servable after the last success.
     pub max_age: Duration,
-    pub settings: legacy::Settings,
+    pub settings: render::Settings,
     pub started: SystemTime,
 }
 
 impl Hub {
     pub fn new(
         gateways: Vec<GatewaySnapshot>,
-        settings: legacy::Settings,
+        settings: render::Settings,
         max_age: Duration,
         tedapi: bool,
     ) -> Hub {
         // `tedapi` (the default gateway's configured mode) is kept for callers; each view now
         // picks the failure bodies of its own gateway's current mode.
         let _ = tedapi;
-        let offline = [false, true].map(|t| {
-            let f = legacy::offline_facade(t);
-            let b = legacy::render(&f, &settings, false);
-            (Arc::new(f), Arc::new(b))
-        });
+        let offline = [false, true].map(|t| render::offline(t, &settings));
         Hub {
             slots: gateways
                 .into_iter()

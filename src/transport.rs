@@ -47,4 +47,3 @@ impl Source for Unsupported {
         "v1r"
     }
 }
-

@@ -13,8 +13,8 @@ use super::session::{self, Kind, Session};
 use crate::config::GatewayConfig;
 use crate::gateway::facade::Facade;
 use crate::gateway::source::Source;
-use crate::wire::Error;
 use crate::json::Value;
+use crate::wire::Error;
 
 /// `site_info` cache age (pypowerwall's SITE_CONFIG TTL).
 pub const SITE_INFO_TTL: Duration = Duration::from_secs(59);

@@ -327,7 +327,10 @@ pub fn load(
     if !cli.demo {
         if let Some(host) = host {
             validate_host("PW_HOST", &host)?;
-            #[cfg_attr(not(feature = "v1r"), allow(unused_mut, unused_variables, unused_assignments))]
+            #[cfg_attr(
+                not(feature = "v1r"),
+                allow(unused_mut, unused_variables, unused_assignments)
+            )]
             let mut rsa_key: Option<super::mode::LoadedKey> = None;
             let mode = match &rsa_key_path {
                 Some(path) => {

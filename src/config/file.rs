@@ -306,7 +306,10 @@ fn gateway(
             password,
         )
     };
-    #[cfg_attr(not(feature = "v1r"), allow(unused_mut, unused_variables, unused_assignments))]
+    #[cfg_attr(
+        not(feature = "v1r"),
+        allow(unused_mut, unused_variables, unused_assignments)
+    )]
     let mut rsa_key: Option<super::mode::LoadedKey> = None;
     let mode = match (cloud_mode, &cloud) {
         (true, Some(c)) if c.fleet => Mode::FleetApi,

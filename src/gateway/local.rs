@@ -334,7 +334,7 @@ impl LocalClient {
                         let parses = self
                             .last_version
                             .as_deref()
-                            .and_then(crate::http::legacy::parse_version)
+                            .and_then(super::parse_version)
                             .is_some_and(|v| v >= 23440);
                         if parses {
                             log::info!("local API: firmware without {VITALS}; vitals switched off");

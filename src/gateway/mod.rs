@@ -21,6 +21,28 @@ pub use crate::wire::tls;
 
 use crate::json::Value;
 
+/// pypowerwall's `parse_version` (firmware version → integer): digits of the first word, three fields, `major·10000 + minor·100 + patch`.
+pub fn parse_version(version: &str) -> Option<i64> {
+    let first = version.split(' ').next().unwrap_or("");
+    let mut val: String = first
+        .chars()
+        .filter(|c| c.is_ascii_digit() || matches!(c, '.' | '/' | '\\'))
+        .collect();
+    while val.split('.').count() < 3 {
+        val.push_str(".0");
+    }
+    let mut total: i64 = 0;
+    for part in val.split('.') {
+        let n: i64 = if part.is_empty() || !part.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        } else {
+            part.parse().ok()?
+        };
+        total = total.checked_mul(100)?.checked_add(n)?;
+    }
+    Some(total)
+}
+
 /// The firmware (system-info) answer. A gateway that answers the firmware request without a
 /// system-info part gives `version == ""` (pypowerwall reports `""`, not `None`).
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -8,12 +8,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
-use super::legacy::Body;
 use super::router::{Answer, Ctx, Req};
 use crate::clock;
 use crate::json::{Map, Value};
+use crate::render::summary::{app_scale, Summary};
+use crate::render::Body;
 use crate::snapshot::{Point, State, View};
-use crate::summary::{app_scale, Summary};
 
 fn not_found(req: &Req<'_>, what: &str) -> Answer {
     let ids: Vec<Value> = req
@@ -182,34 +182,11 @@ pub fn gateway_view(req: &Req<'_>) -> Answer {
     }
 }
 
-fn history_value(id: &str, points: &[Point]) -> Value {
-    let pts: Vec<Value> = points
-        .iter()
-        .map(|p| {
-            Map::new()
-                .with("ts", p.ts)
-                .with("site", p.site)
-                .with("solar", p.solar)
-                .with("battery", p.battery)
-                .with("load", p.load)
-                .with("soe", p.soe.map(Value::Float).unwrap_or(Value::Null))
-                .into()
-        })
-        .collect();
-    Map::new()
-        .with("id", id)
-        .with("interval_seconds", 60)
-        .with("points", pts)
-        .into()
-}
-
 pub fn gateway_history(req: &Req<'_>) -> Answer {
     let views = req.views();
     match find(&views, req.param("id")) {
-        Some(v) => Answer::json(
-            200,
-            history_value(&v.snapshot.id, &v.snapshot.history).to_py(),
-        ),
+        // Rendered when the minute completed, not per request.
+        Some(v) => Answer::route(&v.snapshot.history.body),
         None => not_found(req, "unknown gateway id"),
     }
 }
@@ -331,7 +308,7 @@ fn build(views: &[View]) -> AggregateBodies {
             views.len() as i64 - count(State::Online) - count(State::Stale),
         )
         .with("gateways", list);
-    let history = history_value("aggregate", &sum_history(views));
+    let history = crate::render::history::history_value("aggregate", &sum_history(views));
     let any_sim = views.iter().any(|v| v.snapshot.simulated);
     let state = super::status::overall(views);
     let message: Arc<str> = Arc::from(total.to_value("aggregate", now, state, any_sim).to_py());
@@ -348,7 +325,7 @@ fn build(views: &[View]) -> AggregateBodies {
 fn sum_history(views: &[View]) -> Vec<Point> {
     let mut by_minute: BTreeMap<i64, (Point, f64, f64, Vec<f64>)> = BTreeMap::new();
     for v in views {
-        for p in v.snapshot.history.iter() {
+        for p in v.snapshot.history.points.iter() {
             let e = by_minute.entry(p.ts).or_insert_with(|| {
                 (
                     Point {

@@ -1,11 +1,16 @@
-//! The HTTP side: one listener, a fixed pool of workers, routes grouped by family.
+//! The HTTP side: one listener, capped connection threads, routes grouped by family.
 //!
-//! `server` owns the socket and the threads, `router` picks the route, and each route family
-//! renders in its own file: `legacy` (the proxy's routes, pre-rendered per tick) and `status`
-//! (`/stats`, `/health`, `/help`, built per request); `control` answers the control routes.
+//! `server` owns the socket and the threads, `router` turns a request into a `Req`, `routes` is
+//! the one route table (it also says which body answers a legacy route and which gateway paths
+//! are passed through). Bodies that depend only on a snapshot were made by `render` and are
+//! only looked up here; `api` (multi-gateway and aggregate routes), `status` (`/stats`,
+//! `/health`, `/help`, per request), `control` (the control routes), `ws` and `www` answer the
+//! rest.
+//!
+//! **Invariant:** nothing below this module imports it (the layering test checks); a request
+//! never waits on a gateway except the two exceptions named in `ARCHITECTURE.md`.
 pub mod api;
 pub mod control;
-pub mod legacy;
 pub mod router;
 pub mod routes;
 pub mod server;

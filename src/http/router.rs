@@ -12,11 +12,11 @@ use std::time::Instant;
 use tiny_http::{Header, Method, Request, Response, StatusCode};
 
 use super::control::{Controller, PostReq};
-use super::legacy::{Body, JSON};
 use super::routes;
 use super::status::Stats;
 use super::www;
 use crate::config::{HttpsMode, Public};
+use crate::render::{Body, JSON};
 use crate::snapshot::{Hub, View};
 
 /// Largest request body we read (the proxy's POST limit).

@@ -8,11 +8,12 @@ use tiny_http::Request;
 
 use super::api;
 use super::control::{self, PostReq};
-use super::legacy::{self, PW_NAMES};
 use super::router::{fallback, send, Answer, Ctx, Req};
 use super::status;
 use super::ws;
 use crate::json::{Map, Value};
+use crate::render::legacy::PW_NAMES;
+use crate::render::{self, Pass};
 
 /// A route handler.
 pub type Handler = fn(&Req<'_>) -> Answer;
@@ -26,6 +27,61 @@ pub struct Route {
     pub handler: Handler,
     /// Content type of a 200 answer (for the OpenAPI document).
     pub produces: &'static str,
+    /// Which pre-rendered legacy body answers it (`None`: the handler builds its answer).
+    pub body: Option<BodyKey>,
+    /// A gateway path the proxy passes through, and what it answers for it. `render` renders
+    /// one body per such route ([`pass_through`]).
+    pub pass: Option<Pass>,
+}
+
+/// How a legacy route finds its pre-rendered body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKey {
+    /// The path is the key.
+    Path,
+    /// Always this body.
+    Fixed(&'static str),
+    /// `/csv`, `/csv/v2`, with `_headers` for `?headers` or a path that says so.
+    Csv,
+    /// `/tedapi/<document>`, else the `/tedapi` hint.
+    Tedapi,
+    /// `/control/<name>` by prefix (the proxy's match), else Not Found (`/control/`).
+    Control,
+    /// `/pw/<name>` for a known name, else the proxy's `Invalid Request` (`/pw/`).
+    Pw,
+}
+
+impl BodyKey {
+    /// The body key for a request path and query.
+    pub fn resolve(self, path: &str, query: &str) -> String {
+        match self {
+            BodyKey::Path => path.to_string(),
+            BodyKey::Fixed(k) => k.to_string(),
+            BodyKey::Csv => {
+                let headers = path.contains("headers") || query.contains("headers");
+                let base = if path.starts_with("/csv/v2") {
+                    "/csv/v2"
+                } else {
+                    "/csv"
+                };
+                format!("{base}{}", if headers { "_headers" } else { "" })
+            }
+            BodyKey::Tedapi => match path {
+                "/tedapi/config" | "/tedapi/status" | "/tedapi/components" | "/tedapi/battery"
+                | "/tedapi/controller" => path.to_string(),
+                _ => "/tedapi".to_string(),
+            },
+            BodyKey::Control => render::legacy::CONTROL_NAMES
+                .iter()
+                .find(|n| path.starts_with(&format!("/control/{n}")))
+                .map(|n| format!("/control/{n}"))
+                .unwrap_or_else(|| "/control/".to_string()),
+            BodyKey::Pw => match path.strip_prefix("/pw/") {
+                Some(name) if PW_NAMES.contains(&name) => path.to_string(),
+                _ => "/pw/".to_string(),
+            },
+        }
+    }
 }
 
 const fn r(
@@ -39,7 +95,45 @@ const fn r(
         family,
         summary,
         handler,
-        produces: legacy::JSON,
+        produces: render::JSON,
+        body: None,
+        pass: None,
+    }
+}
+
+/// A legacy route answered by a pre-rendered body.
+const fn b(
+    pattern: &'static str,
+    family: &'static str,
+    summary: &'static str,
+    body: BodyKey,
+) -> Route {
+    Route {
+        pattern,
+        family,
+        summary,
+        handler: legacy_body,
+        produces: render::JSON,
+        body: Some(body),
+        pass: None,
+    }
+}
+
+/// A gateway path the proxy passes through.
+const fn pass(
+    pattern: &'static str,
+    family: &'static str,
+    summary: &'static str,
+    rule: Pass,
+) -> Route {
+    Route {
+        pattern,
+        family,
+        summary,
+        handler: legacy_body,
+        produces: render::JSON,
+        body: Some(BodyKey::Path),
+        pass: Some(rule),
     }
 }
 
@@ -56,6 +150,8 @@ const fn rt(
         summary,
         handler,
         produces,
+        body: None,
+        pass: None,
     }
 }
 
@@ -108,59 +204,59 @@ pub fn find_post(path: &str) -> Option<(&'static PostRoute, Vec<(&'static str, S
 
 /// Every GET route, first match wins.
 pub static ROUTES: &[Route] = &[
-    r("/aggregates", L, "Meter aggregates (site, battery, load, solar)", legacy_body),
-    r("/api/meters/aggregates", L, "Same as /aggregates", legacy_body),
-    r("/soe", L, "Battery state of energy, raw gateway percentage", legacy_body),
-    r("/api/system_status/soe", L, "Battery state of energy, Tesla app scale", legacy_body),
-    r("/api/system_status/grid_status", L, "Grid status", legacy_body),
-    rt("/csv*", L, "Grid,Home,Solar,Battery,BatteryLevel (/csv/v2 adds GridStatus,Reserve; ?headers)", legacy_body, legacy::CSV),
-    r("/vitals", L, "Device vitals (indent 4, sorted keys)", legacy_body),
-    r("/strings", L, "Solar strings", legacy_body),
+    b("/aggregates", L, "Meter aggregates (site, battery, load, solar)", BodyKey::Path),
+    b("/api/meters/aggregates", L, "Same as /aggregates", BodyKey::Fixed("/aggregates")),
+    b("/soe", L, "Battery state of energy, raw gateway percentage", BodyKey::Path),
+    b("/api/system_status/soe", L, "Battery state of energy, Tesla app scale", BodyKey::Path),
+    pass("/api/system_status/grid_status", L, "Grid status", Pass::Gateway),
+    Route { produces: render::CSV, ..b("/csv*", L, "Grid,Home,Solar,Battery,BatteryLevel (/csv/v2 adds GridStatus,Reserve; ?headers)", BodyKey::Csv) },
+    b("/vitals", L, "Device vitals (indent 4, sorted keys)", BodyKey::Path),
+    b("/strings", L, "Solar strings", BodyKey::Path),
     r("/stats", L, "Server statistics and configuration (secrets masked)", stats),
     r("/stats/clear", L, "Reset request counters, then /stats", stats),
     r("/health", L, "Health: 503 when no gateway has fresh data", health),
     r("/health/reset", L, "Reset health counters", health_reset),
-    r("/temps", L, "Powerwall temperatures by device", legacy_body),
-    r("/temps/pw", L, "Powerwall temperatures as PWn_temp", legacy_body),
-    r("/alerts", L, "Active alerts (list)", legacy_body),
-    r("/alerts/pw", L, "Active alerts as {alert: 1}", legacy_body),
-    r("/freq", L, "Frequency, voltage and grid status per Powerwall", legacy_body),
-    r("/pod", L, "Battery pod data per Powerwall and totals", legacy_body),
-    r("/json", L, "Compact summary (grid, home, solar, battery, soe, …)", legacy_body),
-    r("/version", L, "Firmware version and its integer form", legacy_body),
+    b("/temps", L, "Powerwall temperatures by device", BodyKey::Path),
+    b("/temps/pw", L, "Powerwall temperatures as PWn_temp", BodyKey::Path),
+    b("/alerts", L, "Active alerts (list)", BodyKey::Path),
+    b("/alerts/pw", L, "Active alerts as {alert: 1}", BodyKey::Path),
+    b("/freq", L, "Frequency, voltage and grid status per Powerwall", BodyKey::Path),
+    b("/pod", L, "Battery pod data per Powerwall and totals", BodyKey::Path),
+    b("/json", L, "Compact summary (grid, home, solar, battery, soe, …)", BodyKey::Path),
+    b("/version", L, "Firmware version and its integer form", BodyKey::Path),
     rt("/help", L, "Statistics page (HTML)", help, "text/html"),
-    r("/api/troubleshooting/problems", A, "Constant {\"problems\": []}", legacy_body),
-    r("/tedapi*", L, "Raw TEDAPI documents: /tedapi/{config,status,components,battery,controller}", legacy_body),
-    r("/cloud*", L, "Cloud mode diagnostics (not enabled)", legacy_body),
-    r("/fleetapi*", L, "FleetAPI diagnostics (not enabled)", legacy_body),
-    r("/api/status", A, "Gateway status", legacy_body),
-    r("/api/site_info/site_name", A, "Site name and time zone", legacy_body),
-    r("/api/meters/site", A, "Site meter", legacy_body),
-    r("/api/meters/solar", A, "Solar meter", legacy_body),
-    r("/api/sitemaster", A, "Site master state", legacy_body),
-    r("/api/powerwalls", A, "Powerwalls", legacy_body),
-    r("/api/customer/registration", A, "Disabled by the proxy", legacy_body),
-    r("/api/system_status", A, "System status with battery blocks", legacy_body),
-    r("/api/system/update/status", A, "Firmware update status", legacy_body),
-    r("/api/site_info", A, "Site information", legacy_body),
-    r("/api/system_status/grid_faults", A, "Grid faults", legacy_body),
-    r("/api/operation", A, "Operation mode and backup reserve (raw scale)", legacy_body),
-    r("/api/site_info/grid_codes", A, "Grid codes", legacy_body),
-    r("/api/solars", A, "Solar inverters", legacy_body),
-    r("/api/solars/brands", A, "Solar brands", legacy_body),
-    r("/api/customer", A, "Customer", legacy_body),
-    r("/api/meters", A, "Meters", legacy_body),
-    r("/api/installer", A, "Installer", legacy_body),
-    r("/api/networks", A, "Networks", legacy_body),
-    r("/api/system/networks", A, "System networks", legacy_body),
-    r("/api/meters/readings", A, "Meter readings", legacy_body),
-    r("/api/synchrometer/ct_voltage_references", A, "CT voltage references", legacy_body),
-    r("/api/auth/toggle/supported", A, "Auth toggle", legacy_body),
-    r("/api/solar_powerwall", A, "Solar Powerwall", legacy_body),
-    r("/control/*", "control", "Current control settings (read-only)", legacy_body),
-    r("/fans", L, "Fan speeds by device", legacy_body),
-    r("/fans/pw*", L, "Fan speeds as FANn_actual / FANn_target", legacy_body),
-    r("/pw/{name}", L, "pypowerwall library calls (level, power, vitals, …)", legacy_body),
+    pass("/api/troubleshooting/problems", A, "Constant {\"problems\": []}", Pass::Constant(r#"{"problems": []}"#)),
+    b("/tedapi*", L, "Raw TEDAPI documents: /tedapi/{config,status,components,battery,controller}", BodyKey::Tedapi),
+    b("/cloud*", L, "Cloud mode diagnostics (not enabled)", BodyKey::Fixed("/cloud")),
+    b("/fleetapi*", L, "FleetAPI diagnostics (not enabled)", BodyKey::Fixed("/fleetapi")),
+    pass("/api/status", A, "Gateway status", Pass::Gateway),
+    pass("/api/site_info/site_name", A, "Site name and time zone", Pass::Gateway),
+    pass("/api/meters/site", A, "Site meter", Pass::Gateway),
+    pass("/api/meters/solar", A, "Solar meter", Pass::Gateway),
+    pass("/api/sitemaster", A, "Site master state", Pass::Gateway),
+    pass("/api/powerwalls", A, "Powerwalls", Pass::Gateway),
+    pass("/api/customer/registration", A, "Disabled by the proxy", Pass::Disabled),
+    pass("/api/system_status", A, "System status with battery blocks", Pass::Gateway),
+    pass("/api/system/update/status", A, "Firmware update status", Pass::Gateway),
+    pass("/api/site_info", A, "Site information", Pass::Gateway),
+    pass("/api/system_status/grid_faults", A, "Grid faults", Pass::Gateway),
+    pass("/api/operation", A, "Operation mode and backup reserve (raw scale)", Pass::Gateway),
+    pass("/api/site_info/grid_codes", A, "Grid codes", Pass::Gateway),
+    pass("/api/solars", A, "Solar inverters", Pass::Gateway),
+    pass("/api/solars/brands", A, "Solar brands", Pass::Gateway),
+    pass("/api/customer", A, "Customer", Pass::Gateway),
+    pass("/api/meters", A, "Meters", Pass::Gateway),
+    pass("/api/installer", A, "Installer", Pass::Gateway),
+    pass("/api/networks", A, "Networks", Pass::Gateway),
+    pass("/api/system/networks", A, "System networks", Pass::Gateway),
+    pass("/api/meters/readings", A, "Meter readings", Pass::Gateway),
+    pass("/api/synchrometer/ct_voltage_references", A, "CT voltage references", Pass::Gateway),
+    pass("/api/auth/toggle/supported", A, "Auth toggle", Pass::Gateway),
+    pass("/api/solar_powerwall", A, "Solar Powerwall", Pass::Gateway),
+    b("/control/*", "control", "Current control settings (read-only)", BodyKey::Control),
+    b("/fans", L, "Fan speeds by device", BodyKey::Path),
+    b("/fans/pw*", L, "Fan speeds as FANn_actual / FANn_target", BodyKey::Fixed("/fans/pw")),
+    b("/pw/{name}", L, "pypowerwall library calls (level, power, vitals, …)", BodyKey::Pw),
     r("/api/gateways", "gateways", "All gateways with their state", api::gateways),
     r("/api/gateways/{id}", "gateways", "One gateway: details and latest summary", api::gateway),
     r("/api/gateways/{id}/control/{action}", "control", "One gateway's current reserve or mode (read-only, from the last poll)", control::get_gateway),
@@ -236,50 +332,21 @@ pub fn upgrade(req: Req<'_>, rq: Request) {
     }
 }
 
-/// The key of the pre-rendered legacy body for a path.
+/// The key of the pre-rendered legacy body for a path: its route's [`BodyKey`].
 pub fn legacy_key(path: &str, query: &str) -> String {
-    match path {
-        "/aggregates" | "/api/meters/aggregates" => "/aggregates".to_string(),
-        p if p.starts_with("/csv") => {
-            let headers = p.contains("headers") || query.contains("headers");
-            let base = if p.starts_with("/csv/v2") {
-                "/csv/v2"
-            } else {
-                "/csv"
-            };
-            format!("{base}{}", if headers { "_headers" } else { "" })
-        }
-        p if p.starts_with("/tedapi") => match p {
-            "/tedapi/config" | "/tedapi/status" | "/tedapi/components" | "/tedapi/battery"
-            | "/tedapi/controller" => p.to_string(),
-            _ => "/tedapi".to_string(),
-        },
-        p if p.starts_with("/cloud") => "/cloud".to_string(),
-        p if p.starts_with("/fleetapi") => "/fleetapi".to_string(),
-        p if p.starts_with("/control") => {
-            // The proxy matches these by prefix; any other /control path is Not Found.
-            [
-                "reserve",
-                "mode",
-                "grid_charging",
-                "grid_export",
-                "max_backup",
-            ]
-            .iter()
-            .find(|n| p.starts_with(&format!("/control/{n}")))
-            .map(|n| format!("/control/{n}"))
-            .unwrap_or_else(|| "/control/".to_string())
-        }
-        p if p.starts_with("/fans/pw") => "/fans/pw".to_string(),
-        p if p.starts_with("/pw/") => {
-            if PW_NAMES.contains(&&p[4..]) {
-                p.to_string()
-            } else {
-                "/pw/".to_string()
-            }
-        }
-        p => p.to_string(),
+    match find(path).and_then(|(route, _)| route.body) {
+        Some(key) => key.resolve(path, query),
+        None => path.to_string(),
     }
+}
+
+/// The gateway paths the proxy passes through, with their rule, in table order (the renderer
+/// makes one body for each).
+pub fn pass_through() -> Vec<(&'static str, Pass)> {
+    ROUTES
+        .iter()
+        .filter_map(|r| r.pass.map(|p| (r.pattern, p)))
+        .collect()
 }
 
 /// Serves a pre-rendered legacy body of the default gateway.

@@ -9,47 +9,9 @@
 //! A gateway that cannot be reached is rendered from [`offline_facade`], which yields the
 //! failure bodies of spec §5.3 (`null`, `{}`, zeros, `SolarOnly`).
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
+use super::{Bodies, Body, Pass, Settings};
 use crate::gateway::facade::{Facade, TedapiRaw};
 use crate::json::{py_float, Map, Value};
-
-pub const JSON: &str = "application/json";
-pub const CSV: &str = "text/plain; charset=utf-8";
-
-/// The 26 gateway paths the proxy passes through (matched on the path part).
-pub const ALLOWLIST: &[&str] = &[
-    "/api/status",
-    "/api/site_info/site_name",
-    "/api/meters/site",
-    "/api/meters/solar",
-    "/api/sitemaster",
-    "/api/powerwalls",
-    "/api/customer/registration",
-    "/api/system_status",
-    "/api/system_status/grid_status",
-    "/api/system/update/status",
-    "/api/site_info",
-    "/api/system_status/grid_faults",
-    "/api/operation",
-    "/api/site_info/grid_codes",
-    "/api/solars",
-    "/api/solars/brands",
-    "/api/customer",
-    "/api/meters",
-    "/api/installer",
-    "/api/networks",
-    "/api/system/networks",
-    "/api/meters/readings",
-    "/api/synchrometer/ct_voltage_references",
-    "/api/troubleshooting/problems",
-    "/api/auth/toggle/supported",
-    "/api/solar_powerwall",
-];
-
-/// Paths the proxy blocks with a constant answer.
-pub const DISABLED: &[&str] = &["/api/customer/registration"];
 
 /// The `/pw/<name>` convenience routes.
 pub const PW_NAMES: &[&str] = &[
@@ -80,72 +42,18 @@ pub const PW_NAMES: &[&str] = &[
     "get_time_remaining",
 ];
 
+/// The `GET /control/<name>` bodies.
+pub const CONTROL_NAMES: [&str; 5] = [
+    "reserve",
+    "mode",
+    "grid_charging",
+    "grid_export",
+    "max_backup",
+];
+
 pub const CONTROL_DISABLED: &str =
     r#"{"error": "Control Commands Disabled - Set PW_CONTROL_SECRET to enable"}"#;
 const TEDAPI_USE: &str = r#"{"error": "Use /tedapi/config, /tedapi/status, /tedapi/components, /tedapi/battery, /tedapi/controller"}"#;
-
-/// A finished answer body and its content type.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Body {
-    pub content_type: &'static str,
-    pub bytes: Arc<[u8]>,
-}
-
-impl Body {
-    pub fn json(text: String) -> Body {
-        Body {
-            content_type: JSON,
-            bytes: Arc::from(text.into_bytes()),
-        }
-    }
-
-    fn csv(text: String) -> Body {
-        Body {
-            content_type: CSV,
-            bytes: Arc::from(text.into_bytes()),
-        }
-    }
-
-    pub fn text(&self) -> &str {
-        std::str::from_utf8(&self.bytes).unwrap_or("")
-    }
-}
-
-/// Proxy settings that change bodies.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Settings {
-    pub neg_solar: bool,
-    pub site_zero_threshold: i64,
-    pub control_enabled: bool,
-}
-
-/// Every snapshot-only legacy body, keyed by route (`/csv?headers` is keyed `/csv_headers`).
-#[derive(Debug, Clone, Default)]
-pub struct Bodies {
-    map: HashMap<String, Body>,
-}
-
-impl Bodies {
-    pub fn get(&self, key: &str) -> Option<&Body> {
-        self.map.get(key)
-    }
-
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
-
-    fn put(&mut self, key: &str, body: Body) {
-        self.map.insert(key.to_string(), body);
-    }
-
-    fn json(&mut self, key: &str, text: String) {
-        self.put(key, Body::json(text));
-    }
-}
 
 /// What the library returns for a gateway it cannot reach (observed on the proxy, spec §5.3).
 pub fn offline_facade(tedapi: bool) -> Facade {
@@ -228,27 +136,7 @@ fn is_negative(v: &Value) -> bool {
     v.as_f64().is_some_and(|x| x < 0.0)
 }
 
-/// `parse_version`: digits of the first word, three fields, `major·10000 + minor·100 + patch`.
-pub fn parse_version(version: &str) -> Option<i64> {
-    let first = version.split(' ').next().unwrap_or("");
-    let mut val: String = first
-        .chars()
-        .filter(|c| c.is_ascii_digit() || matches!(c, '.' | '/' | '\\'))
-        .collect();
-    while val.split('.').count() < 3 {
-        val.push_str(".0");
-    }
-    let mut total: i64 = 0;
-    for part in val.split('.') {
-        let n: i64 = if part.is_empty() || !part.chars().all(|c| c.is_ascii_digit()) {
-            return None;
-        } else {
-            part.parse().ok()?
-        };
-        total = total.checked_mul(100)?.checked_add(n)?;
-    }
-    Some(total)
-}
+pub use crate::gateway::parse_version;
 
 /// The aggregates after the proxy's site-zero threshold and negative-solar processing.
 pub fn processed_aggregates(f: &Facade, s: &Settings) -> Option<Value> {
@@ -608,10 +496,14 @@ fn pw_route(f: &Facade, name: &str, connected: bool) -> Value {
 
 /// Renders every snapshot-only legacy body.
 pub fn render(f: &Facade, s: &Settings, connected: bool) -> Bodies {
+    render_with(f, s, connected, processed_aggregates(f, s).as_ref())
+}
+
+/// [`render`] with the processed aggregates already computed (once per tick, [`super::tick`]).
+pub fn render_with(f: &Facade, s: &Settings, connected: bool, agg: Option<&Value>) -> Bodies {
     let mut b = Bodies::default();
 
-    let agg = processed_aggregates(f, s);
-    b.json("/aggregates", dumps(agg.as_ref()));
+    b.json("/aggregates", dumps(agg));
     b.json("/soe", dumps(f.api("/api/system_status/soe")));
     b.json(
         "/api/system_status/soe",
@@ -710,16 +602,13 @@ pub fn render(f: &Facade, s: &Settings, connected: bool) -> Bodies {
             .to_py(),
         },
     );
-    b.json(
-        "/api/troubleshooting/problems",
-        r#"{"problems": []}"#.into(),
-    );
-    for path in ALLOWLIST {
-        if DISABLED.contains(path) {
-            b.json(path, r#"{"status": "404 Response - API Disabled"}"#.into());
-        } else if *path != "/api/troubleshooting/problems" {
-            b.json(path, dumps(f.api(path)));
-        }
+    for (path, rule) in &s.pass_through {
+        let text = match rule {
+            Pass::Gateway => dumps(f.api(path)),
+            Pass::Disabled => r#"{"status": "404 Response - API Disabled"}"#.into(),
+            Pass::Constant(c) => (*c).into(),
+        };
+        b.json(path, text);
     }
     match &f.tedapi {
         Some(raw) => {
@@ -765,15 +654,8 @@ pub fn render(f: &Facade, s: &Settings, connected: bool) -> Bodies {
 /// GET `/control/*`: the proxy's disabled answer, or the current settings (from this tick's
 /// facade; a read never calls the cloud).
 fn control_bodies(b: &mut Bodies, f: &Facade, s: &Settings) {
-    const NAMES: [&str; 5] = [
-        "reserve",
-        "mode",
-        "grid_charging",
-        "grid_export",
-        "max_backup",
-    ];
     if !s.control_enabled {
-        for name in NAMES {
+        for name in CONTROL_NAMES {
             b.json(&format!("/control/{name}"), CONTROL_DISABLED.into());
         }
         return;
@@ -826,6 +708,7 @@ mod tests {
             neg_solar: true,
             site_zero_threshold: 0,
             control_enabled: false,
+            pass_through: vec![("/api/status", Pass::Gateway)],
         }
     }
 

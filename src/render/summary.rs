@@ -4,8 +4,8 @@
 //! WebSocket messages and the history ring. Signs follow the Tesla convention: positive site =
 //! importing, positive battery = discharging.
 
+use super::legacy;
 use crate::gateway::facade::Facade;
-use crate::http::legacy;
 use crate::json::{Map, Value};
 
 /// Tesla-app scale of a raw SOE (the app hides the bottom 5 %).
@@ -36,8 +36,12 @@ fn num(v: Option<f64>) -> Value {
 
 impl Summary {
     /// From a facade, with the proxy's negative-solar and zero-threshold processing.
-    pub fn from_facade(f: &Facade, s: &legacy::Settings) -> Summary {
-        let agg = legacy::processed_aggregates(f, s);
+    pub fn from_facade(f: &Facade, s: &super::Settings) -> Summary {
+        Summary::from_parts(f, legacy::processed_aggregates(f, s).as_ref())
+    }
+
+    /// From a facade and its processed aggregates (computed once per tick, `render::tick`).
+    pub fn from_parts(f: &Facade, agg: Option<&Value>) -> Summary {
         let power = |section: &str| {
             agg.as_ref()
                 .and_then(|a| a.path(&[section, "instant_power"]))
