@@ -317,7 +317,12 @@ fn gateway(
         _ => match text("mode")?.as_deref() {
             None | Some("auto") | Some("v1r") if rsa_key_path.is_some() => {
                 let (mode, key) = v1r(gw_pwd.is_some(), password.is_some())?;
-                rsa_key = Some(key);
+                #[cfg(feature = "v1r")]
+                {
+                    rsa_key = Some(key);
+                }
+                #[cfg(not(feature = "v1r"))]
+                let () = key;
                 mode
             }
             Some("v1r") => {

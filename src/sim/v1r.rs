@@ -20,10 +20,10 @@ use super::data::Site;
 use super::http::{Request, Response};
 use super::model::Model;
 use super::tedapi::{self, Kind, PROTOBUF};
+use crate::gateway::proto::bytes_to_sign;
 use crate::gateway::proto::{
     Envelope, Message, Participant, RoutableMessage, DOMAIN_ENERGY_DEVICE,
 };
-use crate::gateway::v1r::bytes_to_sign;
 
 /// Longest signature lifetime accepted (clients use 12 s).
 pub const MAX_TTL: f64 = 60.0;

@@ -11,6 +11,12 @@
 
 use quick_protobuf::{BytesReader, Writer};
 
+mod routable;
+pub use routable::{
+    bytes_to_sign, config_envelope, expires_at, RoutableMessage, DOMAIN_ENERGY_DEVICE,
+    SIGNATURE_TTL,
+};
+
 /// A message the gateway (or a client) sent that we could not decode.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProtoError(pub String);
@@ -29,7 +35,7 @@ impl From<quick_protobuf::Error> for ProtoError {
     }
 }
 
-type Result<T> = std::result::Result<T, ProtoError>;
+pub(crate) type Result<T> = std::result::Result<T, ProtoError>;
 
 /// `deliveryChannel` values.
 pub const CHANNEL_LOCAL_HTTPS: i32 = 1;
@@ -530,151 +536,17 @@ fn decode_graphql(b: &[u8]) -> Result<Body> {
     Ok(body)
 }
 
-// ---------------------------------------------------------------------------------------------
-// v1r: the RSA-signed `RoutableMessage` (spec §3.3)
-// ---------------------------------------------------------------------------------------------
-
-/// `Domain` of a v1r destination: the energy device.
-pub const DOMAIN_ENERGY_DEVICE: i32 = 7;
-
-/// The v1r wrapper around a bare [`Envelope`] (Tesla `universal_message.RoutableMessage`).
-/// Only the fields v1r uses are modelled; unknown fields are skipped when decoding.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct RoutableMessage {
-    /// Field 6 `to_destination.domain` (7 = ENERGY_DEVICE in requests).
-    pub to_domain: Option<i32>,
-    /// Field 10 `protobuf_message_as_bytes`: the serialised inner envelope.
-    pub payload: Vec<u8>,
-    /// Field 12 `signed_message_status.message_fault` (responses; 0 = none).
-    pub fault: i32,
-    /// Field 13.1.1 `signature_data.signer_identity.public_key`: DER PKCS#1 RSAPublicKey.
-    pub public_key: Vec<u8>,
-    /// Field 13.7.1 `signature_data.rsa_data.expires_at` (fixed32, Unix seconds).
-    pub expires_at: u32,
-    /// Field 13.7.2 `signature_data.rsa_data.signature`.
-    pub signature: Vec<u8>,
-    /// Field 50 `request_uuid` (responses may echo the request's `uuid` here).
-    pub request_uuid: Vec<u8>,
-    /// Field 51 `uuid`: the ASCII text of a random UUID4.
-    pub uuid: Vec<u8>,
-}
-
-impl RoutableMessage {
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        if let Some(domain) = self.to_domain {
-            let mut dest = Vec::new();
-            put_varint(&mut dest, 1, domain as i64);
-            put_bytes(&mut out, 6, &dest);
-        }
-        if !self.payload.is_empty() {
-            put_bytes(&mut out, 10, &self.payload);
-        }
-        if self.fault != 0 {
-            let mut status = Vec::new();
-            put_varint(&mut status, 1, self.fault as i64);
-            put_bytes(&mut out, 12, &status);
-        }
-        if !self.public_key.is_empty() || !self.signature.is_empty() {
-            let mut identity = Vec::new();
-            put_bytes(&mut identity, 1, &self.public_key);
-            let mut rsa = Vec::new();
-            {
-                let mut w = Writer::new(&mut rsa);
-                // Writing into a Vec cannot fail.
-                let _ = w.write_with_tag(1 << 3 | 5, |w| w.write_fixed32(self.expires_at));
-            }
-            put_bytes(&mut rsa, 2, &self.signature);
-            let mut sig = Vec::new();
-            put_bytes(&mut sig, 1, &identity);
-            put_bytes(&mut sig, 7, &rsa);
-            put_bytes(&mut out, 13, &sig);
-        }
-        if !self.request_uuid.is_empty() {
-            put_bytes(&mut out, 50, &self.request_uuid);
-        }
-        if !self.uuid.is_empty() {
-            put_bytes(&mut out, 51, &self.uuid);
-        }
-        out
-    }
-
-    pub fn decode(b: &[u8]) -> Result<RoutableMessage> {
-        let mut r = BytesReader::from_bytes(b);
-        let mut m = RoutableMessage::default();
-        while !r.is_eof() {
-            match r.next_tag(b)? {
-                50 => {
-                    let d = r.read_bytes(b)?;
-                    let mut dr = BytesReader::from_bytes(d);
-                    while !dr.is_eof() {
-                        match dr.next_tag(d)? {
-                            8 => m.to_domain = Some(dr.read_int32(d)?),
-                            t => dr.read_unknown(d, t)?,
-                        }
-                    }
-                }
-                82 => m.payload = r.read_bytes(b)?.to_vec(),
-                98 => {
-                    let s = r.read_bytes(b)?;
-                    let mut sr = BytesReader::from_bytes(s);
-                    while !sr.is_eof() {
-                        match sr.next_tag(s)? {
-                            8 => m.fault = sr.read_int32(s)?,
-                            t => sr.read_unknown(s, t)?,
-                        }
-                    }
-                }
-                106 => {
-                    let s = r.read_bytes(b)?;
-                    let mut sr = BytesReader::from_bytes(s);
-                    while !sr.is_eof() {
-                        match sr.next_tag(s)? {
-                            10 => {
-                                let i = sr.read_bytes(s)?;
-                                let mut ir = BytesReader::from_bytes(i);
-                                while !ir.is_eof() {
-                                    match ir.next_tag(i)? {
-                                        10 => m.public_key = ir.read_bytes(i)?.to_vec(),
-                                        t => ir.read_unknown(i, t)?,
-                                    }
-                                }
-                            }
-                            58 => {
-                                let d = sr.read_bytes(s)?;
-                                let mut dr = BytesReader::from_bytes(d);
-                                while !dr.is_eof() {
-                                    match dr.next_tag(d)? {
-                                        13 => m.expires_at = dr.read_fixed32(d)?,
-                                        18 => m.signature = dr.read_bytes(d)?.to_vec(),
-                                        t => dr.read_unknown(d, t)?,
-                                    }
-                                }
-                            }
-                            t => sr.read_unknown(s, t)?,
-                        }
-                    }
-                }
-                402 => m.request_uuid = r.read_bytes(b)?.to_vec(),
-                410 => m.uuid = r.read_bytes(b)?.to_vec(),
-                t => r.read_unknown(b, t)?,
-            }
-        }
-        Ok(m)
-    }
-}
-
-fn lossy(b: &[u8]) -> String {
+pub(crate) fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-fn put_varint(out: &mut Vec<u8>, field: u32, v: i64) {
+pub(crate) fn put_varint(out: &mut Vec<u8>, field: u32, v: i64) {
     let mut w = Writer::new(out);
     // Writing into a Vec cannot fail.
     let _ = w.write_with_tag(field << 3, |w| w.write_int64(v));
 }
 
-fn put_bytes(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
+pub(crate) fn put_bytes(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {
     let mut w = Writer::new(out);
     let _ = w.write_with_tag(field << 3 | 2, |w| w.write_bytes(bytes));
 }
@@ -694,203 +566,4 @@ pub(crate) fn noise(seed: &mut u32, len: usize) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const DIN: &str = "1232100-00-E--TG123456789ABC";
-
-    fn hex(b: &[u8]) -> String {
-        b.iter().map(|x| format!("{x:02x}")).collect()
-    }
-
-    fn config_request() -> Message {
-        Message::request(
-            DIN,
-            None,
-            Body::ReadFile {
-                domain: DOMAIN_CONFIG_JSON,
-                name: "config.json".into(),
-            },
-        )
-    }
-
-    // Appendix A golden bytes.
-    #[test]
-    fn wifi_config_request() {
-        assert_eq!(hex(&config_request().encode()), "0a390801120218011a1e0a1c313233323130302d30302d452d2d54473132333435363738394142437a110a0f0801120b636f6e6669672e6a736f6e12020801");
-    }
-
-    #[test]
-    fn wifi_firmware_request() {
-        let m = Message::request(DIN, None, Body::SystemInfoRequest);
-        assert_eq!(hex(&m.encode()), "0a2a0801120218011a1e0a1c313233323130302d30302d452d2d54473132333435363738394142432202120012020801");
-    }
-
-    #[test]
-    fn wifi_query_request() {
-        let q = Query::signed(1, b"Q", vec![0xaa, 0xbb], "{}");
-        let m = Message::request(DIN, None, Body::Query(q.clone()));
-        assert_eq!(hex(&m.encode()), "0a3e0801120218011a1e0a1c313233323130302d30302d452d2d54473132333435363738394142438201150a130802120508011201511a02aabb22040a027b7d12020801");
-        assert_eq!(q.text().unwrap(), (1, b"Q".to_vec()));
-    }
-
-    #[test]
-    fn follower_routed_query() {
-        let q = Query::signed(1, b"Q", vec![0xaa], "{}");
-        let m = Message::request("FOLLOWER", Some("LEADER"), Body::Query(q));
-        assert_eq!(hex(&m.encode()), "0a2f080112080a064c45414445521a0a0a08464f4c4c4f5745528201140a120802120508011201511a01aa22040a027b7d12020802");
-    }
-
-    #[test]
-    fn query_response() {
-        let m = Message::reply(
-            DIN,
-            Body::QueryResponse {
-                status: 1,
-                data: r#"{"a":1}"#.into(),
-            },
-        );
-        let bytes = m.encode();
-        assert_eq!(hex(&bytes), "0a360801121e0a1c313233323130302d30302d452d2d54473132333435363738394142431a02180182010d120b080112077b2261223a317d12020801");
-        assert_eq!(Message::decode(&bytes).unwrap(), m);
-    }
-
-    #[test]
-    fn config_response() {
-        let m = Message::reply(
-            DIN,
-            Body::ReadFileResponse {
-                name: "config.json".into(),
-                blob: b"{}".to_vec(),
-                hash: vec![1, 2],
-            },
-        );
-        let bytes = m.encode();
-        assert_eq!(hex(&bytes), "0a420801121e0a1c313233323130302d30302d452d2d54473132333435363738394142431a0218017a1a12180a120a0b636f6e6669672e6a736f6ea206027b7d1202010212020801");
-        assert_eq!(Message::decode(&bytes).unwrap(), m);
-    }
-
-    #[test]
-    fn v1r_envelopes() {
-        let config = Envelope {
-            delivery_channel: CHANNEL_HERMES_COMMAND,
-            sender: Some(Participant::AuthorizedClient(1)),
-            recipient: Some(Participant::Din(DIN.into())),
-            body: Body::ReadFile {
-                domain: DOMAIN_CONFIG_JSON,
-                name: "config.json".into(),
-            },
-        };
-        assert_eq!(hex(&config.encode()), "0802120220011a1e0a1c313233323130302d30302d452d2d54473132333435363738394142437a110a0f0801120b636f6e6669672e6a736f6e");
-        let cancel = Envelope {
-            body: Body::Other {
-                field: 5,
-                bytes: vec![0xfa, 0x02, 0x00],
-            },
-            ..config
-        };
-        assert_eq!(hex(&cancel.encode()), "0802120220011a1e0a1c313233323130302d30302d452d2d54473132333435363738394142432a03fa0200");
-        assert_eq!(Envelope::decode(&cancel.encode()).unwrap(), cancel);
-    }
-
-    #[test]
-    fn routable_message_layout() {
-        // Appendix A: `32 02 0807` · `52 <len> <envelope>` · `6a 15 {0a 07 {0a 05 <pubkey>}
-        // 3a 0a {0d <expires LE> 12 03 <sig>}}` · `9a03 24 <uuid>`.
-        let envelope = Envelope {
-            delivery_channel: CHANNEL_HERMES_COMMAND,
-            sender: Some(Participant::AuthorizedClient(1)),
-            recipient: Some(Participant::Din(DIN.into())),
-            body: Body::ReadFile {
-                domain: DOMAIN_CONFIG_JSON,
-                name: "config.json".into(),
-            },
-        }
-        .encode();
-        let uuid = b"123e4567-e89b-42d3-a456-426614174000".to_vec();
-        let m = RoutableMessage {
-            to_domain: Some(DOMAIN_ENERGY_DEVICE),
-            payload: envelope.clone(),
-            public_key: vec![1, 2, 3, 4, 5],
-            expires_at: 0x6700_0000,
-            signature: vec![9, 8, 7],
-            uuid: uuid.clone(),
-            ..RoutableMessage::default()
-        };
-        let bytes = m.encode();
-        let expect = format!(
-            "320208075239{}6a150a070a0501020304053a0a0d0000006712030908079a0324{}",
-            hex(&envelope),
-            hex(&uuid)
-        );
-        assert_eq!(hex(&bytes), expect);
-        assert_eq!(RoutableMessage::decode(&bytes).unwrap(), m);
-        let reply = RoutableMessage {
-            fault: 17,
-            request_uuid: uuid,
-            ..RoutableMessage::default()
-        };
-        assert_eq!(RoutableMessage::decode(&reply.encode()).unwrap(), reply);
-        for cut in 0..bytes.len() {
-            let _ = RoutableMessage::decode(&bytes[..cut]);
-        }
-    }
-
-    #[test]
-    fn requests_round_trip() {
-        for m in [
-            config_request(),
-            Message::request(DIN, None, Body::SystemInfoRequest),
-            Message::request(
-                "F",
-                Some("L"),
-                Body::Query(Query::signed(2, b"query X {}", vec![1; 139], "{\"a\":1}")),
-            ),
-            Message::reply(
-                DIN,
-                Body::SystemInfoResponse(SystemInfo {
-                    part_number: "1707000-11-J".into(),
-                    serial_number: "TG12000000001Z".into(),
-                    din: DIN.into(),
-                    version: "25.10.1 7d8f0a8b".into(),
-                    githash: vec![0x7d, 0x8f],
-                    device_type: Some(4),
-                }),
-            ),
-        ] {
-            assert_eq!(Message::decode(&m.encode()).unwrap(), m);
-        }
-    }
-
-    #[test]
-    fn pw3_firmware_fixture_decodes() {
-        let bytes = include_bytes!("../sim/fixtures/pw3/firmware_response.bin");
-        let m = Message::decode(bytes).unwrap();
-        match m.envelope.body {
-            Body::SystemInfoResponse(info) => {
-                assert_eq!(info.version, "25.10.1 7d8f0a8b");
-                assert_eq!(info.part_number, "1707000-11-J");
-                assert_eq!(info.serial_number, "TG12000000001Z");
-                assert_eq!(info.device_type, Some(4));
-                assert_eq!(
-                    hex(&info.githash),
-                    "7d8f0a8b3c1e2d4f5a6b7c8d9e0f1a2b3c4d5e6f"
-                );
-            }
-            other => panic!("unexpected body {other:?}"),
-        }
-    }
-
-    #[test]
-    fn garbage_never_panics() {
-        let mut seed = 0x1234_5678u32;
-        for len in 0..300 {
-            let bytes = noise(&mut seed, len);
-            let _ = Message::decode(&bytes);
-        }
-        let good = config_request().encode();
-        for cut in 0..good.len() {
-            let _ = Message::decode(&good[..cut]);
-        }
-    }
-}
+mod tests;
