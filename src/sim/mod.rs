@@ -32,6 +32,7 @@
 
 mod data;
 mod http;
+mod knobs;
 mod local;
 mod model;
 mod render;
@@ -54,7 +55,8 @@ fn v1r_bearer_ok(_header: Option<&str>, _generation: u64) -> bool {
 
 use std::net::SocketAddr;
 
-pub use server::{Fault, SimHandle, Stats};
+pub use knobs::Stats;
+pub use server::{Fault, SimHandle};
 
 /// Which gateway the simulator pretends to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

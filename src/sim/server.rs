@@ -19,6 +19,7 @@ use super::data::{self, Site};
 use super::http::{self, Limits, ReadError, Request, Response};
 use super::model::Model;
 use super::tedapi::{self, Kind};
+use super::knobs::{self, Stats};
 use super::SimOptions;
 use crate::wire::tls;
 
@@ -106,84 +107,37 @@ impl Fault {
     }
 }
 
-/// Request counters by kind (`GET /test/stats`). `device_routed` counts requests to
-/// `/tedapi/device/<din>/v1`, which are also counted under their payload kind; `total` counts
-/// every request except `/test/*`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Stats {
-    pub din: u64,
-    pub config: u64,
-    pub status: u64,
-    pub controller: u64,
-    pub components: u64,
-    pub firmware: u64,
-    pub device_routed: u64,
-    pub login: u64,
-    pub api: u64,
-    pub other: u64,
-    pub total: u64,
-}
-
-impl Stats {
-    pub fn get(&self, kind: &str) -> Option<u64> {
-        Some(match kind {
-            "din" => self.din,
-            "config" => self.config,
-            "status" => self.status,
-            "controller" => self.controller,
-            "components" => self.components,
-            "firmware" => self.firmware,
-            "device_routed" => self.device_routed,
-            "login" => self.login,
-            "api" => self.api,
-            "other" => self.other,
-            "total" => self.total,
-            _ => return None,
-        })
-    }
-
-    pub fn to_json(&self) -> String {
-        let fields: Vec<String> = Kind::ALL
-            .iter()
-            .map(|k| k.name())
-            .chain(["total"])
-            .map(|k| format!("\"{k}\":{}", self.get(k).unwrap_or(0)))
-            .collect();
-        format!("{{{}}}", fields.join(","))
-    }
-}
-
-struct State {
-    model: Model,
-    fault: Fault,
+pub(super) struct State {
+    pub(super) model: Model,
+    pub(super) fault: Fault,
     /// `Some(n)`: the fault applies to the next `n` `/tedapi/*` requests only.
-    fault_left: Option<u64>,
+    pub(super) fault_left: Option<u64>,
     /// Seconds added to the wall clock (`/test/advance/<s>`), so tests can jump to the night.
-    clock_offset: f64,
+    pub(super) clock_offset: f64,
     /// The fault injected into local `/api/*` GETs (not the login), and its countdown.
-    local_fault: Fault,
-    local_fault_left: Option<u64>,
+    pub(super) local_fault: Fault,
+    pub(super) local_fault_left: Option<u64>,
     /// `/api/devices/vitals` answers (false: 404, as firmware 23.44+).
-    vitals: bool,
+    pub(super) vitals: bool,
     /// v1r: signed messages are answered "authorization not verified" (`/test/v1r/pending`).
-    v1r_pending: bool,
+    pub(super) v1r_pending: bool,
     /// v1r: the login generation; its token is the only Bearer accepted (`/test/v1r/logout`).
-    v1r_token: u64,
+    pub(super) v1r_token: u64,
 }
 
 impl State {
-    fn now(&self) -> f64 {
+    pub(super) fn now(&self) -> f64 {
         now() + self.clock_offset
     }
 
     /// Moves the model to the (possibly advanced) present.
-    fn catch_up(&mut self) {
+    pub(super) fn catch_up(&mut self) {
         let t = self.now();
         self.model.advance(t);
     }
 
     /// The fault for one `/tedapi/*` request, counting down a `fail_next`.
-    fn take_fault(&mut self) -> Fault {
+    pub(super) fn take_fault(&mut self) -> Fault {
         let fault = self.fault;
         if let Some(left) = self.fault_left.as_mut() {
             *left = left.saturating_sub(1);
@@ -195,13 +149,13 @@ impl State {
         fault
     }
 
-    fn set_fault(&mut self, fault: Fault, count: Option<u64>) {
+    pub(super) fn set_fault(&mut self, fault: Fault, count: Option<u64>) {
         self.fault = fault;
         self.fault_left = count.filter(|_| fault != Fault::None);
     }
 
     /// The fault for one local `/api/*` GET, counting down.
-    fn take_local_fault(&mut self) -> Fault {
+    pub(super) fn take_local_fault(&mut self) -> Fault {
         let fault = self.local_fault;
         if let Some(left) = self.local_fault_left.as_mut() {
             *left = left.saturating_sub(1);
@@ -213,30 +167,30 @@ impl State {
         fault
     }
 
-    fn set_local_fault(&mut self, fault: Fault, count: Option<u64>) {
+    pub(super) fn set_local_fault(&mut self, fault: Fault, count: Option<u64>) {
         self.local_fault = fault;
         self.local_fault_left = count.filter(|_| fault != Fault::None);
     }
 }
 
-struct Shared {
-    site: Site,
-    frozen: bool,
-    gw_auth: Option<String>,
+pub(super) struct Shared {
+    pub(super) site: Site,
+    pub(super) frozen: bool,
+    pub(super) gw_auth: Option<String>,
     /// The customer password the local login accepts (`None`: any).
-    customer: Option<String>,
-    gzip: bool,
+    pub(super) customer: Option<String>,
+    pub(super) gzip: bool,
     /// v1r: the registered public key signed messages are verified against.
     #[cfg(feature = "v1r")]
     v1r: Option<super::v1r::V1rGate>,
-    tls: Arc<rustls::ServerConfig>,
-    state: Mutex<State>,
-    counters: [AtomicUsize; 10],
-    total: AtomicUsize,
-    stop: AtomicBool,
-    active: AtomicUsize,
-    next_id: AtomicUsize,
-    conns: Mutex<HashMap<u64, TcpStream>>,
+    pub(super) tls: Arc<rustls::ServerConfig>,
+    pub(super) state: Mutex<State>,
+    pub(super) counters: [AtomicUsize; 10],
+    pub(super) total: AtomicUsize,
+    pub(super) stop: AtomicBool,
+    pub(super) active: AtomicUsize,
+    pub(super) next_id: AtomicUsize,
+    pub(super) conns: Mutex<HashMap<u64, TcpStream>>,
 }
 
 /// A running simulator; stops when dropped.
@@ -377,7 +331,7 @@ pub fn start(opts: SimOptions) -> Result<SimHandle, String> {
         gw_auth: opts
             .gw_pwd
             .as_ref()
-            .map(|p| base64(format!("Tesla_Energy_Device:{p}").as_bytes())),
+            .map(|p| crate::wire::base64(format!("Tesla_Energy_Device:{p}").as_bytes())),
         customer: super::local::customer_password(opts.password.as_deref(), opts.gw_pwd.as_deref()),
         gzip: opts.gzip,
         #[cfg(feature = "v1r")]
@@ -413,7 +367,7 @@ pub fn start(opts: SimOptions) -> Result<SimHandle, String> {
     })
 }
 
-fn now() -> f64 {
+pub(super) fn now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
@@ -421,17 +375,17 @@ fn now() -> f64 {
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn count(&self, kind: Kind) {
+    pub(super) fn count(&self, kind: Kind) {
         if let Some(i) = Kind::ALL.iter().position(|k| *k == kind) {
             self.counters[i].fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    fn stats(&self) -> Stats {
+    pub(super) fn stats(&self) -> Stats {
         let c = |k: Kind| {
             Kind::ALL
                 .iter()
@@ -616,7 +570,7 @@ fn hang(stream: &mut Tls, stop: &AtomicBool) {
 
 fn route(shared: &Shared, req: &Request) -> Action {
     if req.path == "/test" || req.path.starts_with("/test/") {
-        return Action::Respond(cors(test_route(shared, req)));
+        return Action::Respond(cors(knobs::test_route(shared, req)));
     }
     shared.total.fetch_add(1, Ordering::Relaxed);
     if req.method == "OPTIONS" {
@@ -809,202 +763,9 @@ fn cors(resp: Response) -> Response {
         .with_header("Access-Control-Allow-Headers", "*")
 }
 
-const CONTROL_PAGE: &str =
-    "<!DOCTYPE html><html><head><title>Gateway simulator</title></head><body>\
-<h1>Gateway simulator</h1><ul>\
-<li><a href=\"/test/toggle-grid\">/test/toggle-grid</a></li>\
-<li>/test/battery-percentage/&lt;p&gt;, /test/solar-power/&lt;w&gt;</li>\
-<li>/test/scenario/&lt;name&gt;: battery-exporting, solar-exporting, solar-powered, grid-powered, \
-self-powered, battery-powered, grid-charging, solar-charging, sunny-day-outage, cloudy-day-outage, \
-nighttime-outage; <a href=\"/test/scenario\">/test/scenario</a></li>\
-<li>/test/fault/&lt;kind&gt;[/&lt;n&gt;]: none, timeout, close, http429, http500, http403, garbage, \
-truncated, badjson, badgzip, halfbody, http401, http404, http503 (for the next n /tedapi requests, \
-or until none); <a href=\"/test/fault\">/test/fault</a></li>\
-<li>/test/local-fault/&lt;kind&gt;[/&lt;n&gt;]: the same for local /api/* GETs; \
-<a href=\"/test/local-fault\">/test/local-fault</a>; /test/vitals/off, /test/vitals/on</li>\
-<li>/test/advance/&lt;seconds&gt;: move the clock forward</li>\
-<li><a href=\"/test/stats\">/test/stats</a>, /test/stats/reset, /test/reset</li>\
-</ul></body></html>";
-
-fn test_route(shared: &Shared, req: &Request) -> Response {
-    let ok = || Response::text(200, "OK");
-    let path = req.path.trim_end_matches('/');
-    let arg = |prefix: &str| path.strip_prefix(prefix);
-    let number = |s: &str| s.parse::<f64>().ok().filter(|x| x.is_finite());
-    let mut state = shared.lock();
-    state.catch_up();
-    match path {
-        "/test" => return Response::new(200, "text/html", CONTROL_PAGE),
-        "/test/toggle-grid" => {
-            let up = state.model.toggle_grid();
-            return Response::text(
-                200,
-                if up {
-                    "Grid is now connected"
-                } else {
-                    "Grid is now disconnected"
-                },
-            );
-        }
-        "/test/scenario" => {
-            let mut body = String::from("{\"active_scenario\":");
-            crate::json::write_str(&mut body, &state.model.scenario);
-            body.push('}');
-            return Response::json(200, body);
-        }
-        "/test/fault" => {
-            let left = state
-                .fault_left
-                .map(|n| format!(",\"remaining\":{n}"))
-                .unwrap_or_default();
-            return Response::json(
-                200,
-                format!("{{\"fault\":\"{}\"{left}}}", state.fault.name()),
-            );
-        }
-        "/test/stats" => return Response::json(200, shared.stats().to_json()),
-        "/test/stats/reset" => {
-            for c in shared.counters.iter().chain([&shared.total]) {
-                c.store(0, Ordering::Relaxed);
-            }
-            return ok();
-        }
-        "/test/reset" => {
-            state.clock_offset = 0.0;
-            state.model = Model::new(&shared.site, shared.frozen, now());
-            state.set_fault(Fault::None, None);
-            state.set_local_fault(Fault::None, None);
-            state.vitals = true;
-            state.v1r_pending = false;
-            return ok();
-        }
-        "/test/local-fault" => {
-            let left = state
-                .local_fault_left
-                .map(|n| format!(",\"remaining\":{n}"))
-                .unwrap_or_default();
-            return Response::json(
-                200,
-                format!("{{\"fault\":\"{}\"{left}}}", state.local_fault.name()),
-            );
-        }
-        "/test/vitals/on" | "/test/vitals/off" => {
-            state.vitals = path.ends_with("/on");
-            return ok();
-        }
-        "/test/v1r/pending/on" | "/test/v1r/pending/off" => {
-            state.v1r_pending = path.ends_with("/on");
-            return ok();
-        }
-        "/test/v1r/logout" => {
-            state.v1r_token += 1;
-            return ok();
-        }
-        _ => {}
-    }
-    if let Some(p) = arg("/test/battery-percentage/") {
-        return match number(p) {
-            Some(p) => {
-                state.model.set_battery_percentage(p);
-                ok()
-            }
-            None => Response::text(400, "Invalid percentage"),
-        };
-    }
-    if let Some(w) = arg("/test/solar-power/") {
-        return match number(w) {
-            Some(w) => {
-                state.model.set_solar(w);
-                ok()
-            }
-            None => Response::text(400, "Invalid power"),
-        };
-    }
-    if let Some(name) = arg("/test/scenario/") {
-        return if state.model.set_scenario(name) {
-            ok()
-        } else {
-            Response::text(404, "Unknown scenario")
-        };
-    }
-    if let Some((rest, local)) = arg("/test/fault/")
-        .map(|r| (r, false))
-        .or_else(|| arg("/test/local-fault/").map(|r| (r, true)))
-    {
-        let (kind, count) = match rest.split_once('/') {
-            Some((kind, n)) => match n.parse::<u64>() {
-                Ok(n) if n > 0 => (kind, Some(n)),
-                _ => return Response::text(400, "Invalid count"),
-            },
-            None => (rest, None),
-        };
-        return match Fault::parse(kind) {
-            Some(f) if local => {
-                state.set_local_fault(f, count);
-                ok()
-            }
-            Some(f) => {
-                state.set_fault(f, count);
-                ok()
-            }
-            None => Response::text(404, "Unknown fault"),
-        };
-    }
-    if let Some(s) = arg("/test/advance/") {
-        return match number(s).filter(|s| (0.0..=366.0 * 86400.0).contains(s)) {
-            Some(s) => {
-                state.clock_offset += s;
-                state.catch_up();
-                ok()
-            }
-            None => Response::text(400, "Invalid seconds"),
-        };
-    }
-    Response::text(404, "Invalid test command received.")
-}
-
-/// Standard base64 with padding.
-fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_rfc4648() {
-        for (i, o) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            (
-                "Tesla_Energy_Device:ABCDEFGHIJ",
-                "VGVzbGFfRW5lcmd5X0RldmljZTpBQkNERUZHSElK",
-            ),
-        ] {
-            assert_eq!(base64(i.as_bytes()), o);
-        }
-    }
 
     #[test]
     fn faults_parse_and_stats_render() {
