@@ -210,4 +210,3 @@ pub(super) fn test_route(shared: &Shared, req: &Request) -> Response {
     }
     Response::text(404, "Invalid test command received.")
 }
-

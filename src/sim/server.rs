@@ -17,9 +17,9 @@ use rustls::{ServerConnection, StreamOwned};
 
 use super::data::{self, Site};
 use super::http::{self, Limits, ReadError, Request, Response};
+use super::knobs::{self, Stats};
 use super::model::Model;
 use super::tedapi::{self, Kind};
-use super::knobs::{self, Stats};
 use super::SimOptions;
 use crate::wire::tls;
 
