@@ -130,7 +130,7 @@ pub fn start(addr: &str, ctx: Arc<Ctx>) -> Result<Running, String> {
     let limits = tiny_http::Limits {
         read_timeout: Some(s.idle_timeout),
         write_timeout: Some(s.idle_timeout.max(Duration::from_secs(5))),
-        header_timeout: Some(s.idle_timeout),
+        request_timeout: Some(s.idle_timeout),
         max_connections: s.max_connections,
         tls: ctx.tls.clone(),
         inline: Some(Arc::new(move |rq| router::handle(&handler_ctx, rq))),

@@ -115,6 +115,8 @@ pub use connection::{ConfigListenAddr, ListenAddr, Listener};
 pub use request::{ReadWrite, Request};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
+pub use client::{parse_request_head, MAX_HEADERS, MAX_HEADER_BYTES, MAX_REQUEST_LINE};
+pub use request::MAX_DRAIN;
 
 mod client;
 mod common;
@@ -152,8 +154,10 @@ pub struct Limits {
     pub read_timeout: Option<Duration>,
     /// Socket write time-out: a client that does not read its answer is dropped after it.
     pub write_timeout: Option<Duration>,
-    /// The request line and headers must arrive within this time of their first byte.
-    pub header_timeout: Option<Duration>,
+    /// One deadline per request: its request line, headers and body must arrive within this
+    /// time of its first byte; the first request's clock starts at accept, so it also covers
+    /// the TLS handshake. (Was a deadline for the head only.)
+    pub request_timeout: Option<Duration>,
     /// New connections beyond this many open ones are closed at once.
     pub max_connections: usize,
     /// TLS (`PW_HTTPS=yes`).
@@ -171,7 +175,7 @@ impl Default for Limits {
         Limits {
             read_timeout: None,
             write_timeout: None,
-            header_timeout: None,
+            request_timeout: None,
             max_connections: usize::MAX,
             #[cfg(feature = "ssl-rustls")]
             tls: None,
@@ -179,6 +183,40 @@ impl Default for Limits {
             tls_requested: false,
             inline: None,
         }
+    }
+}
+
+/// pypowerwall-server patch: at most one "refused" warning per this interval (with a count).
+const REFUSED_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// pypowerwall-server patch: one open connection, counted until dropped.
+struct OpenSlot(Arc<AtomicUsize>);
+
+impl OpenSlot {
+    fn take(open: &Arc<AtomicUsize>) -> OpenSlot {
+        open.fetch_add(1, Relaxed);
+        OpenSlot(open.clone())
+    }
+}
+
+impl Drop for OpenSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
+/// pypowerwall-server patch: serves one connection read from `input` and answered to `output`
+/// with the code a socket reaches (head parser and limits, body framing, pipelining, the
+/// answers to refused heads), calling `handler` for each request, until the input ends or the
+/// connection would close. No deadlines (there is no socket). For fuzzing and tests.
+pub fn serve_stream<R, W>(input: R, output: W, mut handler: impl FnMut(Request))
+where
+    R: std::io::Read + Send + 'static,
+    W: std::io::Write + Send + 'static,
+{
+    let client: ClientConnection<R, W> = ClientConnection::over(input, output, Ok(None), false);
+    for rq in client {
+        handler(rq);
     }
 }
 
@@ -324,6 +362,9 @@ impl Server {
             let tasks_pool = util::TaskPool::new();
 
             log::debug!("Running accept thread");
+            // pypowerwall-server patch: refusals are logged once per `REFUSED_LOG_EVERY`
+            let mut refused = 0u64;
+            let mut refused_logged: Option<std::time::Instant> = None;
             while !inside_close_trigger.load(Relaxed) {
                 let sock = match server.accept() {
                     Ok((sock, _)) => sock,
@@ -335,10 +376,17 @@ impl Server {
                     }
                 };
                 if inside_open.load(Relaxed) >= limits.max_connections {
-                    log::warn!(
-                        "refusing a connection: {} connections open (the limit)",
-                        limits.max_connections
-                    );
+                    refused += 1;
+                    let due = refused_logged.map_or(true, |t| t.elapsed() >= REFUSED_LOG_EVERY);
+                    if due {
+                        log::warn!(
+                            "refused {} connection(s): {} connections open (the limit)",
+                            refused,
+                            limits.max_connections
+                        );
+                        refused = 0;
+                        refused_logged = Some(std::time::Instant::now());
+                    }
                     continue;
                 }
                 let detached = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -356,6 +404,9 @@ impl Server {
                     }
                 }
                 use util::RefinedTcpStream;
+                // pypowerwall-server patch: every read of this socket ends at the deadline
+                let deadline = util::Deadline::new();
+                let sock = util::TimedConnection::new(sock, deadline.clone());
                 #[cfg(feature = "ssl-rustls")]
                 let pair = match ssl {
                     None => RefinedTcpStream::new_with(sock, detached),
@@ -374,15 +425,16 @@ impl Server {
                     }
                 };
                 let client = ClientConnection::new(write_closable, read_closable)
-                    .with_header_timeout(limits.header_timeout)
+                    .with_deadline(deadline, limits.request_timeout, limits.read_timeout)
                     .with_raw_socket(raw);
 
                 let messages = inside_messages.clone();
-                let open = inside_open.clone();
                 let inline = limits.inline.clone();
-                open.fetch_add(1, Relaxed);
+                // pypowerwall-server patch: released when the task ends or is dropped unrun
+                let open = OpenSlot::take(&inside_open);
                 let mut client = Some(client);
                 tasks_pool.spawn(Box::new(move || {
+                    let _open = open;
                     if let Some(client) = client.take() {
                         if let Some(handler) = inline.as_ref() {
                             // pypowerwall-server patch: answer on this connection's thread
@@ -405,7 +457,6 @@ impl Server {
                             }
                         }
                     }
-                    open.fetch_sub(1, Relaxed);
                 }));
             }
             log::debug!("Terminating accept thread");
