@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::common::{HTTPVersion, Header, Method};
-use crate::util::{Deadline, RefinedTcpStream};
+use crate::util::{Deadline, Phase, RefinedTcpStream};
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
 
@@ -58,6 +58,10 @@ where
 
     // pypowerwall-server patch: the plain TCP socket, for `Request::upgrade_tcp`
     raw_socket: Option<(Arc<std::net::TcpStream>, Arc<AtomicBool>)>,
+
+    // pypowerwall-server patch: a handle the accept loop may shut down (its weak reference
+    // ends with the connection)
+    _handle: Option<Arc<std::net::TcpStream>>,
 }
 
 /// pypowerwall-server patch: longest accepted request line (longer: 414).
@@ -243,6 +247,7 @@ where
             clock_running: true,
             closing: Arc::new(AtomicBool::new(false)),
             raw_socket: None,
+            _handle: None,
         }
     }
 
@@ -270,6 +275,12 @@ where
         self
     }
 
+    /// pypowerwall-server patch: keep the accept loop's handle alive with the connection.
+    pub(crate) fn with_handle(mut self, handle: Option<Arc<std::net::TcpStream>>) -> Self {
+        self._handle = handle;
+        self
+    }
+
     /// true if the connection is HTTPS
     pub fn secure(&self) -> bool {
         self.secure
@@ -288,6 +299,7 @@ where
         if let Some(d) = &self.deadline {
             if !self.clock_running {
                 d.start(self.idle_timeout);
+                d.set_phase(Phase::Idle);
             }
         }
         let deadline = self.deadline.clone();
@@ -298,6 +310,7 @@ where
             &mut || {
                 if let (Some(d), false) = (&deadline, clock_running) {
                     d.start(request_timeout);
+                    d.set_phase(Phase::Head);
                 }
                 clock_running = true;
             },
@@ -314,9 +327,14 @@ where
             version,
             headers,
         } = head?;
+        if let Some(d) = &self.deadline {
+            d.set_phase(Phase::Busy);
+        }
         if version.0 != 1 {
             return Err(ReadError::UnsupportedVersion);
         }
+        // a later 1.x is answered as 1.1 (RFC 9110 §2.5), not echoed back
+        let version = if version.1 > 1 { HTTPVersion(1, 1) } else { version };
 
         // building the writer for the request
         let writer = self.sink.next_writer();

@@ -189,6 +189,52 @@ impl Default for Limits {
 /// pypowerwall-server patch: at most one "refused" warning per this interval (with a count).
 const REFUSED_LOG_EVERY: Duration = Duration::from_secs(10);
 
+/// pypowerwall-server patch: connections closed to make room may exceed the cap by this many
+/// for the moment they take to end.
+const EVICTION_MARGIN: usize = 16;
+
+/// pypowerwall-server patch: an open TCP connection as the accept loop sees it.
+struct Tracked {
+    deadline: std::sync::Weak<util::Deadline>,
+    socket: std::sync::Weak<TcpStream>,
+}
+
+impl Tracked {
+    fn alive(&self) -> bool {
+        self.deadline.strong_count() > 0 && self.socket.strong_count() > 0
+    }
+}
+
+/// pypowerwall-server patch: with the table full, closes the connection that has been reading
+/// a request head (or TLS handshake) the longest, else the longest-idle keep-alive one, so a
+/// table full of slow or idle clients never locks a new client out. Connections reading a
+/// body or being answered are never chosen (their deadline bounds them). False if none fits.
+fn evict_one(tracked: &mut Vec<Tracked>) -> bool {
+    tracked.retain(Tracked::alive);
+    let mut best: Option<(usize, (u8, u64))> = None;
+    for (i, t) in tracked.iter().enumerate() {
+        let Some(d) = t.deadline.upgrade() else { continue };
+        let rank = match d.phase() {
+            util::Phase::Head => 0,
+            util::Phase::Idle => 1,
+            _ => continue,
+        };
+        let key = (rank, d.order_key());
+        if best.map_or(true, |(_, k)| key < k) {
+            best = Some((i, key));
+        }
+    }
+    let Some((i, _)) = best else { return false };
+    let t = tracked.swap_remove(i);
+    if let (Some(d), Some(s)) = (t.deadline.upgrade(), t.socket.upgrade()) {
+        d.set_phase(util::Phase::Evicted);
+        let _ = s.shutdown(Shutdown::Both);
+        log::debug!("connection table full: closed a slow or idle connection");
+        return true;
+    }
+    false
+}
+
 /// pypowerwall-server patch: one open connection, counted until dropped.
 struct OpenSlot(Arc<AtomicUsize>);
 
@@ -365,6 +411,8 @@ impl Server {
             // pypowerwall-server patch: refusals are logged once per `REFUSED_LOG_EVERY`
             let mut refused = 0u64;
             let mut refused_logged: Option<std::time::Instant> = None;
+            // pypowerwall-server patch: open TCP connections, to close one when full
+            let mut tracked: Vec<Tracked> = Vec::new();
             while !inside_close_trigger.load(Relaxed) {
                 let sock = match server.accept() {
                     Ok((sock, _)) => sock,
@@ -375,7 +423,15 @@ impl Server {
                         continue;
                     }
                 };
-                if inside_open.load(Relaxed) >= limits.max_connections {
+                let open_now = inside_open.load(Relaxed);
+                if tracked.len() > 2 * open_now + 64 {
+                    tracked.retain(Tracked::alive);
+                }
+                let full = open_now >= limits.max_connections;
+                if full
+                    && !(open_now < limits.max_connections.saturating_add(EVICTION_MARGIN)
+                        && evict_one(&mut tracked))
+                {
                     refused += 1;
                     let due = refused_logged.map_or(true, |t| t.elapsed() >= REFUSED_LOG_EVERY);
                     if due {
@@ -391,7 +447,9 @@ impl Server {
                 }
                 let detached = Arc::new(std::sync::atomic::AtomicBool::new(false));
                 let mut raw = None;
+                let mut handle = None;
                 if let Connection::Tcp(ref tcp) = sock {
+                    handle = tcp.try_clone().ok().map(Arc::new);
                     let _ = tcp.set_read_timeout(limits.read_timeout);
                     let _ = tcp.set_write_timeout(limits.write_timeout);
                     let _ = tcp.set_nodelay(true);
@@ -400,12 +458,18 @@ impl Server {
                     #[cfg(not(feature = "ssl-rustls"))]
                     let plain = true;
                     if plain {
-                        raw = tcp.try_clone().ok().map(|t| (Arc::new(t), detached.clone()));
+                        raw = handle.clone().map(|t| (t, detached.clone()));
                     }
                 }
                 use util::RefinedTcpStream;
                 // pypowerwall-server patch: every read of this socket ends at the deadline
                 let deadline = util::Deadline::new();
+                if let Some(h) = &handle {
+                    tracked.push(Tracked {
+                        deadline: Arc::downgrade(&deadline),
+                        socket: Arc::downgrade(h),
+                    });
+                }
                 let sock = util::TimedConnection::new(sock, deadline.clone());
                 #[cfg(feature = "ssl-rustls")]
                 let pair = match ssl {
@@ -426,7 +490,8 @@ impl Server {
                 };
                 let client = ClientConnection::new(write_closable, read_closable)
                     .with_deadline(deadline, limits.request_timeout, limits.read_timeout)
-                    .with_raw_socket(raw);
+                    .with_raw_socket(raw)
+                    .with_handle(handle);
 
                 let messages = inside_messages.clone();
                 let inline = limits.inline.clone();

@@ -372,14 +372,18 @@ impl Request {
     }
 
     /// pypowerwall-server patch: skips what is left of the body, at most [`MAX_DRAIN`] bytes, so
-    /// the next request on the connection starts where it should; when it cannot (more left, a
-    /// `100 Continue` never sent, an error or the deadline) the connection is closed instead.
+    /// the next request on the connection starts where it should; when it cannot (a declared
+    /// length over the bound, more left, a `100 Continue` never sent, an error or the
+    /// deadline) the connection is closed instead.
     /// Nothing is allocated from the declared length.
     fn finish_body(&mut self) {
         let Some(mut reader) = self.data_reader.take() else {
             return;
         };
-        let reusable = !self.must_send_continue && !self.whole_connection && {
+        // A declared length over the bound is not even started on: the client may never send
+        // it, and waiting for it would hold the connection until its deadline.
+        let too_long = self.body_length.is_some_and(|n| n as u64 > MAX_DRAIN);
+        let reusable = !self.must_send_continue && !self.whole_connection && !too_long && {
             let mut limited = reader.by_ref().take(MAX_DRAIN + 1);
             matches!(io::copy(&mut limited, &mut io::sink()), Ok(n) if n <= MAX_DRAIN)
         };

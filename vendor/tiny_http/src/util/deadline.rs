@@ -13,7 +13,7 @@
 use std::convert::TryFrom;
 use std::io::{Error as IoError, ErrorKind, Read, Result as IoResult, Write};
 use std::net::{Shutdown, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,8 +24,22 @@ const NONE: u64 = u64::MAX;
 /// A socket time-out this much longer than the time left is lowered before reading.
 const SLACK: Duration = Duration::from_millis(50);
 
+/// What a connection is doing, for choosing one to close when the table is full.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Phase {
+    /// Waiting for the next request (keep-alive).
+    Idle = 0,
+    /// Reading a request head (or the TLS handshake).
+    Head = 1,
+    /// Reading the body or answering.
+    Busy = 2,
+    /// Closed to make room; not chosen again.
+    Evicted = 3,
+}
+
 /// When the current request (or idle wait) must be over.
 pub(crate) struct Deadline {
+    phase: AtomicU8,
     base: Instant,
     /// Nanoseconds after `base`, or `NONE`.
     at: AtomicU64,
@@ -36,6 +50,7 @@ pub(crate) struct Deadline {
 impl Deadline {
     pub(crate) fn new() -> Arc<Deadline> {
         Arc::new(Deadline {
+            phase: AtomicU8::new(Phase::Head as u8),
             base: Instant::now(),
             at: AtomicU64::new(NONE),
             applied: AtomicU64::new(0),
@@ -52,6 +67,24 @@ impl Deadline {
             None => NONE,
         };
         self.at.store(at, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set_phase(&self, p: Phase) {
+        self.phase.store(p as u8, Ordering::Relaxed);
+    }
+
+    pub(crate) fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::Relaxed) {
+            0 => Phase::Idle,
+            1 => Phase::Head,
+            2 => Phase::Busy,
+            _ => Phase::Evicted,
+        }
+    }
+
+    /// The deadline as a number that orders deadlines (`u64::MAX`: none).
+    pub(crate) fn order_key(&self) -> u64 {
+        self.at.load(Ordering::Relaxed)
     }
 
     /// Time left (`Some(ZERO)`: passed), or `None` without a deadline.

@@ -6,7 +6,7 @@ pub use self::refined_tcp_stream::RefinedTcpStream;
 pub use self::sequential::{SequentialReader, SequentialReaderBuilder};
 pub use self::sequential::{SequentialWriter, SequentialWriterBuilder};
 pub use self::task_pool::TaskPool;
-pub(crate) use self::deadline::{Deadline, TimedConnection};
+pub(crate) use self::deadline::{Deadline, Phase, TimedConnection};
 
 use std::str::FromStr;
 
