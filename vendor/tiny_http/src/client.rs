@@ -334,7 +334,11 @@ where
             return Err(ReadError::UnsupportedVersion);
         }
         // a later 1.x is answered as 1.1 (RFC 9110 §2.5), not echoed back
-        let version = if version.1 > 1 { HTTPVersion(1, 1) } else { version };
+        let version = if version.1 > 1 {
+            HTTPVersion(1, 1)
+        } else {
+            version
+        };
 
         // building the writer for the request
         let writer = self.sink.next_writer();

@@ -49,7 +49,12 @@ impl<R: Read> ChunkedDecoder<R> {
         let mut b = [0u8];
         loop {
             match self.source.read(&mut b) {
-                Ok(0) => return Err(IoError::new(ErrorKind::UnexpectedEof, "chunked body cut short")),
+                Ok(0) => {
+                    return Err(IoError::new(
+                        ErrorKind::UnexpectedEof,
+                        "chunked body cut short",
+                    ))
+                }
                 Ok(_) => return Ok(b[0]),
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
@@ -128,7 +133,10 @@ impl<R: Read> ChunkedDecoder<R> {
                     let want = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
                     let got = self.source.read(&mut buf[..want])?;
                     if got == 0 {
-                        return Err(IoError::new(ErrorKind::UnexpectedEof, "chunked body cut short"));
+                        return Err(IoError::new(
+                            ErrorKind::UnexpectedEof,
+                            "chunked body cut short",
+                        ));
                     }
                     let left = left - got as u64;
                     if left == 0 {

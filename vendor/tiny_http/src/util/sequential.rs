@@ -161,7 +161,10 @@ impl<W: Write + Send> Write for SequentialWriter<W> {
         }
         self.trigger = None;
 
-        self.writer.lock().unwrap_or_else(|e| e.into_inner()).write(buf)
+        self.writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .write(buf)
     }
 
     fn flush(&mut self) -> IoResult<()> {
@@ -170,7 +173,10 @@ impl<W: Write + Send> Write for SequentialWriter<W> {
         }
         self.trigger = None;
 
-        self.writer.lock().unwrap_or_else(|e| e.into_inner()).flush()
+        self.writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .flush()
     }
 }
 

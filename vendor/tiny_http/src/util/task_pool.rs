@@ -130,7 +130,10 @@ fn run(sharing: Arc<Sharing>, mut next: Option<Task>) {
                 return;
             }
             if state.threads <= MIN_THREADS {
-                state = sharing.condvar.wait(state).unwrap_or_else(|e| e.into_inner());
+                state = sharing
+                    .condvar
+                    .wait(state)
+                    .unwrap_or_else(|e| e.into_inner());
             } else {
                 let (s, res) = sharing
                     .condvar
@@ -181,8 +184,13 @@ mod tests {
                 }));
             }
             for _ in 0..12 {
-                let waited = rx.recv_timeout(Duration::from_secs(2)).expect("task started");
-                assert!(waited < Duration::from_millis(250), "round {round}: {waited:?}");
+                let waited = rx
+                    .recv_timeout(Duration::from_secs(2))
+                    .expect("task started");
+                assert!(
+                    waited < Duration::from_millis(250),
+                    "round {round}: {waited:?}"
+                );
             }
             thread::sleep(Duration::from_millis(350));
         }
