@@ -327,9 +327,6 @@ where
             version,
             headers,
         } = head?;
-        if let Some(d) = &self.deadline {
-            d.set_phase(Phase::Busy);
-        }
         if version.0 != 1 {
             return Err(ReadError::UnsupportedVersion);
         }
@@ -373,6 +370,10 @@ where
         })?
         .with_raw_socket(self.raw_socket.clone())
         .with_closing_flag(self.closing.clone());
+        let request = match &self.deadline {
+            Some(d) => request.track_body(d),
+            None => request,
+        };
 
         // return the request
         Ok(request)

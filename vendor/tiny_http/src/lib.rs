@@ -189,6 +189,45 @@ impl Default for Limits {
 /// pypowerwall-server patch: at most one "refused" warning per this interval (with a count).
 const REFUSED_LOG_EVERY: Duration = Duration::from_secs(10);
 
+/// pypowerwall-server patch: counts refusals and says when to log them (with the count since the
+/// last line): the first at once, then at most one line per `REFUSED_LOG_EVERY`.
+#[derive(Default)]
+struct RefusalLog {
+    pending: u64,
+    logged: Option<std::time::Instant>,
+}
+
+impl RefusalLog {
+    fn note(&mut self, now: std::time::Instant) -> Option<u64> {
+        self.pending += 1;
+        let due = self
+            .logged
+            .map_or(true, |t| now.saturating_duration_since(t) >= REFUSED_LOG_EVERY);
+        if !due {
+            return None;
+        }
+        self.logged = Some(now);
+        Some(std::mem::take(&mut self.pending))
+    }
+}
+
+#[cfg(test)]
+mod refusal_log_tests {
+    use super::*;
+
+    #[test]
+    fn one_line_per_interval_with_the_count() {
+        let mut log = RefusalLog::default();
+        let t0 = std::time::Instant::now();
+        assert_eq!(log.note(t0), Some(1));
+        for i in 1..1000 {
+            assert_eq!(log.note(t0 + Duration::from_millis(i)), None);
+        }
+        assert_eq!(log.note(t0 + REFUSED_LOG_EVERY), Some(1000));
+        assert_eq!(log.note(t0 + REFUSED_LOG_EVERY), None);
+    }
+}
+
 /// pypowerwall-server patch: connections closed to make room may exceed the cap by this many
 /// for the moment they take to end.
 const EVICTION_MARGIN: usize = 16;
@@ -206,16 +245,16 @@ impl Tracked {
 }
 
 /// pypowerwall-server patch: with the table full, closes the connection that has been reading
-/// a request head (or TLS handshake) the longest, else the longest-idle keep-alive one, so a
-/// table full of slow or idle clients never locks a new client out. Connections reading a
-/// body or being answered are never chosen (their deadline bounds them). False if none fits.
+/// a request (TLS handshake, head or body) the longest, else the longest-idle keep-alive one,
+/// so a table full of slow or idle clients never locks a new client out. Connections being
+/// answered are never chosen. False if none fits.
 fn evict_one(tracked: &mut Vec<Tracked>) -> bool {
     tracked.retain(Tracked::alive);
     let mut best: Option<(usize, (u8, u64))> = None;
     for (i, t) in tracked.iter().enumerate() {
         let Some(d) = t.deadline.upgrade() else { continue };
         let rank = match d.phase() {
-            util::Phase::Head => 0,
+            util::Phase::Head | util::Phase::Body => 0,
             util::Phase::Idle => 1,
             _ => continue,
         };
@@ -409,8 +448,7 @@ impl Server {
 
             log::debug!("Running accept thread");
             // pypowerwall-server patch: refusals are logged once per `REFUSED_LOG_EVERY`
-            let mut refused = 0u64;
-            let mut refused_logged: Option<std::time::Instant> = None;
+            let mut refusals = RefusalLog::default();
             // pypowerwall-server patch: open TCP connections, to close one when full
             let mut tracked: Vec<Tracked> = Vec::new();
             while !inside_close_trigger.load(Relaxed) {
@@ -432,16 +470,12 @@ impl Server {
                     && !(open_now < limits.max_connections.saturating_add(EVICTION_MARGIN)
                         && evict_one(&mut tracked))
                 {
-                    refused += 1;
-                    let due = refused_logged.map_or(true, |t| t.elapsed() >= REFUSED_LOG_EVERY);
-                    if due {
+                    if let Some(n) = refusals.note(std::time::Instant::now()) {
                         log::warn!(
                             "refused {} connection(s): {} connections open (the limit)",
-                            refused,
+                            n,
                             limits.max_connections
                         );
-                        refused = 0;
-                        refused_logged = Some(std::time::Instant::now());
                     }
                     continue;
                 }

@@ -89,6 +89,7 @@ pub struct Request {
     // connection (`Connection: upgrade`), never drained.
     closing: Option<Arc<std::sync::atomic::AtomicBool>>,
     whole_connection: bool,
+    transfer_chunked: bool,
 }
 
 struct NotifyOnDrop<R> {
@@ -270,6 +271,7 @@ where
         raw_socket: None,
         closing: None,
         whole_connection: connection_upgrade,
+        transfer_chunked: transfer_encoding.is_some() && content_length.is_none(),
     })
 }
 
@@ -363,6 +365,29 @@ impl Request {
         } else {
             Box::new(stream) as Box<dyn ReadWrite + Send>
         }
+    }
+
+    /// pypowerwall-server patch: whether a body remains to be read from the connection; if so
+    /// the phase goes from `Body` to `Busy` when it has been read to its end.
+    pub(crate) fn track_body(mut self, deadline: &Arc<crate::util::Deadline>) -> Self {
+        use crate::util::Phase;
+        let pending = self.whole_connection
+            || self.transfer_chunked
+            || self.body_length.is_some_and(|n| n > 0 && (n > 1024 || self.must_send_continue));
+        if pending && !self.whole_connection {
+            if let Some(inner) = self.data_reader.take() {
+                self.data_reader = Some(Box::new(crate::util::deadline::BusyAtEof {
+                    inner,
+                    deadline: deadline.clone(),
+                }));
+            }
+        }
+        deadline.set_phase(if pending && !self.whole_connection {
+            Phase::Body
+        } else {
+            Phase::Busy
+        });
+        self
     }
 
     /// pypowerwall-server patch: the flag that tells the connection to read no further request.

@@ -31,10 +31,12 @@ pub(crate) enum Phase {
     Idle = 0,
     /// Reading a request head (or the TLS handshake).
     Head = 1,
-    /// Reading the body or answering.
+    /// Answering (the body, if any, was read to its end).
     Busy = 2,
     /// Closed to make room; not chosen again.
     Evicted = 3,
+    /// A body that has not been read to its end yet.
+    Body = 4,
 }
 
 /// When the current request (or idle wait) must be over.
@@ -78,6 +80,7 @@ impl Deadline {
             0 => Phase::Idle,
             1 => Phase::Head,
             2 => Phase::Busy,
+            4 => Phase::Body,
             _ => Phase::Evicted,
         }
     }
@@ -163,6 +166,22 @@ impl Write for TimedConnection {
 
     fn flush(&mut self) -> IoResult<()> {
         self.conn.flush()
+    }
+}
+
+/// Marks the connection [`Phase::Busy`] once its request body was read to the end.
+pub(crate) struct BusyAtEof<R> {
+    pub(crate) inner: R,
+    pub(crate) deadline: Arc<Deadline>,
+}
+
+impl<R: Read> Read for BusyAtEof<R> {
+    fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() && self.deadline.phase() == Phase::Body {
+            self.deadline.set_phase(Phase::Busy);
+        }
+        Ok(n)
     }
 }
 
