@@ -165,6 +165,15 @@ fn read_head<R: Read>(
         .ok_or(ReadError::RequestLineTooLong)?;
     let line = std::str::from_utf8(&line).map_err(|_| ReadError::WrongRequestLine)?;
     let (method, path, version) = parse_request_line(line.trim())?;
+    if version.0 != 1 {
+        return Err(ReadError::UnsupportedVersion);
+    }
+    // a later 1.x is answered as 1.1 (RFC 9110 §2.5), not echoed back
+    let version = if version.1 > 1 {
+        HTTPVersion(1, 1)
+    } else {
+        version
+    };
 
     let mut headers = Vec::new();
     let mut total = 0;
@@ -327,15 +336,6 @@ where
             version,
             headers,
         } = head?;
-        if version.0 != 1 {
-            return Err(ReadError::UnsupportedVersion);
-        }
-        // a later 1.x is answered as 1.1 (RFC 9110 §2.5), not echoed back
-        let version = if version.1 > 1 {
-            HTTPVersion(1, 1)
-        } else {
-            version
-        };
 
         // building the writer for the request
         let writer = self.sink.next_writer();

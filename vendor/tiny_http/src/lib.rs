@@ -662,3 +662,64 @@ impl Drop for Server {
         }
     }
 }
+
+#[cfg(test)]
+mod serve_stream_tests {
+    use super::*;
+    use std::io::{Cursor, Write};
+    use std::sync::Mutex;
+
+    /// A shared output buffer.
+    #[derive(Clone, Default)]
+    struct Out(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Out {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn serve(input: &[u8]) -> String {
+        let out = Out::default();
+        serve_stream(Cursor::new(input.to_vec()), out.clone(), |rq| {
+            let body = format!("{} {}", rq.method(), rq.url());
+            let _ = rq.respond(Response::from_string(body));
+        });
+        let bytes = out.0.lock().unwrap().clone();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[test]
+    fn pipelined_requests_and_refusals() {
+        let got = serve(
+            b"GET /a HTTP/1.1\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 3\r\n\r\nxyz\
+              GET /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nq\r\n0\r\n\r\n\
+              PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+        );
+        let statuses: Vec<&str> = got.matches("HTTP/1.1 ").collect();
+        assert_eq!(statuses.len(), 4, "{got}");
+        assert!(got.contains("GET /a") && got.contains("POST /b") && got.contains("GET /c"));
+        assert!(got.contains("HTTP/1.1 505"), "{got}");
+        assert!(serve(&[b'x'; 20_000]).starts_with("HTTP/1.1 414"));
+        assert!(serve(b"GET / HTTP/1.1\r\nContent-Length: 18446744073709551616\r\n\r\n")
+            .starts_with("HTTP/1.1 400"));
+        // a huge declared body is not allocated: answered, then the connection closes
+        let got = serve(b"GET /h HTTP/1.1\r\nContent-Length: 18446744073709551615\r\n\r\nGET /x HTTP/1.1\r\n\r\n");
+        assert!(got.contains("GET /h") && !got.contains("GET /x"), "{got}");
+    }
+
+    #[test]
+    fn parse_request_head_reports_the_refusal_status() {
+        let (m, path, v, h) = parse_request_head(b"GET /p HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        assert_eq!((m, path.as_str(), v, h.len()), (Method::Get, "/p", HTTPVersion(1, 1), 1));
+        assert_eq!(parse_request_head(b"GET /p\r\n\r\n").unwrap_err(), Some(400));
+        assert_eq!(parse_request_head(b"PRI * HTTP/2.0\r\n\r\n").unwrap_err(), Some(505));
+        assert_eq!(parse_request_head(b"GET /p HTTP/1.1\r\nX: y").unwrap_err(), None);
+        let many = format!("GET / HTTP/1.1\r\n{}\r\n", "A: b\r\n".repeat(101));
+        assert_eq!(parse_request_head(many.as_bytes()).unwrap_err(), Some(431));
+    }
+}
