@@ -192,7 +192,8 @@ fn status_of(answer: &str) -> u16 {
 /// route does not read closes the connection instead of being read.
 #[test]
 fn huge_content_length_is_never_allocated() {
-    let mut srv = Server::start(&[("PW_IDLE_TIMEOUT", "1")]);
+    // A deadline well above the bound below: waiting for the body would show.
+    let mut srv = Server::start(&[("PW_IDLE_TIMEOUT", "3")]);
     let base = srv.rss_kib();
     for len in ["100000000000000", "18446744073709551615", "99999999999"] {
         for method in ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "FOO"] {
@@ -215,7 +216,7 @@ fn huge_content_length_is_never_allocated() {
                     "asked for a body it does not want"
                 );
                 // answered, then closed at once (no drain of an announced huge body)
-                assert!(t0.elapsed() < Duration::from_millis(900), "{method} {len}");
+                assert!(t0.elapsed() < Duration::from_millis(1500), "{method} {len}");
             }
         }
     }

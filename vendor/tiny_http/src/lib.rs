@@ -449,6 +449,7 @@ impl Server {
             log::debug!("Running accept thread");
             // pypowerwall-server patch: refusals are logged once per `REFUSED_LOG_EVERY`
             let mut refusals = RefusalLog::default();
+            let mut accept_errors = RefusalLog::default();
             // pypowerwall-server patch: open TCP connections, to close one when full
             let mut tracked: Vec<Tracked> = Vec::new();
             while !inside_close_trigger.load(Relaxed) {
@@ -456,7 +457,14 @@ impl Server {
                     Ok((sock, _)) => sock,
                     Err(e) => {
                         // Never stop listening: EMFILE/ENFILE and aborted handshakes pass.
-                        log::warn!("error accepting a connection: {}", e);
+                        // pypowerwall-server patch: logged at most once per interval
+                        if let Some(n) = accept_errors.note(std::time::Instant::now()) {
+                            log::warn!(
+                                "error accepting a connection: {} ({} since the last line)",
+                                e,
+                                n
+                            );
+                        }
                         thread::sleep(Duration::from_millis(50));
                         continue;
                     }
