@@ -832,3 +832,74 @@ fn websocket_frames_with_absurd_lengths() {
     assert!(n > 0 && buf[0] == 0x81, "good client starved");
     srv.assert_healthy(base, 16 * 1024, "absurd WebSocket frames");
 }
+
+/// A WebSocket client that floods pings cannot keep the broadcaster from the others: each
+/// client is read a bounded number of frames per round.
+#[test]
+fn a_websocket_ping_flood_does_not_starve_others() {
+    let mut srv = Server::start(&[("PW_WS_INTERVAL", "1")]);
+    let base = srv.rss_kib();
+    let upgrade = |srv: &Server| {
+        let mut s = srv.connect();
+        write!(
+            s,
+            "GET /ws/aggregate HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        .unwrap();
+        let mut head = Vec::new();
+        let mut b = [0u8];
+        while !head.ends_with(b"\r\n\r\n") {
+            s.read_exact(&mut b).expect("101 answer");
+            head.push(b[0]);
+        }
+        s
+    };
+    let mut good = upgrade(&srv);
+    let flood = upgrade(&srv);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut reader = flood.try_clone().unwrap();
+    let drain = std::thread::spawn(move || {
+        let mut buf = [0u8; 65536];
+        while matches!(reader.read(&mut buf), Ok(n) if n > 0) {}
+    });
+    let flooder = {
+        let (mut w, stop) = (flood, stop.clone());
+        w.set_write_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        std::thread::spawn(move || {
+            // masked empty pings, 1000 per write
+            let frames: Vec<u8> = [0x89u8, 0x80, 1, 2, 3, 4].repeat(1000);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // a full socket buffer times out: go on until told to stop
+                if let Err(e) = w.write_all(&frames) {
+                    use std::io::ErrorKind::{TimedOut, WouldBlock};
+                    if !matches!(e.kind(), WouldBlock | TimedOut) {
+                        break;
+                    }
+                }
+            }
+            let _ = w.shutdown(std::net::Shutdown::Both);
+        })
+    };
+    // The good client gets its messages: at least 2 in 3.5 s (one at once, then one per second).
+    good.set_read_timeout(Some(Duration::from_millis(3500)))
+        .unwrap();
+    let t0 = Instant::now();
+    let mut frames = 0;
+    let mut buf = [0u8; 65536];
+    while t0.elapsed() < Duration::from_millis(3500) && frames < 3 {
+        match good.read(&mut buf) {
+            Ok(n) if n > 0 => frames += buf[..n].iter().filter(|&&b| b == 0x81).count().max(1),
+            _ => break,
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = flooder.join();
+    let _ = drain.join();
+    assert!(
+        frames >= 2,
+        "good client got {frames} messages beside a ping flood"
+    );
+    srv.assert_healthy(base, 16 * 1024, "a ping flood");
+}
