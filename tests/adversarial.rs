@@ -254,6 +254,29 @@ fn unread_bodies_are_skipped_up_to_a_bound() {
         Some(200),
         "body not skipped"
     );
+    // A small body behind `Expect: 100-continue` on a route that reads it: 100, then the answer.
+    let s = srv.connect();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut w = s;
+    write!(
+        w,
+        "POST /control/mode HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+         Content-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+    )
+    .unwrap();
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    assert!(line.starts_with("HTTP/1.1 100"), "{line}");
+    while line != "\r\n" {
+        line.clear();
+        r.read_line(&mut line).unwrap();
+    }
+    w.write_all(b"a=b&c").unwrap();
+    assert_eq!(
+        read_response(&mut r).map(|r| r.0),
+        Some(400),
+        "control is disabled"
+    );
     // More than the drain bound is not read: the connection closes after the answer.
     let mut s = srv.connect();
     write!(
