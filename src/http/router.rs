@@ -154,12 +154,24 @@ pub fn handle(ctx: &Ctx, mut rq: Request) {
         if_none_match: header("If-None-Match"),
         upgrade: header("Upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket")),
     };
-    // A POST body is read before taking a permit, so a slow sender cannot hold one.
+    // A POST body is read before taking a permit, so a slow sender cannot hold one. At most
+    // MAX_BODY + 1 bytes are read, whatever the client declares; a body that does not arrive
+    // within the request deadline is answered 408 (tiny_http then closes the connection).
     let mut body = Vec::new();
     let content_length = rq.body_length();
     let too_big = content_length.is_some_and(|n| n as u64 > MAX_BODY);
     if method == Method::Post && !too_big {
-        let _ = rq.as_reader().take(MAX_BODY + 1).read_to_end(&mut body);
+        if let Err(e) = rq.as_reader().take(MAX_BODY + 1).read_to_end(&mut body) {
+            log::debug!("http: request body not received: {e}");
+            let (status, why) = match e.kind() {
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
+                    (408, "request body not received in time")
+                }
+                _ => (400, "request body cut short or malformed"),
+            };
+            let text = crate::json::Value::from(crate::json::Map::new().with("error", why));
+            return send(rq, Answer::json(status, text.to_py()));
+        }
     }
     let permit = ctx.permits.acquire();
     let answer = match method {

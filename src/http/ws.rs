@@ -226,9 +226,13 @@ fn write(c: &mut Client, msg: &str) -> Fate {
     }
 }
 
+/// Frames read from one client per round: a client that sends without pause (a ping flood)
+/// cannot keep the broadcaster from everyone else.
+const MAX_READS_PER_ROUND: usize = 64;
+
 /// Reads what the client sent; tungstenite queues the pong / close replies.
 fn read(c: &mut Client, now: Instant) -> Fate {
-    loop {
+    for _ in 0..MAX_READS_PER_ROUND {
         match c.ws.read() {
             Ok(_) => {
                 c.last_heard = now;
@@ -251,6 +255,14 @@ fn read(c: &mut Client, now: Instant) -> Fate {
             }
             Err(_) => return Fate::Drop("protocol error"),
         }
+    }
+    // More is waiting: the rest next round, after the others.
+    match c.ws.flush() {
+        Err(tungstenite::Error::Io(e)) if e.kind() != std::io::ErrorKind::WouldBlock => {
+            Fate::Drop("flush failed")
+        }
+        Err(tungstenite::Error::Io(_)) | Ok(()) => Fate::Keep,
+        Err(_) => Fate::Drop("flush failed"),
     }
 }
 
