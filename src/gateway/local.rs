@@ -345,19 +345,23 @@ impl LocalClient {
                     return Ok(Fetched::None);
                 }
                 429 => {
+                    let pause =
+                        tedapi::retry_after(response.header("retry-after")).unwrap_or(self.pause);
                     log::error!(
                         "local API {uri}: HTTP 429 (rate limited); pausing all requests for {} s",
-                        self.pause.as_secs()
+                        pause.as_secs()
                     );
-                    self.pause_until = Some(now + self.pause);
+                    self.pause_until = Some(now + pause);
                     return Err(Error::Http(429));
                 }
                 503 => {
+                    let ttl = tedapi::retry_after(response.header("retry-after"))
+                        .unwrap_or(UNAVAILABLE_TTL);
                     log::warn!(
                         "local API {uri}: HTTP 503; not asking again for {} s",
-                        UNAVAILABLE_TTL.as_secs()
+                        ttl.as_secs()
                     );
-                    self.negative.insert(uri.to_string(), now + UNAVAILABLE_TTL);
+                    self.negative.insert(uri.to_string(), now + ttl);
                     return Ok(Fetched::None);
                 }
                 _ => {
@@ -395,6 +399,29 @@ impl LocalClient {
             });
         }
         Ok(Fetched::None)
+    }
+}
+
+impl LocalClient {
+    /// A cheap request that tells whether the gateway answers at all (`GET /api/status`, which
+    /// needs no login): `Ok` on any HTTP answer except 429/503. Honours the 429 pause.
+    pub fn probe(&mut self) -> Result<(), Error> {
+        if let Some(remaining) = self.pause_remaining() {
+            return Err(Error::Cooldown { remaining });
+        }
+        let result = self.agent.get(&format!("{}/api/status", self.base)).call();
+        let (status, response) = tedapi::call(result)?;
+        let pause = tedapi::retry_after(response.header("retry-after"));
+        let _ = tedapi::read_body(response);
+        match status {
+            429 | 503 => {
+                if let Some(p) = pause.or((status == 429).then_some(self.pause)) {
+                    self.pause_until = Some(Instant::now() + p);
+                }
+                Err(Error::Http(status))
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -765,6 +792,7 @@ impl Local {
         for uri in FAST {
             api.push((uri.to_string(), value(uri)?));
         }
+        require_local(&api)?;
         let vitals = if hybrid {
             None
         } else {
@@ -830,10 +858,40 @@ impl Local {
     }
 }
 
+/// The answers a local tick cannot do without: aggregates (power flows) and SOE (battery level)
+/// must be JSON objects with their values. Missing, not JSON, or garbage: a failed poll that
+/// names what was missing, so last-good data is served and then the failure bodies.
+fn require_local(api: &[(String, Option<Value>)]) -> Result<(), Error> {
+    let answer = |uri: &str| api.iter().find(|(u, _)| u == uri).and_then(|(_, v)| v.as_ref());
+    let mut missing = Vec::new();
+    let aggregates = answer("/api/meters/aggregates");
+    if !["site", "battery", "load", "solar"]
+        .iter()
+        .any(|k| aggregates.and_then(|a| a.get(k)).is_some_and(|v| v.as_object().is_some()))
+    {
+        missing.push("/api/meters/aggregates (no site/battery/load/solar object)");
+    }
+    let soe = answer("/api/system_status/soe");
+    if soe.and_then(|s| s.get("percentage")).is_none() {
+        missing.push("/api/system_status/soe (no percentage)");
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::BadReply(format!(
+        "local API gave no usable {}",
+        missing.join(" and ")
+    )))
+}
+
 impl Source for Local {
     fn poll(&mut self) -> Result<Facade, Error> {
         let data = self.tick()?;
         Ok(map::local(&data))
+    }
+
+    fn probe(&mut self) -> Option<Result<(), Error>> {
+        Some(self.client().and_then(LocalClient::probe))
     }
 
     fn cooldown_remaining(&self) -> Option<Duration> {
@@ -953,6 +1011,10 @@ impl Source for Auto {
             }
             Err(e) => Err(e),
         }
+    }
+
+    fn probe(&mut self) -> Option<Result<(), Error>> {
+        self.current.probe()
     }
 
     fn cooldown_remaining(&self) -> Option<Duration> {
