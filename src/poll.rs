@@ -164,13 +164,9 @@ fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>) {
                 let (next_attempt, at) = match cooldown {
                     // No traffic at all until the cooldown ends, then a full poll.
                     Some(d) => (Attempt::Full, Instant::now() + d),
-                    None => after_failure(
-                        started,
-                        full_at,
-                        is_down(&e),
-                        can_probe,
-                        cfg.poll_interval,
-                    ),
+                    None => {
+                        after_failure(started, full_at, is_down(&e), can_probe, cfg.poll_interval)
+                    }
                 };
                 attempt = next_attempt;
                 if !probed

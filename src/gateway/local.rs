@@ -862,13 +862,18 @@ impl Local {
 /// must be JSON objects with their values. Missing, not JSON, or garbage: a failed poll that
 /// names what was missing, so last-good data is served and then the failure bodies.
 fn require_local(api: &[(String, Option<Value>)]) -> Result<(), Error> {
-    let answer = |uri: &str| api.iter().find(|(u, _)| u == uri).and_then(|(_, v)| v.as_ref());
+    let answer = |uri: &str| {
+        api.iter()
+            .find(|(u, _)| u == uri)
+            .and_then(|(_, v)| v.as_ref())
+    };
     let mut missing = Vec::new();
     let aggregates = answer("/api/meters/aggregates");
-    if !["site", "battery", "load", "solar"]
-        .iter()
-        .any(|k| aggregates.and_then(|a| a.get(k)).is_some_and(|v| v.as_object().is_some()))
-    {
+    if !["site", "battery", "load", "solar"].iter().any(|k| {
+        aggregates
+            .and_then(|a| a.get(k))
+            .is_some_and(|v| v.as_object().is_some())
+    }) {
         missing.push("/api/meters/aggregates (no site/battery/load/solar object)");
     }
     let soe = answer("/api/system_status/soe");
@@ -1075,7 +1080,11 @@ mod tests {
         })
         .unwrap();
         let f = c.forwarder();
-        assert_eq!(f.get("/battery"), Err(ForwardError::NotForwarded), "no login");
+        assert_eq!(
+            f.get("/battery"),
+            Err(ForwardError::NotForwarded),
+            "no login"
+        );
         f.set(Some(Auth::Cookie("AuthCookie=x; UserRecord=y".into())));
         for p in [
             "/api/status",

@@ -371,7 +371,10 @@ mod tests {
         let e = require_status(&parse(r#"{"control": {"systemStatus": {}}}"#))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("meterAggregates") && !e.contains("systemStatus"), "{e}");
+        assert!(
+            e.contains("meterAggregates") && !e.contains("systemStatus"),
+            "{e}"
+        );
         assert!(require_controller(&parse("{}")).is_err());
         assert!(require_controller(&parse("[1]")).is_err());
         assert!(require_controller(&parse(r#"{"esCan": {}}"#)).is_ok());

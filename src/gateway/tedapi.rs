@@ -392,7 +392,9 @@ pub(crate) fn retry_after(header: Option<&str>) -> Option<Duration> {
     }
     // Digits only: a parse failure can only be an overflow, which is "very long".
     let secs = text.parse::<u64>().unwrap_or(u64::MAX);
-    Some(Duration::from_secs(secs.clamp(1, MAX_RETRY_AFTER.as_secs())))
+    Some(Duration::from_secs(
+        secs.clamp(1, MAX_RETRY_AFTER.as_secs()),
+    ))
 }
 
 /// Standard base64 (with padding), for the Basic-auth header.

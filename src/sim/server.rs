@@ -747,7 +747,10 @@ fn tedapi_route(shared: &Shared, req: &Request) -> Action {
     } else {
         Response::json(403, data::ACCESS_DENIED_JSON)
     };
-    with_retry_after(apply_fault(fault, resp, shared.gzip), retry_after.as_deref())
+    with_retry_after(
+        apply_fault(fault, resp, shared.gzip),
+        retry_after.as_deref(),
+    )
 }
 
 /// Adds the `Retry-After` knob's header to a 429 or 503 answer.
