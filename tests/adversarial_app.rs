@@ -372,3 +372,36 @@ fn www_dir_serves_no_dotfiles_and_no_links_out_of_the_root() {
     app.stop();
     let _ = std::fs::remove_dir_all(&base);
 }
+
+#[test]
+fn a_poller_that_cannot_start_exits_with_a_message() {
+    // 10,000 gateways under a 600 MB address-space limit: thread stacks run out first.
+    let dir = std::env::temp_dir().join(format!("ppws-10k-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("gateways.yaml");
+    let mut yaml = String::from("gateways:\n");
+    for i in 0..10_000 {
+        yaml.push_str(&format!(
+            "  - {{id: g{i}, host: \"127.0.0.1:9\", gw_pwd: x}}\n"
+        ));
+    }
+    std::fs::write(&path, yaml).unwrap();
+    let out = Command::new("sh")
+        .args([
+            "-c",
+            "ulimit -v 600000; exec \"$0\" --config \"$1\" --port 0 --bind 127.0.0.1",
+        ])
+        .arg(env!("CARGO_BIN_EXE_pypowerwall-server"))
+        .arg(&path)
+        .env_clear()
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{}", err.lines().last().unwrap_or(""));
+    let last = err.lines().last().unwrap_or("");
+    assert!(
+        last.contains("cannot start its poller thread") && last.contains("of 10000 pollers"),
+        "{last}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
