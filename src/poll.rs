@@ -229,9 +229,7 @@ mod tests {
     fn a_poller_that_cannot_start_is_an_error_naming_the_gateway() {
         // A stack no system can map makes the spawn fail, as an exhausted OS would.
         let builder = std::thread::Builder::new().stack_size(usize::MAX / 2);
-        let e = spawn_thread(builder, "house", || {})
-            .err()
-            .expect("the spawn fails");
+        let e = spawn_thread(builder, "house", || {}).expect_err("the spawn fails");
         assert!(
             e.starts_with("gateway 'house': cannot start its poller thread: "),
             "{e}"

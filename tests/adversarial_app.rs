@@ -42,7 +42,10 @@ fn raw_get(addr: std::net::SocketAddr, target: &str) -> (u16, String) {
 
 /// A local-mode server that polls once and then not for a minute, so every later simulator
 /// request is the forwarder's.
-fn quiet_local() -> (pypowerwall_server::sim::SimHandle, pypowerwall_server::app::App) {
+fn quiet_local() -> (
+    pypowerwall_server::sim::SimHandle,
+    pypowerwall_server::app::App,
+) {
     let sim = start_sim_with_password(Fixture::Pw2, true, CUSTOMER_PWD);
     let app = start_local_server(
         &sim.addr().to_string(),
@@ -175,7 +178,8 @@ fn broken_json_in_valid_protobuf_is_a_failed_poll() {
     assert_eq!(get(&app, "/health").status, 200);
     sim.set_fault(Fault::BadJson);
     assert!(
-        wait_for(Duration::from_secs(10), || get(&app, "/health").status == 503),
+        wait_for(Duration::from_secs(10), || get(&app, "/health").status
+            == 503),
         "/health stays 200 on broken JSON"
     );
     assert_ne!(state_of(&app), "online");
@@ -203,7 +207,8 @@ fn garbage_local_answers_are_a_failed_poll() {
     for fault in [Fault::Garbage, Fault::BadJson, Fault::Truncated] {
         sim.set_local_fault(fault);
         assert!(
-            wait_for(Duration::from_secs(10), || get(&app, "/health").status == 503),
+            wait_for(Duration::from_secs(10), || get(&app, "/health").status
+                == 503),
             "{fault:?}: /health stays 200"
         );
         let err = gateway_state(&app)
@@ -233,7 +238,10 @@ fn a_gateway_that_returns_is_polled_at_once_and_a_dead_one_is_only_probed() {
     let secs = down.elapsed().as_secs_f64();
     eprintln!("down {secs:.1} s, tick 1 s: {requests} gateway requests");
     // One per tick; a pooled keep-alive connection may be retried once by the client.
-    assert!(requests as f64 <= secs + 2.0, "{requests} requests in {secs:.1} s");
+    assert!(
+        requests as f64 <= secs + 2.0,
+        "{requests} requests in {secs:.1} s"
+    );
     sim.set_fault(Fault::None);
     let back = Instant::now();
     assert!(
@@ -276,11 +284,7 @@ fn retry_after_is_honoured_and_bounded() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs_f64();
-    assert!(
-        next - now <= 601.0 && next - now > 500.0,
-        "{}",
-        next - now
-    );
+    assert!(next - now <= 601.0 && next - now > 500.0, "{}", next - now);
     app.stop();
 }
 
@@ -397,7 +401,12 @@ fn a_poller_that_cannot_start_exits_with_a_message() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{}", err.lines().last().unwrap_or(""));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        err.lines().last().unwrap_or("")
+    );
     let last = err.lines().last().unwrap_or("");
     assert!(
         last.contains("cannot start its poller thread") && last.contains("of 10000 pollers"),
