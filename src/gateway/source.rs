@@ -14,6 +14,11 @@ use super::{map, Firmware, TedapiData};
 use crate::config::{GatewayConfig, Mode};
 use crate::json::Value;
 
+/// Most Powerwall 3 blocks asked for components per tick: the list comes from the gateway's
+/// `config.json`, so it must not decide how many requests a tick makes (Tesla sites have at most
+/// a handful).
+const MAX_PW3_BLOCKS: usize = 16;
+
 /// How often config, firmware and the gateway's components are re-read.
 const SLOW_REFRESH: Duration = Duration::from_secs(60);
 
@@ -250,6 +255,20 @@ pub(crate) fn require_controller(controller: &Value) -> Result<(), Error> {
     }
 }
 
+/// The first [`MAX_PW3_BLOCKS`] Powerwall 3 blocks (a debug line names the gateway when more
+/// were listed; this runs every tick).
+fn cap_blocks(mut blocks: Vec<String>, id: &str) -> Vec<String> {
+    if blocks.len() > MAX_PW3_BLOCKS {
+        log::debug!(
+            "gateway '{id}': config.json lists {} Powerwall 3 blocks; asking the first \
+             {MAX_PW3_BLOCKS} only",
+            blocks.len()
+        );
+        blocks.truncate(MAX_PW3_BLOCKS);
+    }
+    blocks
+}
+
 /// One poll: everything the mapping needs, or the first error.
 pub(crate) fn tick<C: Fetch>(l: &mut Link<C>, cfg: &GatewayConfig) -> Result<TedapiData, Error> {
     let din = match &l.din {
@@ -314,6 +333,7 @@ pub(crate) fn tick<C: Fetch>(l: &mut Link<C>, cfg: &GatewayConfig) -> Result<Ted
                     .collect()
             })
             .unwrap_or_default();
+        let blocks = cap_blocks(blocks, &cfg.id);
         let routed = blocks.len() > 1;
         let mut fresh = Vec::with_capacity(blocks.len());
         for bdin in blocks {
@@ -358,6 +378,15 @@ pub(crate) fn tick<C: Fetch>(l: &mut Link<C>, cfg: &GatewayConfig) -> Result<Ted
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gateway_cannot_make_a_tick_ask_for_unbounded_blocks() {
+        let many: Vec<String> = (0..10_000).map(|i| format!("B{i}")).collect();
+        let capped = cap_blocks(many, "gw");
+        assert_eq!(capped.len(), MAX_PW3_BLOCKS);
+        assert_eq!(capped[0], "B0");
+        assert_eq!(cap_blocks(vec!["A".into()], "gw"), vec!["A".to_string()]);
+    }
 
     #[test]
     fn a_status_without_the_required_values_is_an_error_naming_them() {
