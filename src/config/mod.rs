@@ -390,9 +390,29 @@ pub struct CliOverrides {
     pub debug: bool,
 }
 
-/// Shows a secret the way the proxy's `/stats` does: one `*` per character.
+/// How every set secret is shown. Fixed, unlike the proxy's one `*` per character, so a
+/// secret's length is not served either.
+pub const MASK: &str = "********";
+
+/// Shows a set secret: always [`MASK`], whatever its value.
 pub fn mask(secret: &str) -> String {
-    "*".repeat(secret.chars().count())
+    let _ = secret;
+    MASK.to_string()
+}
+
+/// The e-mail the proxy uses when `PW_EMAIL` is unset (a placeholder, not anyone's address).
+pub const EMAIL_PLACEHOLDER: &str = "email@example.com";
+
+/// Refuses a secret made only of whitespace: it would enable what it guards with a value no one
+/// meant to set.
+fn refuse_blank_secret(key: &str, value: Option<&String>) -> Result<(), ConfigError> {
+    match value {
+        Some(v) if v.trim().is_empty() => Err(ConfigError::new(
+            key,
+            "is only whitespace: set a real secret, or leave it unset to keep control disabled",
+        )),
+        _ => Ok(()),
+    }
 }
 
 struct Env<'a> {
@@ -568,11 +588,15 @@ pub fn load(
     };
     let idle = env.int(&["PW_IDLE_TIMEOUT"], 5, 1, 3600)?;
     let control_secret = env.opt(&["PW_CONTROL_SECRET"]);
+    refuse_blank_secret("PW_CONTROL_SECRET", control_secret.as_ref())?;
     let control = {
         let mut tokens = Vec::new();
         if env.yes("CONTROL_ENABLED", false) {
             match env.opt(&["CONTROL_TOKEN"]) {
-                Some(t) => tokens.push(t),
+                Some(t) => {
+                    refuse_blank_secret("CONTROL_TOKEN", Some(&t))?;
+                    tokens.push(t)
+                }
                 None => {
                     return Err(ConfigError::new(
                         "CONTROL_TOKEN",
@@ -630,7 +654,7 @@ pub fn load(
         control_secret,
         control,
         cloud: cloud.clone(),
-        email: env.string(&["PW_EMAIL"], "email@example.com"),
+        email: env.string(&["PW_EMAIL"], EMAIL_PLACEHOLDER),
         timezone: env.string(&["PW_TIMEZONE"], "America/Los_Angeles"),
         auth_path,
         auth_mode,
@@ -686,7 +710,7 @@ pub fn load(
         auth_path: server.auth_path.clone(),
     };
     // The proxy's cloud credentials (PW_AUTH_PATH, PW_EMAIL unless it is the placeholder).
-    let env_email = env.opt(&["PW_EMAIL"]).filter(|e| e != "email@example.com");
+    let env_email = env.opt(&["PW_EMAIL"]).filter(|e| e != EMAIL_PLACEHOLDER);
     let env_cloud = cloud.auth(&server.auth_path, env_email, siteid);
     let mut gateways = Vec::new();
     if let (Some(doc), Some(path)) = (&file, &file_path) {
@@ -1167,7 +1191,23 @@ mod tests {
     }
 
     #[test]
-    fn masks_secrets() {
-        assert_eq!(mask("ABCDEFGHIJ"), "**********");
+    fn masks_secrets_without_their_length() {
+        assert_eq!(mask("ABCDEFGHIJ"), "********");
+        assert_eq!(mask("x"), "********");
+    }
+
+    #[test]
+    fn a_whitespace_secret_is_refused_naming_the_key() {
+        for v in [" ", "\t", "  \n "] {
+            let err = load_with(&[("PW_CONTROL_SECRET", v)], CliOverrides::default()).unwrap_err();
+            assert_eq!(err.key, "PW_CONTROL_SECRET", "{v:?}");
+            let err = load_with(
+                &[("CONTROL_ENABLED", "true"), ("CONTROL_TOKEN", v)],
+                CliOverrides::default(),
+            )
+            .unwrap_err();
+            assert_eq!(err.key, "CONTROL_TOKEN", "{v:?}");
+        }
+        assert!(load_with(&[("PW_CONTROL_SECRET", "s3cret")], CliOverrides::default()).is_ok());
     }
 }

@@ -379,6 +379,24 @@ pub(crate) fn read_body(response: ureq::Response) -> Result<Vec<u8>, Error> {
     }
 }
 
+/// Longest pause a gateway's `Retry-After` may impose.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+
+/// A `Retry-After` header in seconds (RFC 9110 delay-seconds), at least 1 s and at most
+/// [`MAX_RETRY_AFTER`]; `None` when absent or not a number (an HTTP-date is not trusted: the
+/// gateway's clock may be wrong), and the caller keeps its default pause.
+pub(crate) fn retry_after(header: Option<&str>) -> Option<Duration> {
+    let text = header?.trim();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // Digits only: a parse failure can only be an overflow, which is "very long".
+    let secs = text.parse::<u64>().unwrap_or(u64::MAX);
+    Some(Duration::from_secs(
+        secs.clamp(1, MAX_RETRY_AFTER.as_secs()),
+    ))
+}
+
 /// Standard base64 (with padding), for the Basic-auth header.
 pub(crate) fn base64(data: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -578,14 +596,26 @@ impl Client {
         };
         let (status, response) = call(result)?;
         if status == 429 || status == 503 {
+            let pause = retry_after(response.header("retry-after")).unwrap_or(self.cooldown_period);
             log::error!(
                 "TEDAPI {method} {path}: HTTP {status}, possibly rate limited; pausing requests \
                  for {} s",
-                self.cooldown_period.as_secs()
+                pause.as_secs()
             );
-            self.cooldown_until = Some(Instant::now() + self.cooldown_period);
+            self.cooldown_until = Some(Instant::now() + pause);
         }
         Ok((status, response))
+    }
+
+    /// A cheap request that tells whether the gateway answers at all (`GET /tedapi/din`, no
+    /// parsing): `Ok` on any HTTP answer except 429/503 (which start the cooldown).
+    pub fn probe(&mut self) -> Result<(), Error> {
+        let (status, response) = self.send("GET", "/tedapi/din", None)?;
+        let _ = read_body(response);
+        match status {
+            429 | 503 => Err(Error::Http(status)),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -848,6 +878,19 @@ mod tests {
             decode_reply(200, &bomb, Expect::Query),
             Err(Error::BadReply(_))
         ));
+    }
+
+    #[test]
+    fn retry_after_is_bounded() {
+        let s = |n| Some(Duration::from_secs(n));
+        assert_eq!(retry_after(Some("10")), s(10));
+        assert_eq!(retry_after(Some(" 0 ")), s(1));
+        assert_eq!(retry_after(Some("99999999999999999999999")), s(600));
+        assert_eq!(retry_after(Some("601")), s(600));
+        for bad in ["", "-5", "1.5", "Wed, 21 Oct 2015 07:28:00 GMT", "10s"] {
+            assert_eq!(retry_after(Some(bad)), None, "{bad}");
+        }
+        assert_eq!(retry_after(None), None);
     }
 
     #[test]

@@ -17,6 +17,7 @@ use super::routes;
 use super::status::Stats;
 use super::www;
 use crate::config::{Config, HttpsMode};
+use crate::gateway::local::{ForwardError, Forwarder};
 use crate::snapshot::{Hub, View};
 
 /// Largest request body we read (the proxy's POST limit).
@@ -302,20 +303,27 @@ pub fn fallback(ctx: &Ctx, path: &str, if_none_match: Option<&str>) -> Answer {
     let Some(asset) = www::lookup(path, s.www_dir.as_deref()) else {
         headers.push(("Cache-Control", "no-cache, no-store".into()));
         // Local modes: like the proxy, other non-/api paths go to the gateway's web server
-        // with the login session (bounded and time-limited in `Forwarder`).
-        if !path.starts_with("/api/") {
-            let forward = ctx
-                .hub
-                .snapshot(ctx.default_gateway)
-                .and_then(|snap| snap.forward.clone());
-            if let Some((content_type, body)) = forward.and_then(|f| f.get(path)) {
-                return Answer {
-                    status: 200,
-                    content_type,
-                    body: Arc::from(body),
-                    cors: false,
-                    headers,
-                };
+        // with the login session (normalised, bounded and time-limited in `Forwarder`).
+        let forward = ctx
+            .hub
+            .snapshot(ctx.default_gateway)
+            .and_then(|snap| snap.forward.clone());
+        if let Some(forwarder) = forward {
+            match forwarder.get(path) {
+                Ok((content_type, body)) => {
+                    return Answer {
+                        status: 200,
+                        content_type,
+                        body: Arc::from(body),
+                        cors: false,
+                        headers,
+                    };
+                }
+                Err(e) => {
+                    if let Some(refusal) = forward_refusal(&e) {
+                        return refusal;
+                    }
+                }
             }
         }
         let mut a = Answer::text(200, "text/plain", "Not Found");
@@ -345,6 +353,42 @@ pub fn fallback(ctx: &Ctx, path: &str, if_none_match: Option<&str>) -> Answer {
         },
         cors: false,
         headers,
+    }
+}
+
+/// The answer for a forward that was refused before reaching the gateway; `None` when the
+/// proxy's `Not Found` applies.
+fn forward_refusal(e: &ForwardError) -> Option<Answer> {
+    match e {
+        ForwardError::BadPath(why) => {
+            let mut body = String::from(r#"{"error": "#);
+            crate::json::write_str(&mut body, &format!("Bad Request: {why}"));
+            body.push('}');
+            Some(Answer::json(400, body))
+        }
+        ForwardError::RateLimited => {
+            let mut a = Answer::json(
+                429,
+                format!(
+                    r#"{{"error": "Too Many Requests: gateway pass-through is limited to {} requests/s"}}"#,
+                    Forwarder::RATE_PER_SEC
+                ),
+            );
+            a.headers.push(("Retry-After", "1".into()));
+            Some(a)
+        }
+        ForwardError::Busy => {
+            let mut a = Answer::json(
+                503,
+                format!(
+                    r#"{{"error": "Service Unavailable: {} gateway pass-through requests already running"}}"#,
+                    Forwarder::MAX_IN_FLIGHT
+                ),
+            );
+            a.headers.push(("Retry-After", "1".into()));
+            Some(a)
+        }
+        ForwardError::NotForwarded | ForwardError::Failed => None,
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
 
 use crate::clock;
-use crate::config::{mask, Config};
+use crate::config::{mask, Config, EMAIL_PLACEHOLDER};
 use crate::json::{Map, Value};
 use crate::snapshot::{State, View};
 
@@ -117,6 +117,15 @@ fn masked(v: &Option<String>) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// The configured e-mail is personal data: only the proxy's placeholder is shown as is.
+fn shown_email(email: &str) -> Value {
+    if email == EMAIL_PLACEHOLDER {
+        Value::from(email)
+    } else {
+        Value::from(mask(email))
+    }
+}
+
 /// The signature shared by [`stats`] and [`health`].
 pub type Builder = fn(&Config, &Stats, Option<&View>, &[View]) -> Value;
 
@@ -165,7 +174,7 @@ pub fn stats(cfg: &Config, stats: &Stats, view: Option<&View>, views: &[View]) -
     let config = Map::new()
         .with("PW_BIND_ADDRESS", s.bind.as_str())
         .with("PW_PASSWORD", masked(&gw.and_then(|g| g.password.clone())))
-        .with("PW_EMAIL", s.email.as_str())
+        .with("PW_EMAIL", shown_email(&s.email))
         .with(
             "PW_HOST",
             gw.map(|g| Value::from(g.host.as_str()))

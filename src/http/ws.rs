@@ -266,13 +266,12 @@ fn read(c: &mut Client, now: Instant) -> Fate {
     }
 }
 
-/// Starts the broadcaster thread.
-pub fn spawn_broadcaster(ctx: Arc<Ctx>, rx: Receiver<Client>) -> JoinHandle<()> {
+/// Starts the broadcaster thread; fails when the OS refuses another thread.
+pub fn spawn_broadcaster(ctx: Arc<Ctx>, rx: Receiver<Client>) -> Result<JoinHandle<()>, String> {
     std::thread::Builder::new()
         .name("ws-broadcast".into())
         .spawn(move || broadcast(ctx, rx))
-        // Spawning fails only when the OS is out of threads at start-up.
-        .expect("spawning the WebSocket broadcaster")
+        .map_err(|e| format!("cannot start the WebSocket broadcaster thread: {e}"))
 }
 
 fn message(ctx: &Ctx, topic: &Topic, now: Instant) -> Option<Arc<str>> {
