@@ -196,8 +196,15 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
         control: crate::http::control::Controller::new(&cfg),
         permits: server::Permits::new(cfg.server.workers),
     });
-    let broadcaster = ws::spawn_broadcaster(ctx.clone(), ws_rx);
-    let http = server::start(&listen_addr(&cfg), ctx.clone())?;
+    let broadcaster = ws::spawn_broadcaster(ctx.clone(), ws_rx)?;
+    let http = match server::start(&listen_addr(&cfg), ctx.clone()) {
+        Ok(h) => h,
+        Err(e) => {
+            ctx.ws.stop();
+            let _ = broadcaster.join();
+            return Err(e);
+        }
+    };
     log::info!(
         "listening on {}://{}",
         if cfg.server.https == HttpsMode::Yes {
@@ -208,12 +215,31 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
         http.addr
     );
     let stop = Arc::new(AtomicBool::new(false));
-    let pollers = cfg
-        .gateways
-        .iter()
-        .enumerate()
-        .map(|(i, g)| poll::spawn(i, g.clone(), hub.clone(), stop.clone()))
-        .collect();
+    let mut pollers = Vec::with_capacity(cfg.gateways.len());
+    for (i, g) in cfg.gateways.iter().enumerate() {
+        match poll::spawn(i, g.clone(), hub.clone(), stop.clone()) {
+            Ok(p) => pollers.push(p),
+            Err(e) => {
+                // Stop what already runs, then report which gateway could not start.
+                let started = pollers.len();
+                App {
+                    http,
+                    hub,
+                    ctx,
+                    pollers,
+                    broadcaster,
+                    stop,
+                    _sim: sim_handle,
+                }
+                .stop();
+                return Err(format!(
+                    "{e} ({started} of {} pollers were running; the OS is out of threads or \
+                     memory: configure fewer gateways or raise the limit)",
+                    cfg.gateways.len()
+                ));
+            }
+        }
+    }
     Ok(App {
         http,
         hub,

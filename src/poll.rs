@@ -1,10 +1,14 @@
 //! One poller thread per gateway: fetch on a fixed tick, render once, publish a snapshot.
 //!
-//! The gateway's transport is a [`crate::gateway::source::Source`] (TEDAPI today); it returns one facade per
-//! tick. After a good tick the poller has `render::tick` make every output once, adds a history
-//! point and swaps the snapshot in. Failures back off 5 → 10 → 30 → 60 → 120 s (never faster than the
-//! tick); a 429/503 cooldown is honoured with no gateway traffic. A slow or dead gateway only
-//! ever delays its own thread.
+//! The gateway's transport is a [`crate::gateway::source::Source`] (built by
+//! [`crate::transport::build`]); it returns one facade per tick. After a good tick the poller
+//! has `render::tick` make every output once, adds a history point and swaps the snapshot in.
+//! Failures back off 5 → 10 → 30 → 60 → 120 s (never faster than the tick); a 429/503 cooldown
+//! (its length from `Retry-After` when the gateway sends one) is honoured with no gateway
+//! traffic. While a gateway does not answer at all (refused, timed out), the source's cheap
+//! probe is sent once per tick between the back-off's full polls, and a probe that is answered
+//! starts a full poll at once, so fresh data is back within two ticks of the gateway returning.
+//! A slow or dead gateway only ever delays its own thread.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -12,6 +16,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::GatewayConfig;
+use crate::gateway::tedapi as source_error;
 use crate::snapshot::{GatewaySnapshot, Good, Health, HistoryRing, Hub};
 
 /// Back-off after consecutive failures.
@@ -28,14 +33,65 @@ pub struct Poller {
     pub handle: JoinHandle<()>,
 }
 
-/// Starts the poller of gateway `idx`; it stops when `stop` is set.
-pub fn spawn(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>) -> Poller {
-    let handle = std::thread::Builder::new()
-        .name(format!("poll-{}", cfg.id))
-        .spawn(move || run(idx, cfg, hub, stop))
-        // Spawning fails only when the OS is out of threads at start-up.
-        .expect("spawning a poller thread");
-    Poller { handle }
+/// Starts the poller of gateway `idx`; it stops when `stop` is set. Fails (naming the gateway)
+/// when the OS refuses another thread.
+pub fn spawn(
+    idx: usize,
+    cfg: GatewayConfig,
+    hub: Arc<Hub>,
+    stop: Arc<AtomicBool>,
+) -> Result<Poller, String> {
+    let builder = std::thread::Builder::new().name(format!("poll-{}", cfg.id));
+    let id = cfg.id.clone();
+    let handle = spawn_thread(builder, &id, move || run(idx, cfg, hub, stop))?;
+    Ok(Poller { handle })
+}
+
+/// Spawns the thread of gateway `id`'s poller, or says why it could not.
+fn spawn_thread(
+    builder: std::thread::Builder,
+    id: &str,
+    body: impl FnOnce() + Send + 'static,
+) -> Result<JoinHandle<()>, String> {
+    builder
+        .spawn(body)
+        .map_err(|e| format!("gateway '{id}': cannot start its poller thread: {e}"))
+}
+
+/// Whether an error means the gateway did not answer at all (so a cheap probe can tell when
+/// it is back), rather than answering wrongly.
+fn is_down(e: &source_error::Error) -> bool {
+    matches!(
+        e,
+        source_error::Error::Unreachable(_) | source_error::Error::Timeout
+    )
+}
+
+/// What the next attempt of a failing poller is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Attempt {
+    /// Poll everything.
+    Full,
+    /// Send the cheap probe; poll everything only if it is answered.
+    Probe,
+}
+
+/// The next attempt after a failure at `now`: a full poll when the back-off is over (`full_at`),
+/// a probe each tick while the gateway is down and the source can probe, else the back-off.
+/// Returns the attempt and when to make it.
+fn after_failure(
+    now: Instant,
+    full_at: Instant,
+    down: bool,
+    can_probe: bool,
+    tick: Duration,
+) -> (Attempt, Instant) {
+    let probe_at = now + tick;
+    if down && can_probe && probe_at < full_at {
+        (Attempt::Probe, probe_at)
+    } else {
+        (Attempt::Full, full_at.max(probe_at))
+    }
 }
 
 fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>) {
@@ -49,11 +105,29 @@ fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>) {
         cfg.host,
         cfg.poll_interval
     );
+    let mut attempt = Attempt::Full;
+    // When the back-off allows the next full poll, and whether the source has a probe.
+    let mut full_at = Instant::now();
+    let mut can_probe = true;
     while !stop.load(Ordering::Relaxed) {
         let started = Instant::now();
         health.last_attempt = Some(SystemTime::now());
-        let result = source.poll();
-        let wait = match result {
+        // `probed`: the probe itself failed (no full poll was made).
+        let (result, probed) = match attempt {
+            Attempt::Full => (source.poll(), false),
+            Attempt::Probe => match source.probe() {
+                Some(Ok(())) => {
+                    log::info!("gateway '{}': answers again; polling now", cfg.id);
+                    (source.poll(), false)
+                }
+                Some(Err(e)) => (Err(e), true),
+                None => {
+                    can_probe = false;
+                    (source.poll(), false)
+                }
+            },
+        };
+        let next = match result {
             Ok(facade) => {
                 // Every output of this tick, rendered once.
                 let out = crate::render::tick(&facade, &hub.settings);
@@ -72,28 +146,44 @@ fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>) {
                 health.last_success = Some(SystemTime::now());
                 health.last_error = None;
                 health.cooldown_until = None;
-                cfg.poll_interval
+                attempt = Attempt::Full;
+                started + cfg.poll_interval
             }
             Err(e) => {
-                health.consecutive_failures += 1;
-                health.total_failures += 1;
+                // A failed probe is not another failed poll: the back-off does not grow.
+                if !probed {
+                    health.consecutive_failures += 1;
+                    health.total_failures += 1;
+                    full_at = started + backoff(health.consecutive_failures, cfg.poll_interval);
+                }
                 health.last_error = Some(e.to_string());
                 let cooldown = source.cooldown_remaining();
                 health.cooldown_until = cooldown.map(|d| SystemTime::now() + d);
-                let wait = cooldown
-                    .unwrap_or_else(|| backoff(health.consecutive_failures, cfg.poll_interval));
-                if health.consecutive_failures == 1 || health.consecutive_failures % 10 == 0 {
+                let (next_attempt, at) = match cooldown {
+                    // No traffic at all until the cooldown ends, then a full poll.
+                    Some(d) => (Attempt::Full, Instant::now() + d),
+                    None => {
+                        after_failure(started, full_at, is_down(&e), can_probe, cfg.poll_interval)
+                    }
+                };
+                attempt = next_attempt;
+                if !probed
+                    && (health.consecutive_failures == 1 || health.consecutive_failures % 10 == 0)
+                {
                     log::warn!(
-                        "gateway '{}': poll failed ({} in a row): {e}; next try in {:?}",
+                        "gateway '{}': poll failed ({} in a row): {e}; next {} in {:?}",
                         cfg.id,
                         health.consecutive_failures,
-                        wait
+                        match attempt {
+                            Attempt::Full => "poll",
+                            Attempt::Probe => "probe",
+                        },
+                        at.saturating_duration_since(Instant::now())
                     );
                 }
-                wait
+                at
             }
         };
-        let next = started + wait;
         health.next_retry =
             Some(SystemTime::now() + next.saturating_duration_since(Instant::now()));
         hub.publish(
@@ -131,5 +221,42 @@ mod tests {
         let got: Vec<u64> = (1..=7).map(|n| backoff(n, t).as_secs()).collect();
         assert_eq!(got, [5, 10, 30, 60, 120, 120, 120]);
         assert_eq!(backoff(1, Duration::from_secs(15)).as_secs(), 15);
+    }
+
+    #[test]
+    fn a_poller_that_cannot_start_is_an_error_naming_the_gateway() {
+        // A stack no system can map makes the spawn fail, as an exhausted OS would.
+        let builder = std::thread::Builder::new().stack_size(usize::MAX / 2);
+        let e = spawn_thread(builder, "house", || {}).expect_err("the spawn fails");
+        assert!(
+            e.starts_with("gateway 'house': cannot start its poller thread: "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_down_gateway_is_probed_each_tick_until_the_full_poll_is_due() {
+        let t0 = Instant::now();
+        let tick = Duration::from_secs(5);
+        let full_at = t0 + Duration::from_secs(30);
+        assert_eq!(
+            after_failure(t0, full_at, true, true, tick),
+            (Attempt::Probe, t0 + tick)
+        );
+        // Answering wrongly (not down), or no probe: the back-off alone.
+        assert_eq!(
+            after_failure(t0, full_at, false, true, tick),
+            (Attempt::Full, full_at)
+        );
+        assert_eq!(
+            after_failure(t0, full_at, true, false, tick),
+            (Attempt::Full, full_at)
+        );
+        // The full poll is due within a tick: no probe before it, and never faster than a tick.
+        let soon = t0 + Duration::from_secs(3);
+        assert_eq!(
+            after_failure(t0, soon, true, true, tick),
+            (Attempt::Full, t0 + tick)
+        );
     }
 }

@@ -99,12 +99,12 @@ fn keep_alive_post_rules_and_masked_secrets() {
     let v = json::parse(&stats).unwrap();
     assert_eq!(
         v.path(&["config", "PW_GW_PWD"]).and_then(Value::as_str),
-        Some("**********")
+        Some("********")
     );
     assert_eq!(
         v.path(&["config", "PW_CONTROL_SECRET"])
             .and_then(Value::as_str),
-        Some("***********")
+        Some("********")
     );
     for p in [
         "/stats",

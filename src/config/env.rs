@@ -11,7 +11,7 @@ use super::mode::{v1r_mode, V1rKeys};
 use super::{
     file, validate_host, AuthMode, CliOverrides, CloudAuth, CloudSettings, Config, ConfigError,
     ControlSettings, GatewayConfig, GatewayDefaults, HttpsMode, LegacyFlags, Mode, QuerySet,
-    ServerSettings, DEFAULT_PORT, STYLES,
+    ServerSettings, DEFAULT_PORT, EMAIL_PLACEHOLDER, STYLES,
 };
 use crate::secret::Secret;
 use crate::wire::tls;
@@ -82,6 +82,18 @@ impl Env<'_> {
                 )),
             },
         }
+    }
+}
+
+/// Refuses a secret made only of whitespace: it would enable what it guards with a value no one
+/// meant to set.
+fn refuse_blank_secret(key: &str, value: Option<&Secret>) -> Result<(), ConfigError> {
+    match value {
+        Some(v) if v.expose().trim().is_empty() => Err(ConfigError::new(
+            key,
+            "is only whitespace: set a real secret, or leave it unset to keep control disabled",
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -191,11 +203,15 @@ pub fn load(
     };
     let idle = env.int(&keys::IDLE_TIMEOUT, 5, 1, 3600)?;
     let control_secret = env.secret(&keys::CONTROL_SECRET);
+    refuse_blank_secret("PW_CONTROL_SECRET", control_secret.as_ref())?;
     let control = {
         let mut tokens = Vec::new();
         if env.yes(&keys::CONTROL_ENABLED, false) {
             match env.secret(&keys::CONTROL_TOKEN) {
-                Some(t) => tokens.push(t),
+                Some(t) => {
+                    refuse_blank_secret("CONTROL_TOKEN", Some(&t))?;
+                    tokens.push(t)
+                }
                 None => {
                     return Err(ConfigError::new(
                         "CONTROL_TOKEN",
@@ -255,7 +271,7 @@ pub fn load(
         cache_ttl: env.int(&keys::CACHE_TTL, 30, 0, 86_400)? as u64,
         control,
         cloud: cloud.clone(),
-        email: env.string(&keys::EMAIL, "email@example.com"),
+        email: env.string(&keys::EMAIL, EMAIL_PLACEHOLDER),
         timezone: env.string(&keys::TIMEZONE, "America/Los_Angeles"),
         auth_path,
         auth_mode,
@@ -311,7 +327,7 @@ pub fn load(
         auth_path: server.auth_path.clone(),
     };
     // The proxy's cloud credentials (PW_AUTH_PATH, PW_EMAIL unless it is the placeholder).
-    let env_email = env.opt(&keys::EMAIL).filter(|e| e != "email@example.com");
+    let env_email = env.opt(&keys::EMAIL).filter(|e| e != EMAIL_PLACEHOLDER);
     let env_cloud = cloud.auth(&server.auth_path, env_email, siteid);
     let mut gateways = Vec::new();
     if let (Some(doc), Some(path)) = (&file, &file_path) {

@@ -140,7 +140,11 @@ pub const PASSWORD: Key = key(
 )
 .stats(|c| opt(gw(c).and_then(|g| g.password_mask.as_deref())));
 pub const EMAIL: Key = key(&["PW_EMAIL"], "`email@example.com`", "E-mail sent with the local login; in cloud mode the Tesla account in `.pypowerwall.auth` (default: the file's first)")
-    .stats(|c| c.server.email.as_str().into());
+    // Personal data: only the proxy's placeholder is shown as it is.
+    .stats(|c| match c.server.email.as_str() {
+        super::EMAIL_PLACEHOLDER => super::EMAIL_PLACEHOLDER.into(),
+        _ => super::MASK.into(),
+    });
 pub const HOST: Key = key(&["PW_HOST"], "—", "Gateway `host[:port]`")
     .flag("--host", "HOST[:PORT]", "gateway address")
     .stats(|c| opt(gw(c).map(|g| g.host.as_str())));

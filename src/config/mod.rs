@@ -458,10 +458,18 @@ impl std::fmt::Debug for GatewayConfig {
     }
 }
 
-/// Shows a secret the way the proxy's `/stats` does: one `*` per character.
+/// How every set secret is shown. Fixed, unlike the proxy's one `*` per character, so a
+/// secret's length is not served either.
+pub const MASK: &str = "********";
+
+/// Shows a set secret: always [`MASK`], whatever its value.
 pub fn mask(secret: &Secret) -> String {
-    secret.mask()
+    let _ = secret;
+    MASK.to_string()
 }
+
+/// The e-mail the proxy uses when `PW_EMAIL` is unset (a placeholder, not anyone's address).
+pub const EMAIL_PLACEHOLDER: &str = "email@example.com";
 
 /// Which stored signed-query set to send (`PW_TEDAPI_API_VERSION`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

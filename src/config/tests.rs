@@ -279,6 +279,22 @@ fn file_errors_name_the_gateway_and_key() {
 }
 
 #[test]
-fn masks_secrets() {
-    assert_eq!(mask(&Secret::new("ABCDEFGHIJ")), "**********");
+fn masks_secrets_without_their_length() {
+    assert_eq!(mask(&Secret::new("ABCDEFGHIJ")), "********");
+    assert_eq!(mask(&Secret::new("x")), "********");
+}
+
+#[test]
+fn a_whitespace_secret_is_refused_naming_the_key() {
+    for v in [" ", "\t", "  \n "] {
+        let err = load_with(&[("PW_CONTROL_SECRET", v)], CliOverrides::default()).unwrap_err();
+        assert_eq!(err.key, "PW_CONTROL_SECRET", "{v:?}");
+        let err = load_with(
+            &[("CONTROL_ENABLED", "true"), ("CONTROL_TOKEN", v)],
+            CliOverrides::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "CONTROL_TOKEN", "{v:?}");
+    }
+    assert!(load_with(&[("PW_CONTROL_SECRET", "s3cret")], CliOverrides::default()).is_ok());
 }

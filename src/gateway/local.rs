@@ -179,12 +179,10 @@ impl LocalClient {
     pub fn new(opts: LocalOptions) -> Result<LocalClient, Error> {
         let base = tedapi::base_url(&opts.host)?;
         let agent = tedapi::agent(opts.timeout, opts.pin);
-        let forwarder = Arc::new(Forwarder {
-            agent: agent.clone(),
-            base: base.clone(),
-            auth: Mutex::new(None),
-            in_flight: AtomicUsize::new(0),
-        });
+        let forwarder = Arc::new(Forwarder::new(
+            forward_agent(opts.timeout, opts.pin),
+            base.clone(),
+        ));
         Ok(LocalClient {
             agent,
             base,
@@ -345,19 +343,23 @@ impl LocalClient {
                     return Ok(Fetched::None);
                 }
                 429 => {
+                    let pause =
+                        tedapi::retry_after(response.header("retry-after")).unwrap_or(self.pause);
                     log::error!(
                         "local API {uri}: HTTP 429 (rate limited); pausing all requests for {} s",
-                        self.pause.as_secs()
+                        pause.as_secs()
                     );
-                    self.pause_until = Some(now + self.pause);
+                    self.pause_until = Some(now + pause);
                     return Err(Error::Http(429));
                 }
                 503 => {
+                    let ttl = tedapi::retry_after(response.header("retry-after"))
+                        .unwrap_or(UNAVAILABLE_TTL);
                     log::warn!(
                         "local API {uri}: HTTP 503; not asking again for {} s",
-                        UNAVAILABLE_TTL.as_secs()
+                        ttl.as_secs()
                     );
-                    self.negative.insert(uri.to_string(), now + UNAVAILABLE_TTL);
+                    self.negative.insert(uri.to_string(), now + ttl);
                     return Ok(Fetched::None);
                 }
                 _ => {
@@ -398,6 +400,29 @@ impl LocalClient {
     }
 }
 
+impl LocalClient {
+    /// A cheap request that tells whether the gateway answers at all (`GET /api/status`, which
+    /// needs no login): `Ok` on any HTTP answer except 429/503. Honours the 429 pause.
+    pub fn probe(&mut self) -> Result<(), Error> {
+        if let Some(remaining) = self.pause_remaining() {
+            return Err(Error::Cooldown { remaining });
+        }
+        let result = self.agent.get(&format!("{}/api/status", self.base)).call();
+        let (status, response) = tedapi::call(result)?;
+        let pause = tedapi::retry_after(response.header("retry-after"));
+        let _ = tedapi::read_body(response);
+        match status {
+            429 | 503 => {
+                if let Some(p) = pause.or((status == 429).then_some(self.pause)) {
+                    self.pause_until = Some(Instant::now() + p);
+                }
+                Err(Error::Http(status))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Cookie and token values must be plain header text.
 fn header_safe(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic() && b != b';')
@@ -408,13 +433,20 @@ fn header_safe(s: &str) -> bool {
 // ---------------------------------------------------------------------------------------------
 
 /// Forwards a non-`/api` GET to the gateway's web server with the current login, as the proxy's
-/// fallback branch does in local mode. At most [`Forwarder::MAX_IN_FLIGHT`] requests at once
-/// (more answer `None` at once), each bounded by `PW_TIMEOUT`.
+/// fallback branch does in local mode.
+///
+/// The decision is made on the path the gateway would see: [`forward_path`] percent-decodes it,
+/// resolves dot-segments and refuses what could change its meaning (control characters, encoded
+/// slashes, backslashes, `..` above the root), and exactly that normalised path is sent, with
+/// redirects off. Bounds: at most [`Forwarder::MAX_IN_FLIGHT`] at once, at most
+/// [`Forwarder::RATE_PER_SEC`] per second (a token bucket, burst of the same size), each call
+/// limited by `PW_TIMEOUT`. A refused forward makes no gateway request.
 pub struct Forwarder {
     agent: ureq::Agent,
     base: String,
     auth: Mutex<Option<Auth>>,
     in_flight: AtomicUsize,
+    bucket: Mutex<TokenBucket>,
 }
 
 impl fmt::Debug for Forwarder {
@@ -422,6 +454,52 @@ impl fmt::Debug for Forwarder {
         f.debug_struct("Forwarder")
             .field("base", &self.base)
             .finish_non_exhaustive()
+    }
+}
+
+/// Why a forward was not made (or gave nothing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ForwardError {
+    /// The path is malformed (the text says how); answered 400, nothing sent.
+    BadPath(&'static str),
+    /// `/api/*` after normalisation, or no login yet: the proxy's `Not Found`, nothing sent.
+    NotForwarded,
+    /// Over the per-second budget; answered 429, nothing sent.
+    RateLimited,
+    /// Too many forwards running; answered 503, nothing sent.
+    Busy,
+    /// The gateway did not answer usably (transport failure, oversized body).
+    Failed,
+}
+
+/// A token bucket: `rate` tokens per second, at most `rate` stored.
+#[derive(Debug)]
+struct TokenBucket {
+    tokens: f64,
+    last: Instant,
+    rate: f64,
+}
+
+impl TokenBucket {
+    fn new(rate: f64) -> TokenBucket {
+        TokenBucket {
+            tokens: rate,
+            last: Instant::now(),
+            rate,
+        }
+    }
+
+    /// Takes one token if there is one.
+    fn take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.rate);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
     }
 }
 
@@ -444,59 +522,181 @@ const FORWARD_TYPES: &[&str] = &[
     "application/xml",
 ];
 
+/// The path the gateway would see for a request path, or why it is refused.
+///
+/// Percent-escapes are decoded once; a decoded `/`, `\`, `%`, `?`, `#` or control character, a raw
+/// backslash or control character, invalid escapes or UTF-8, and `..` above the root are
+/// refused. `.` and `..` segments are resolved and empty segments dropped, then the result is
+/// re-encoded so nothing downstream (the URL parser, the gateway) can resolve it again.
+pub fn forward_path(path: &str) -> Result<String, ForwardError> {
+    if !path.starts_with('/') {
+        return Err(ForwardError::BadPath("the path does not start with '/'"));
+    }
+    let mut segments: Vec<String> = Vec::new();
+    for raw in path.split('/').skip(1) {
+        let segment = decode_segment(raw)?;
+        match segment.as_str() {
+            "" | "." => {}
+            ".." => {
+                if segments.pop().is_none() {
+                    return Err(ForwardError::BadPath("'..' leaves the root"));
+                }
+            }
+            _ => segments.push(segment),
+        }
+    }
+    let mut out = String::with_capacity(path.len());
+    for s in &segments {
+        out.push('/');
+        encode_segment(s, &mut out);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    // A trailing slash of the request is kept (`/dir/` is not `/dir`).
+    if path.ends_with('/') && out != "/" {
+        out.push('/');
+    }
+    Ok(out)
+}
+
+/// Whether the gateway would read a (normalised) path as one of its `/api` resources.
+pub fn is_api_path(path: &str) -> bool {
+    let lower = path.to_ascii_lowercase();
+    lower == "/api" || lower.starts_with("/api/")
+}
+
+fn decode_segment(raw: &str) -> Result<String, ForwardError> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let decoded = if b == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or(ForwardError::BadPath("invalid percent-escape"))?;
+            if matches!(hex, b'/' | b'\\' | b'%' | b'?' | b'#') {
+                return Err(ForwardError::BadPath(
+                    "encoded '/', '\\', '%', '?' or '#' in the path",
+                ));
+            }
+            i += 3;
+            hex
+        } else {
+            if b == b'\\' {
+                return Err(ForwardError::BadPath("backslash in the path"));
+            }
+            i += 1;
+            b
+        };
+        if decoded.is_ascii_control() {
+            return Err(ForwardError::BadPath("control character in the path"));
+        }
+        out.push(decoded);
+    }
+    String::from_utf8(out).map_err(|_| ForwardError::BadPath("the path is not UTF-8"))
+}
+
+fn encode_segment(segment: &str, out: &mut String) {
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+}
+
+/// The forwarder's agent: the gateway TLS policy and timeout, and no redirects (a redirect could
+/// lead the session to a path that was never checked).
+fn forward_agent(timeout: Duration, pin: Option<super::tls::Fingerprint>) -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .tls_config(super::tls::gateway_client_config(pin))
+        .timeout(timeout)
+        .timeout_connect(timeout)
+        .redirects(0)
+        .build()
+}
+
 impl Forwarder {
     pub const MAX_IN_FLIGHT: usize = 2;
+    /// Forwarded requests per second (and the burst).
+    pub const RATE_PER_SEC: f64 = 10.0;
+
+    fn new(agent: ureq::Agent, base: String) -> Forwarder {
+        Forwarder {
+            agent,
+            base,
+            auth: Mutex::new(None),
+            in_flight: AtomicUsize::new(0),
+            bucket: Mutex::new(TokenBucket::new(Self::RATE_PER_SEC)),
+        }
+    }
 
     fn set(&self, auth: Option<Auth>) {
         *self.auth.lock().unwrap_or_else(|e| e.into_inner()) = auth;
     }
 
-    /// The gateway's answer to `GET path` (content type, body), or `None`: `/api/*`, no login
-    /// yet, too many forwards running, or any transport failure.
-    pub fn get(&self, path: &str) -> Option<(&'static str, Vec<u8>)> {
-        if !path.starts_with('/') || path.starts_with("/api/") || path == "/api" {
-            return None;
+    /// The gateway's answer to `GET path` (content type, body), or why there is none. Only a
+    /// normalised non-`/api` path is sent, with a login, within the rate and in-flight bounds.
+    pub fn get(&self, path: &str) -> Result<(&'static str, Vec<u8>), ForwardError> {
+        let path = forward_path(path)?;
+        if is_api_path(&path) {
+            return Err(ForwardError::NotForwarded);
         }
         let auth = self
             .auth
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()?;
+            .clone()
+            .ok_or(ForwardError::NotForwarded)?;
+        if !self
+            .bucket
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take(Instant::now())
+        {
+            return Err(ForwardError::RateLimited);
+        }
         if self.in_flight.fetch_add(1, Ordering::SeqCst) >= Self::MAX_IN_FLIGHT {
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
-            return None;
+            return Err(ForwardError::Busy);
         }
-        let result = (|| {
-            let (k, v) = auth.header();
-            let result = self
-                .agent
-                .get(&format!("{}{path}", self.base))
-                .set(k, &v)
-                .call();
-            let (_, response) = tedapi::call(result).ok()?;
-            let media = response
-                .header("content-type")
-                .unwrap_or("text/plain")
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
-            let ct = FORWARD_TYPES
-                .iter()
-                .find(|t| **t == media)
-                .copied()
-                .unwrap_or("application/octet-stream");
-            let mut body = Vec::new();
-            response
-                .into_reader()
-                .take(MAX_BODY as u64 + 1)
-                .read_to_end(&mut body)
-                .ok()?;
-            (body.len() <= MAX_BODY).then_some((ct, body))
-        })();
+        let result = self.send(&path, &auth);
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        result
+        result.ok_or(ForwardError::Failed)
+    }
+
+    fn send(&self, path: &str, auth: &Auth) -> Option<(&'static str, Vec<u8>)> {
+        let (k, v) = auth.header();
+        let result = self
+            .agent
+            .get(&format!("{}{path}", self.base))
+            .set(k, &v)
+            .call();
+        let (_, response) = tedapi::call(result).ok()?;
+        let media = response
+            .header("content-type")
+            .unwrap_or("text/plain")
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        let ct = FORWARD_TYPES
+            .iter()
+            .find(|t| **t == media)
+            .copied()
+            .unwrap_or("application/octet-stream");
+        let mut body = Vec::new();
+        response
+            .into_reader()
+            .take(MAX_BODY as u64 + 1)
+            .read_to_end(&mut body)
+            .ok()?;
+        (body.len() <= MAX_BODY).then_some((ct, body))
     }
 }
 
@@ -590,6 +790,7 @@ impl Local {
         for uri in FAST {
             api.push((uri.to_string(), value(uri)?));
         }
+        require_local(&api)?;
         let vitals = if hybrid {
             None
         } else {
@@ -655,10 +856,45 @@ impl Local {
     }
 }
 
+/// The answers a local tick cannot do without: aggregates (power flows) and SOE (battery level)
+/// must be JSON objects with their values. Missing, not JSON, or garbage: a failed poll that
+/// names what was missing, so last-good data is served and then the failure bodies.
+fn require_local(api: &[(String, Option<Value>)]) -> Result<(), Error> {
+    let answer = |uri: &str| {
+        api.iter()
+            .find(|(u, _)| u == uri)
+            .and_then(|(_, v)| v.as_ref())
+    };
+    let mut missing = Vec::new();
+    let aggregates = answer("/api/meters/aggregates");
+    if !["site", "battery", "load", "solar"].iter().any(|k| {
+        aggregates
+            .and_then(|a| a.get(k))
+            .is_some_and(|v| v.as_object().is_some())
+    }) {
+        missing.push("/api/meters/aggregates (no site/battery/load/solar object)");
+    }
+    let soe = answer("/api/system_status/soe");
+    if soe.and_then(|s| s.get("percentage")).is_none() {
+        missing.push("/api/system_status/soe (no percentage)");
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::BadReply(format!(
+        "local API gave no usable {}",
+        missing.join(" and ")
+    )))
+}
+
 impl Source for Local {
     fn poll(&mut self) -> Result<Facade, Error> {
         let data = self.tick()?;
         Ok(map::local(&data))
+    }
+
+    fn probe(&mut self) -> Option<Result<(), Error>> {
+        Some(self.client().and_then(LocalClient::probe))
     }
 
     fn cooldown_remaining(&self) -> Option<Duration> {
@@ -780,6 +1016,10 @@ impl Source for Auto {
         }
     }
 
+    fn probe(&mut self) -> Option<Result<(), Error>> {
+        self.current.probe()
+    }
+
     fn cooldown_remaining(&self) -> Option<Duration> {
         self.current.cooldown_remaining()
     }
@@ -838,13 +1078,82 @@ mod tests {
         })
         .unwrap();
         let f = c.forwarder();
-        assert_eq!(f.get("/battery"), None, "no login yet");
+        assert_eq!(
+            f.get("/battery"),
+            Err(ForwardError::NotForwarded),
+            "no login"
+        );
         f.set(Some(Auth::Cookie("AuthCookie=x; UserRecord=y".into())));
-        assert_eq!(f.get("/api/status"), None);
-        assert_eq!(f.get("/api"), None);
-        assert_eq!(f.get("battery"), None);
-        // Refused connection: None, and the in-flight counter is released.
-        assert_eq!(f.get("/battery"), None);
+        for p in [
+            "/api/status",
+            "/api",
+            "/x/../api/customer",
+            "/./api/customer",
+            "/x/.%2e/api/customer",
+            "/x/%2E%2E/api/customer",
+            "//api/customer",
+            "/API/customer",
+            "/%61pi/customer",
+        ] {
+            assert_eq!(f.get(p), Err(ForwardError::NotForwarded), "{p}");
+        }
+        for p in [
+            "battery",
+            "/..",
+            "/%2e%2e/api/devices/vitals",
+            "/a/../../api",
+            "/a%2fb",
+            "/a%5Cb",
+            "/a\\b",
+            "/a%00b",
+            "/a%0d%0aX:1",
+            "/a%zz",
+            "/a%2",
+            "/a%ff",
+            "/a%252e%252e/api",
+        ] {
+            assert!(
+                matches!(f.get(p), Err(ForwardError::BadPath(_))),
+                "{p}: {:?}",
+                f.get(p)
+            );
+        }
+        // Refused connection: Failed, and the in-flight counter is released.
+        assert_eq!(f.get("/battery"), Err(ForwardError::Failed));
         assert_eq!(f.in_flight.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn forward_paths_are_normalised_and_reencoded() {
+        for (raw, want) in [
+            ("/", "/"),
+            ("/battery", "/battery"),
+            ("/a/./b/../c", "/a/c"),
+            ("/a//b/", "/a/b/"),
+            ("/a%20b.png", "/a%20b.png"),
+            ("/%41", "/A"),
+            ("/x/%2e%2e/y", "/y"),
+            ("/caf%C3%A9", "/caf%C3%A9"),
+        ] {
+            assert_eq!(forward_path(raw).as_deref(), Ok(want), "{raw}");
+        }
+        assert!(is_api_path("/api"));
+        assert!(is_api_path("/Api/x"));
+        assert!(!is_api_path("/apix"));
+    }
+
+    #[test]
+    fn token_bucket_bounds_the_rate() {
+        let start = Instant::now();
+        let mut b = TokenBucket::new(10.0);
+        b.last = start;
+        let burst = (0..50).filter(|_| b.take(start)).count();
+        assert_eq!(burst, 10);
+        // One more token per 100 ms.
+        assert!(b.take(start + Duration::from_millis(100)));
+        assert!(!b.take(start + Duration::from_millis(100)));
+        // A long idle time stores no more than the burst.
+        let later = start + Duration::from_secs(60);
+        assert_eq!((0..50).filter(|_| b.take(later)).count(), 10);
     }
 }

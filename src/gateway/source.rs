@@ -16,6 +16,11 @@ use super::{map, Firmware, TedapiData};
 use crate::config::GatewayConfig;
 use crate::json::Value;
 
+/// Most Powerwall 3 blocks asked for components per tick: the list comes from the gateway's
+/// `config.json`, so it must not decide how many requests a tick makes (Tesla sites have at most
+/// a handful).
+const MAX_PW3_BLOCKS: usize = 16;
+
 /// How often config, firmware and the gateway's components are re-read.
 const SLOW_REFRESH: Duration = Duration::from_secs(60);
 
@@ -23,6 +28,12 @@ const SLOW_REFRESH: Duration = Duration::from_secs(60);
 pub trait Source: Send {
     /// Fetches what this tick needs and maps it; the first error ends the tick.
     fn poll(&mut self) -> Result<Facade, Error>;
+    /// One cheap request that tells whether a gateway that stopped answering answers again
+    /// (the poller sends it each interval while the gateway is down, and polls at once when it
+    /// succeeds). `None`: this transport has no cheap probe; the poller keeps its back-off.
+    fn probe(&mut self) -> Option<Result<(), Error>> {
+        None
+    }
     /// Time left of a gateway-imposed cooldown (no traffic until it ends).
     fn cooldown_remaining(&self) -> Option<Duration>;
     /// Mode name shown in the API (`tedapi`, `local`, `v1r`, `cloud`, …).
@@ -101,19 +112,27 @@ impl Tedapi {
     }
 }
 
+/// The connection state of a TEDAPI source, made on first use (no network traffic).
+fn link<'a>(
+    link: &'a mut Option<Link<Client>>,
+    cfg: &GatewayConfig,
+) -> Result<&'a mut Link<Client>, Error> {
+    if link.is_none() {
+        let opts = options(cfg);
+        let client = Client::new(opts.clone())?;
+        *link = Some(Link::new(client, Native::new(&opts).ok()));
+    }
+    link.as_mut().ok_or(Error::BadReply("no link".into()))
+}
+
 impl Source for Tedapi {
     fn poll(&mut self) -> Result<Facade, Error> {
-        if self.link.is_none() {
-            let opts = options(&self.cfg);
-            let client = Client::new(opts.clone())?;
-            self.link = Some(Link::new(client, Native::new(&opts).ok()));
-        }
-        let link = self
-            .link
-            .as_mut()
-            .ok_or(Error::BadReply("no link".into()))?;
-        let data = tick(link, &self.cfg)?;
+        let data = tick(link(&mut self.link, &self.cfg)?, &self.cfg)?;
         Ok(map_data(&data, self.cfg.query_set))
+    }
+
+    fn probe(&mut self) -> Option<Result<(), Error>> {
+        Some(link(&mut self.link, &self.cfg).and_then(|l| l.client.probe()))
     }
 
     fn cooldown_remaining(&self) -> Option<Duration> {
@@ -181,6 +200,51 @@ fn is_pw3_block(b: &Value) -> bool {
         .is_some_and(|t| t.contains("Powerwall3"))
 }
 
+/// A status answer must carry what the metric routes are built from; a valid reply whose JSON is
+/// broken (decoded as `{}`) or lacks these is a failed poll, not a good poll with empty data.
+pub(crate) fn require_status(status: &Value) -> Result<(), Error> {
+    let control = status.get("control");
+    let missing: Vec<&str> = [
+        ("systemStatus", "control.systemStatus (battery energy)"),
+        ("meterAggregates", "control.meterAggregates (power flows)"),
+    ]
+    .into_iter()
+    .filter(|(key, _)| control.and_then(|c| c.get(key)).is_none())
+    .map(|(_, what)| what)
+    .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::BadReply(format!(
+        "status query answer lacks {}",
+        missing.join(" and ")
+    )))
+}
+
+/// A controller answer must be a non-empty object (broken JSON decodes as `{}`).
+pub(crate) fn require_controller(controller: &Value) -> Result<(), Error> {
+    match controller.as_object() {
+        Some(m) if !m.is_empty() => Ok(()),
+        _ => Err(Error::BadReply(
+            "controller query answer is empty (no JSON object in the payload)".into(),
+        )),
+    }
+}
+
+/// The first [`MAX_PW3_BLOCKS`] Powerwall 3 blocks (a debug line names the gateway when more
+/// were listed; this runs every tick).
+fn cap_blocks(mut blocks: Vec<String>, id: &str) -> Vec<String> {
+    if blocks.len() > MAX_PW3_BLOCKS {
+        log::debug!(
+            "gateway '{id}': config.json lists {} Powerwall 3 blocks; asking the first \
+             {MAX_PW3_BLOCKS} only",
+            blocks.len()
+        );
+        blocks.truncate(MAX_PW3_BLOCKS);
+    }
+    blocks
+}
+
 /// One poll: everything the mapping needs, or the first error.
 pub(crate) fn tick<C: Fetch>(l: &mut Link<C>, cfg: &GatewayConfig) -> Result<TedapiData, Error> {
     let din = match &l.din {
@@ -221,10 +285,15 @@ pub(crate) fn tick<C: Fetch>(l: &mut Link<C>, cfg: &GatewayConfig) -> Result<Ted
         l.slow_at = Some(Instant::now());
     }
     let status = l.client.status(&din)?;
+    require_status(&status)?;
     // V2026_06 has one DeviceControllerQuery for both roles: ask once.
     let controller = match cfg.query_set {
         QuerySet::V2026_06 => status.clone(),
-        QuerySet::V2024_06 => l.client.controller(&din)?,
+        QuerySet::V2024_06 => {
+            let c = l.client.controller(&din)?;
+            require_controller(&c)?;
+            c
+        }
     };
 
     if l.pw3 {
@@ -240,6 +309,7 @@ pub(crate) fn tick<C: Fetch>(l: &mut Link<C>, cfg: &GatewayConfig) -> Result<Ted
                     .collect()
             })
             .unwrap_or_default();
+        let blocks = cap_blocks(blocks, &cfg.id);
         let routed = blocks.len() > 1;
         let mut fresh = Vec::with_capacity(blocks.len());
         for bdin in blocks {
@@ -284,6 +354,36 @@ pub(crate) fn tick<C: Fetch>(l: &mut Link<C>, cfg: &GatewayConfig) -> Result<Ted
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gateway_cannot_make_a_tick_ask_for_unbounded_blocks() {
+        let many: Vec<String> = (0..10_000).map(|i| format!("B{i}")).collect();
+        let capped = cap_blocks(many, "gw");
+        assert_eq!(capped.len(), MAX_PW3_BLOCKS);
+        assert_eq!(capped[0], "B0");
+        assert_eq!(cap_blocks(vec!["A".into()], "gw"), vec!["A".to_string()]);
+    }
+
+    #[test]
+    fn a_status_without_the_required_values_is_an_error_naming_them() {
+        let parse = |s: &str| crate::json::parse(s).unwrap();
+        assert!(require_status(&parse(
+            r#"{"control": {"systemStatus": {}, "meterAggregates": []}}"#
+        ))
+        .is_ok());
+        let e = require_status(&parse("{}")).unwrap_err().to_string();
+        assert!(e.contains("control.systemStatus") && e.contains("control.meterAggregates"));
+        let e = require_status(&parse(r#"{"control": {"systemStatus": {}}}"#))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("meterAggregates") && !e.contains("systemStatus"),
+            "{e}"
+        );
+        assert!(require_controller(&parse("{}")).is_err());
+        assert!(require_controller(&parse("[1]")).is_err());
+        assert!(require_controller(&parse(r#"{"esCan": {}}"#)).is_ok());
+    }
 
     #[test]
     fn an_empty_git_hash_keeps_the_last_one() {

@@ -20,7 +20,8 @@ use super::queries::{QuerySet, SignedQueries};
 use super::{tls, Firmware};
 use crate::json::{self, Value};
 use crate::secret::Secret;
-pub(crate) use crate::wire::{agent, base64, base_url, call, read_body};
+pub use crate::wire::MAX_RETRY_AFTER;
+pub(crate) use crate::wire::{agent, base64, base_url, call, read_body, retry_after};
 pub use crate::wire::{gunzip_if_gzip, Error, MAX_BODY};
 
 /// How long every call is refused after HTTP 429 or 503 (upstream: 5 minutes).
@@ -395,14 +396,26 @@ impl Client {
         };
         let (status, response) = call(result)?;
         if status == 429 || status == 503 {
+            let pause = retry_after(response.header("retry-after")).unwrap_or(self.cooldown_period);
             log::error!(
                 "TEDAPI {method} {path}: HTTP {status}, possibly rate limited; pausing requests \
                  for {} s",
-                self.cooldown_period.as_secs()
+                pause.as_secs()
             );
-            self.cooldown_until = Some(Instant::now() + self.cooldown_period);
+            self.cooldown_until = Some(Instant::now() + pause);
         }
         Ok((status, response))
+    }
+
+    /// A cheap request that tells whether the gateway answers at all (`GET /tedapi/din`, no
+    /// parsing): `Ok` on any HTTP answer except 429/503 (which start the cooldown).
+    pub fn probe(&mut self) -> Result<(), Error> {
+        let (status, response) = self.send("GET", "/tedapi/din", None)?;
+        let _ = read_body(response);
+        match status {
+            429 | 503 => Err(Error::Http(status)),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -665,6 +678,19 @@ mod tests {
             decode_reply(200, &bomb, Expect::Query),
             Err(Error::BadReply(_))
         ));
+    }
+
+    #[test]
+    fn retry_after_is_bounded() {
+        let s = |n| Some(Duration::from_secs(n));
+        assert_eq!(retry_after(Some("10")), s(10));
+        assert_eq!(retry_after(Some(" 0 ")), s(1));
+        assert_eq!(retry_after(Some("99999999999999999999999")), s(600));
+        assert_eq!(retry_after(Some("601")), s(600));
+        for bad in ["", "-5", "1.5", "Wed, 21 Oct 2015 07:28:00 GMT", "10s"] {
+            assert_eq!(retry_after(Some(bad)), None, "{bad}");
+        }
+        assert_eq!(retry_after(None), None);
     }
 
     #[test]

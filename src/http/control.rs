@@ -62,7 +62,7 @@ impl PostReq<'_> {
     pub fn is_json_style(&self) -> bool {
         self.authorization
             .as_deref()
-            .is_some_and(|a| a.len() > 7 && a[..7].eq_ignore_ascii_case("bearer "))
+            .is_some_and(|a| bearer_token(a).is_some())
             || self.content_type.as_deref().is_some_and(|c| {
                 c.trim()
                     .to_ascii_lowercase()
@@ -184,6 +184,14 @@ pub fn form_value(body: &str, key: &str) -> String {
         }
     }
     String::new()
+}
+
+/// The token of an `Authorization: Bearer <token>` value (scheme in any case). Slices with
+/// `get`, so a non-ASCII value cannot split a character.
+fn bearer_token(authorization: &str) -> Option<&str> {
+    let scheme = authorization.get(..7)?;
+    let token = authorization.get(7..)?;
+    (scheme.eq_ignore_ascii_case("bearer ") && !token.is_empty()).then(|| token.trim())
 }
 
 fn unescape(s: &str) -> String {
@@ -574,8 +582,7 @@ fn post_json(ctx: &Ctx, req: &PostReq<'_>) -> Answer {
     let bearer = req
         .authorization
         .as_deref()
-        .filter(|a| a.len() > 7 && a[..7].eq_ignore_ascii_case("bearer "))
-        .map(|a| a[7..].trim())
+        .and_then(bearer_token)
         .unwrap_or("");
     if !ctl.token_ok(bearer) {
         log::warn!("control: bad or missing bearer token from {}", req.remote);

@@ -16,6 +16,7 @@ use super::routes;
 use super::status::Stats;
 use super::www;
 use crate::config::{HttpsMode, Public};
+use crate::gateway::local::{ForwardError, Forwarder};
 use crate::render::{Body, JSON};
 use crate::snapshot::{Hub, View};
 
@@ -155,12 +156,24 @@ pub fn handle(ctx: &Ctx, mut rq: Request) {
         if_none_match: header("If-None-Match"),
         upgrade: header("Upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket")),
     };
-    // A POST body is read before taking a permit, so a slow sender cannot hold one.
+    // A POST body is read before taking a permit, so a slow sender cannot hold one. At most
+    // MAX_BODY + 1 bytes are read, whatever the client declares; a body that does not arrive
+    // within the request deadline is answered 408 (tiny_http then closes the connection).
     let mut body = Vec::new();
     let content_length = rq.body_length();
     let too_big = content_length.is_some_and(|n| n as u64 > MAX_BODY);
     if method == Method::Post && !too_big {
-        let _ = rq.as_reader().take(MAX_BODY + 1).read_to_end(&mut body);
+        if let Err(e) = rq.as_reader().take(MAX_BODY + 1).read_to_end(&mut body) {
+            log::debug!("http: request body not received: {e}");
+            let (status, why) = match e.kind() {
+                std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
+                    (408, "request body not received in time")
+                }
+                _ => (400, "request body cut short or malformed"),
+            };
+            let text = crate::json::Value::from(crate::json::Map::new().with("error", why));
+            return send(rq, Answer::json(status, text.to_py()));
+        }
     }
     let permit = ctx.permits.acquire();
     let answer = match method {
@@ -291,20 +304,27 @@ pub fn fallback(ctx: &Ctx, path: &str, if_none_match: Option<&str>) -> Answer {
     let Some(asset) = www::lookup(path, s.www_dir.as_deref()) else {
         headers.push(("Cache-Control", "no-cache, no-store".into()));
         // Local modes: like the proxy, other non-/api paths go to the gateway's web server
-        // with the login session (bounded and time-limited in `Forwarder`).
-        if !path.starts_with("/api/") {
-            let forward = ctx
-                .hub
-                .snapshot(ctx.default_gateway)
-                .and_then(|snap| snap.forward.clone());
-            if let Some((content_type, body)) = forward.and_then(|f| f.get(path)) {
-                return Answer {
-                    status: 200,
-                    content_type,
-                    body: Arc::from(body),
-                    cors: false,
-                    headers,
-                };
+        // with the login session (normalised, bounded and time-limited in `Forwarder`).
+        let forward = ctx
+            .hub
+            .snapshot(ctx.default_gateway)
+            .and_then(|snap| snap.forward.clone());
+        if let Some(forwarder) = forward {
+            match forwarder.get(path) {
+                Ok((content_type, body)) => {
+                    return Answer {
+                        status: 200,
+                        content_type,
+                        body: Arc::from(body),
+                        cors: false,
+                        headers,
+                    };
+                }
+                Err(e) => {
+                    if let Some(refusal) = forward_refusal(&e) {
+                        return refusal;
+                    }
+                }
             }
         }
         let mut a = Answer::text(200, "text/plain", "Not Found");
@@ -334,6 +354,42 @@ pub fn fallback(ctx: &Ctx, path: &str, if_none_match: Option<&str>) -> Answer {
         },
         cors: false,
         headers,
+    }
+}
+
+/// The answer for a forward that was refused before reaching the gateway; `None` when the
+/// proxy's `Not Found` applies.
+fn forward_refusal(e: &ForwardError) -> Option<Answer> {
+    match e {
+        ForwardError::BadPath(why) => {
+            let mut body = String::from(r#"{"error": "#);
+            crate::json::write_str(&mut body, &format!("Bad Request: {why}"));
+            body.push('}');
+            Some(Answer::json(400, body))
+        }
+        ForwardError::RateLimited => {
+            let mut a = Answer::json(
+                429,
+                format!(
+                    r#"{{"error": "Too Many Requests: gateway pass-through is limited to {} requests/s"}}"#,
+                    Forwarder::RATE_PER_SEC
+                ),
+            );
+            a.headers.push(("Retry-After", "1".into()));
+            Some(a)
+        }
+        ForwardError::Busy => {
+            let mut a = Answer::json(
+                503,
+                format!(
+                    r#"{{"error": "Service Unavailable: {} gateway pass-through requests already running"}}"#,
+                    Forwarder::MAX_IN_FLIGHT
+                ),
+            );
+            a.headers.push(("Retry-After", "1".into()));
+            Some(a)
+        }
+        ForwardError::NotForwarded | ForwardError::Failed => None,
     }
 }
 

@@ -1,7 +1,10 @@
 //! The listener and the bound on how many requests are answered at once.
 //!
 //! tiny_http (vendored with small patches, see `vendor/tiny_http/PATCHES.md`) reads requests on
-//! per-connection threads with socket time-outs, a header deadline and a connection cap. Each
+//! per-connection threads with socket time-outs, one deadline per request (`PW_IDLE_TIMEOUT`:
+//! TLS handshake, head and body alike) and a connection cap that closes the slowest reader when
+//! full. Nothing a client declares sizes an allocation: unread bodies are skipped up to 64 KiB
+//! or the connection is closed, heads are capped (414/431). Each
 //! request is answered right there, on its connection's thread, once it holds one of `workers`
 //! permits: the worker pool is a fixed number of permits rather than a fixed set of threads.
 //! Handing every request to a separate worker thread cost two context switches per request;
@@ -130,7 +133,8 @@ pub fn start(addr: &str, ctx: Arc<Ctx>) -> Result<Running, String> {
     let limits = tiny_http::Limits {
         read_timeout: Some(s.idle_timeout),
         write_timeout: Some(s.idle_timeout.max(Duration::from_secs(5))),
-        header_timeout: Some(s.idle_timeout),
+        // One budget for a whole request (handshake, head, body), the same as for idling.
+        request_timeout: Some(s.idle_timeout),
         max_connections: s.max_connections,
         tls: ctx.tls.clone(),
         inline: Some(Arc::new(move |rq| router::handle(&handler_ctx, rq))),

@@ -226,9 +226,13 @@ fn write(c: &mut Client, msg: &str) -> Fate {
     }
 }
 
+/// Frames read from one client per round: a client that sends without pause (a ping flood)
+/// cannot keep the broadcaster from everyone else.
+const MAX_READS_PER_ROUND: usize = 64;
+
 /// Reads what the client sent; tungstenite queues the pong / close replies.
 fn read(c: &mut Client, now: Instant) -> Fate {
-    loop {
+    for _ in 0..MAX_READS_PER_ROUND {
         match c.ws.read() {
             Ok(_) => {
                 c.last_heard = now;
@@ -252,15 +256,22 @@ fn read(c: &mut Client, now: Instant) -> Fate {
             Err(_) => return Fate::Drop("protocol error"),
         }
     }
+    // More is waiting: the rest next round, after the others.
+    match c.ws.flush() {
+        Err(tungstenite::Error::Io(e)) if e.kind() != std::io::ErrorKind::WouldBlock => {
+            Fate::Drop("flush failed")
+        }
+        Err(tungstenite::Error::Io(_)) | Ok(()) => Fate::Keep,
+        Err(_) => Fate::Drop("flush failed"),
+    }
 }
 
-/// Starts the broadcaster thread.
-pub fn spawn_broadcaster(ctx: Arc<Ctx>, rx: Receiver<Client>) -> JoinHandle<()> {
+/// Starts the broadcaster thread; fails when the OS refuses another thread.
+pub fn spawn_broadcaster(ctx: Arc<Ctx>, rx: Receiver<Client>) -> Result<JoinHandle<()>, String> {
     std::thread::Builder::new()
         .name("ws-broadcast".into())
         .spawn(move || broadcast(ctx, rx))
-        // Spawning fails only when the OS is out of threads at start-up.
-        .expect("spawning the WebSocket broadcaster")
+        .map_err(|e| format!("cannot start the WebSocket broadcaster thread: {e}"))
 }
 
 fn message(ctx: &Ctx, topic: &Topic, now: Instant) -> Option<Arc<str>> {

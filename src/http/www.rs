@@ -75,29 +75,57 @@ pub fn lookup(path: &str, dir: Option<&str>) -> Option<Asset> {
     })
 }
 
+/// Largest file served from `PW_WWW_DIR`.
+const MAX_FILE: u64 = 16 << 20;
+
 fn lookup_file(path: &str, dir: Option<&str>) -> Option<Asset> {
-    // Refuse anything that could leave the web root.
-    if path.split('/').any(|seg| seg == ".." || seg.contains('\\')) || path.contains('\0') {
+    // Refuse anything that could leave the web root, and hidden files and directories
+    // (`.git`, `.env`, …): every segment starting with `.` (which also covers `.` and `..`).
+    if path
+        .split('/')
+        .any(|seg| seg.starts_with('.') || seg.contains('\\'))
+        || path.contains('\0')
+    {
         return None;
     }
     match dir {
-        Some(dir) => {
-            let full = std::path::Path::new(dir).join(path.trim_start_matches('/'));
-            if !full.is_file() {
-                return None;
-            }
-            let bytes = std::fs::read(&full).ok()?;
-            Some(Asset {
-                content_type: content_type(path),
-                etag: etag(&bytes),
-                bytes: Arc::from(bytes),
-            })
-        }
+        Some(dir) => read_under(std::path::Path::new(dir), path),
         None => embedded()
             .iter()
             .find(|(p, _)| p == path)
             .map(|(_, a)| a.clone()),
     }
+}
+
+/// A regular file under `root`, after resolving symlinks: a link that leads out of the root
+/// (or to anything but a regular file of at most [`MAX_FILE`]) is not served.
+fn read_under(root: &std::path::Path, path: &str) -> Option<Asset> {
+    let root = root.canonicalize().ok()?;
+    let full = root
+        .join(path.trim_start_matches('/'))
+        .canonicalize()
+        .ok()?;
+    if !full.starts_with(&root) {
+        return None;
+    }
+    let meta = std::fs::metadata(&full).ok()?;
+    if !meta.is_file() || meta.len() > MAX_FILE {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(std::fs::File::open(&full).ok()?, MAX_FILE + 1),
+        &mut bytes,
+    )
+    .ok()?;
+    if bytes.len() as u64 > MAX_FILE {
+        return None;
+    }
+    Some(Asset {
+        content_type: content_type(path),
+        etag: etag(&bytes),
+        bytes: Arc::from(bytes),
+    })
 }
 
 #[cfg(test)]
@@ -113,5 +141,29 @@ mod tests {
         assert!(lookup("/flow", None).is_some_and(|a| a.content_type.starts_with("text/html")));
         assert!(lookup("/flow/", None).is_none());
         assert_eq!(content_type("/a/b.css"), "text/css");
+    }
+
+    #[test]
+    fn www_dir_refuses_dotfiles_and_symlinks_out_of_the_root() {
+        let base = std::env::temp_dir().join(format!("pw-www-{}", std::process::id()));
+        let root = base.join("root");
+        std::fs::create_dir_all(root.join(".git")).unwrap();
+        std::fs::write(root.join("ok.txt"), "ok").unwrap();
+        std::fs::write(root.join(".env"), "SECRET=1").unwrap();
+        std::fs::write(root.join(".git/config"), "x").unwrap();
+        std::fs::write(base.join("outside.txt"), "outside").unwrap();
+        let _ = std::os::unix::fs::symlink(base.join("outside.txt"), root.join("out.txt"));
+        let _ = std::os::unix::fs::symlink(&base, root.join("up"));
+        let _ = std::os::unix::fs::symlink(root.join("ok.txt"), root.join("in.txt"));
+        let dir = root.to_str();
+        assert!(lookup("/ok.txt", dir).is_some());
+        assert!(
+            lookup("/in.txt", dir).is_some(),
+            "a link inside the root is fine"
+        );
+        for p in ["/.env", "/.git/config", "/out.txt", "/up/outside.txt"] {
+            assert!(lookup(p, dir).is_none(), "{p}");
+        }
+        let _ = std::fs::remove_dir_all(&base);
     }
 }

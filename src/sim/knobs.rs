@@ -71,6 +71,7 @@ or until none); <a href=\"/test/fault\">/test/fault</a></li>\
 <li>/test/local-fault/&lt;kind&gt;[/&lt;n&gt;]: the same for local /api/* GETs; \
 <a href=\"/test/local-fault\">/test/local-fault</a>; /test/vitals/off, /test/vitals/on</li>\
 <li>/test/advance/&lt;seconds&gt;: move the clock forward</li>\
+<li>/test/retry-after/&lt;value&gt;|off: send Retry-After with the 429/503 faults</li>\
 <li><a href=\"/test/stats\">/test/stats</a>, /test/stats/reset, /test/reset</li>\
 </ul></body></html>";
 
@@ -124,6 +125,7 @@ pub(super) fn test_route(shared: &Shared, req: &Request) -> Response {
             state.set_local_fault(Fault::None, None);
             state.vitals = true;
             state.v1r_pending = false;
+            state.retry_after = None;
             return ok();
         }
         "/test/local-fault" => {
@@ -197,6 +199,10 @@ pub(super) fn test_route(shared: &Shared, req: &Request) -> Response {
             }
             None => Response::text(404, "Unknown fault"),
         };
+    }
+    if let Some(v) = arg("/test/retry-after/") {
+        state.retry_after = (v != "off").then(|| v.to_string());
+        return ok();
     }
     if let Some(s) = arg("/test/advance/") {
         return match number(s).filter(|s| (0.0..=366.0 * 86400.0).contains(s)) {

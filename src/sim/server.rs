@@ -54,7 +54,8 @@ pub enum Fault {
     Garbage,
     /// 200 with the first half of the real (protobuf) reply.
     Truncated,
-    /// 200, valid protobuf, but the JSON inside is cut in half.
+    /// 200, valid protobuf, but the JSON inside is cut in half (local `/api/*`: the JSON body
+    /// is cut in half).
     BadJson,
     /// 200 with `1f 8b` (the gzip magic) and junk.
     BadGzip,
@@ -119,6 +120,9 @@ pub(super) struct State {
     pub(super) local_fault_left: Option<u64>,
     /// `/api/devices/vitals` answers (false: 404, as firmware 23.44+).
     pub(super) vitals: bool,
+    /// `Retry-After` value sent with the 429/503 faults (`/test/retry-after/<value>`), as sent,
+    /// so tests can also send absurd values.
+    pub(super) retry_after: Option<String>,
     /// v1r: signed messages are answered "authorization not verified" (`/test/v1r/pending`).
     pub(super) v1r_pending: bool,
     /// v1r: the login generation; its token is the only Bearer accepted (`/test/v1r/logout`).
@@ -246,6 +250,11 @@ impl SimHandle {
         self.shared.lock().vitals = on;
     }
 
+    /// Sends `Retry-After: <value>` with the 429/503 faults (`None`: no header).
+    pub fn set_retry_after(&self, value: Option<&str>) {
+        self.shared.lock().retry_after = value.map(str::to_string);
+    }
+
     /// v1r: answer signed messages "authorization not verified" (key pending verification).
     pub fn set_v1r_pending(&self, on: bool) {
         self.shared.lock().v1r_pending = on;
@@ -344,6 +353,7 @@ pub fn start(opts: SimOptions) -> Result<SimHandle, String> {
             clock_offset: 0.0,
             local_fault: Fault::None,
             local_fault_left: None,
+            retry_after: None,
             vitals: true,
             v1r_pending: false,
             v1r_token: 0,
@@ -595,7 +605,7 @@ fn route(shared: &Shared, req: &Request) -> Action {
         ));
     }
     let api_get = req.method == "GET" && req.path.starts_with("/api/");
-    let (model, fault, vitals) = {
+    let (model, fault, vitals, retry_after) = {
         let mut state = shared.lock();
         state.catch_up();
         let fault = if api_get {
@@ -603,7 +613,12 @@ fn route(shared: &Shared, req: &Request) -> Action {
         } else {
             Fault::None
         };
-        (state.model.clone(), fault, state.vitals)
+        (
+            state.model.clone(),
+            fault,
+            state.vitals,
+            state.retry_after.clone(),
+        )
     };
     let (kind, resp) = super::local::route(
         &shared.site,
@@ -613,12 +628,21 @@ fn route(shared: &Shared, req: &Request) -> Action {
         vitals,
     );
     shared.count(kind);
-    apply_fault(fault, resp, false)
+    let resp = match fault {
+        // Local answers are JSON themselves: `badjson` cuts the body in half.
+        Fault::BadJson if resp.status == 200 => {
+            let mut r = resp;
+            r.body.truncate(r.body.len() / 2);
+            r
+        }
+        _ => resp,
+    };
+    with_retry_after(apply_fault(fault, resp, false), retry_after.as_deref())
 }
 
 fn tedapi_route(shared: &Shared, req: &Request) -> Action {
     let site = &shared.site;
-    let (fault, model, now, pending, generation) = {
+    let (fault, model, now, pending, generation, retry_after) = {
         let mut state = shared.lock();
         state.catch_up();
         (
@@ -627,6 +651,7 @@ fn tedapi_route(shared: &Shared, req: &Request) -> Action {
             state.now(),
             state.v1r_pending,
             state.v1r_token,
+            state.retry_after.clone(),
         )
     };
     let _ = (now, pending);
@@ -686,7 +711,20 @@ fn tedapi_route(shared: &Shared, req: &Request) -> Action {
     } else {
         Response::json(403, data::ACCESS_DENIED_JSON)
     };
-    apply_fault(fault, resp, shared.gzip)
+    with_retry_after(
+        apply_fault(fault, resp, shared.gzip),
+        retry_after.as_deref(),
+    )
+}
+
+/// Adds the `Retry-After` knob's header to a 429 or 503 answer.
+fn with_retry_after(action: Action, value: Option<&str>) -> Action {
+    match (action, value) {
+        (Action::Respond(r), Some(v)) if r.status == 429 || r.status == 503 => {
+            Action::Respond(r.with_header("Retry-After", v))
+        }
+        (action, _) => action,
+    }
 }
 
 /// Whether an `Authorization` header is `Basic <credentials>` (scheme case-insensitive).

@@ -190,6 +190,24 @@ pub fn base64(data: &[u8]) -> String {
     out
 }
 
+/// Longest pause a gateway's `Retry-After` may impose.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+
+/// A `Retry-After` header in seconds (RFC 9110 delay-seconds), at least 1 s and at most
+/// [`MAX_RETRY_AFTER`]; `None` when absent or not a number (an HTTP-date is not trusted: the
+/// gateway's clock may be wrong), and the caller keeps its default pause.
+pub fn retry_after(header: Option<&str>) -> Option<Duration> {
+    let text = header?.trim();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // Digits only: a parse failure can only be an overflow, which is "very long".
+    let secs = text.parse::<u64>().unwrap_or(u64::MAX);
+    Some(Duration::from_secs(
+        secs.clamp(1, MAX_RETRY_AFTER.as_secs()),
+    ))
+}
+
 /// Lowercase hex of `b`.
 pub fn hex_lower(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()

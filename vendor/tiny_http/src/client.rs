@@ -2,32 +2,42 @@ use ascii::AsciiString;
 
 use std::io::Error as IoError;
 use std::io::Result as IoResult;
-use std::io::{BufReader, BufWriter, ErrorKind, Read};
+use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::common::{HTTPVersion, Method};
-use crate::util::RefinedTcpStream;
+use crate::common::{HTTPVersion, Header, Method};
+use crate::util::{Deadline, Phase, RefinedTcpStream};
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::Request;
 
 /// A ClientConnection is an object that will store a socket to a client
 /// and return Request objects.
-pub struct ClientConnection {
+///
+/// pypowerwall-server patch: generic over the byte source and sink (a socket's two halves by
+/// default), so [`crate::serve_stream`] drives the same code over any `Read` + `Write`.
+pub struct ClientConnection<R = RefinedTcpStream, W = RefinedTcpStream>
+where
+    R: Read + Send + 'static,
+    W: Write + Send + 'static,
+{
     // address of the client
     remote_addr: IoResult<Option<SocketAddr>>,
 
     // sequence of Readers to the stream, so that the data is not read in
     //  the wrong order
-    source: SequentialReaderBuilder<BufReader<RefinedTcpStream>>,
+    source: SequentialReaderBuilder<BufReader<R>>,
 
     // sequence of Writers to the stream, to avoid writing response #2 before
     //  response #1
-    sink: SequentialWriterBuilder<BufWriter<RefinedTcpStream>>,
+    sink: SequentialWriterBuilder<BufWriter<W>>,
 
     // Reader to read the next header from
-    next_header_source: SequentialReader<BufReader<RefinedTcpStream>>,
+    next_header_source: SequentialReader<BufReader<R>>,
 
     // set to true if we know that the previous request is the last one
     no_more_requests: bool,
@@ -35,18 +45,31 @@ pub struct ClientConnection {
     // true if the connection goes through SSL
     secure: bool,
 
-    // pypowerwall-server patch: the request line and headers must arrive within this time
-    header_timeout: Option<std::time::Duration>,
-    header_deadline: Option<std::time::Instant>,
+    // pypowerwall-server patch: one deadline per request (TLS handshake, head and body) and
+    // one per idle wait, enforced by the socket (`util::deadline`)
+    deadline: Option<Arc<Deadline>>,
+    request_timeout: Option<Duration>,
+    idle_timeout: Option<Duration>,
+    // the current request's clock is running (the first one's starts at accept)
+    clock_running: bool,
+
+    // pypowerwall-server patch: set by a request whose body could not be skipped
+    closing: Arc<AtomicBool>,
 
     // pypowerwall-server patch: the plain TCP socket, for `Request::upgrade_tcp`
-    raw_socket: Option<(std::sync::Arc<std::net::TcpStream>, std::sync::Arc<std::sync::atomic::AtomicBool>)>,
+    raw_socket: Option<(Arc<std::net::TcpStream>, Arc<AtomicBool>)>,
+
+    // pypowerwall-server patch: a handle the accept loop may shut down (its weak reference
+    // ends with the connection)
+    _handle: Option<Arc<std::net::TcpStream>>,
 }
 
-/// pypowerwall-server patch: longest accepted request line or header line.
-const MAX_LINE: usize = 8192;
-/// pypowerwall-server patch: most header lines accepted in one request.
-const MAX_HEADERS: usize = 100;
+/// pypowerwall-server patch: longest accepted request line (longer: 414).
+pub const MAX_REQUEST_LINE: usize = 8192;
+/// pypowerwall-server patch: most header bytes accepted in one request (more: 431).
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+/// pypowerwall-server patch: most header lines accepted in one request (more: 431).
+pub const MAX_HEADERS: usize = 100;
 
 /// Error that can happen when reading a request.
 #[derive(Debug)]
@@ -55,7 +78,142 @@ enum ReadError {
     WrongHeader(HTTPVersion),
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
+    /// pypowerwall-server patch: a well-formed request line of another HTTP version (505)
+    UnsupportedVersion,
+    /// pypowerwall-server patch: request line over `MAX_REQUEST_LINE` (414)
+    RequestLineTooLong,
+    /// pypowerwall-server patch: headers over `MAX_HEADER_BYTES` or `MAX_HEADERS` (431)
+    HeadersTooLarge,
+    /// pypowerwall-server patch: a `Content-Length` that is not a number (400)
+    BadContentLength(HTTPVersion),
     ReadIoError(IoError),
+}
+
+impl ReadError {
+    /// The status a connection answers with before closing, if any.
+    fn status(&self) -> Option<(u16, HTTPVersion)> {
+        let v11 = HTTPVersion(1, 1);
+        match self {
+            ReadError::WrongRequestLine => Some((400, v11)),
+            ReadError::WrongHeader(v) | ReadError::BadContentLength(v) => Some((400, v.clone())),
+            ReadError::ExpectationFailed(v) => Some((417, v.clone())),
+            ReadError::UnsupportedVersion => Some((505, v11)),
+            ReadError::RequestLineTooLong => Some((414, v11)),
+            ReadError::HeadersTooLarge => Some((431, v11)),
+            ReadError::ReadIoError(e) if e.kind() == ErrorKind::TimedOut => Some((408, v11)),
+            ReadError::ReadIoError(_) => None,
+        }
+    }
+}
+
+/// A request line and its headers.
+struct Head {
+    method: Method,
+    path: String,
+    version: HTTPVersion,
+    headers: Vec<Header>,
+}
+
+/// Reads one line ending in CRLF, at most `max` bytes without it (`Ok(None)`: longer).
+/// `on_byte` runs after every byte (deadline clock, closing flag).
+fn read_line<R: Read>(
+    src: &mut R,
+    max: usize,
+    on_byte: &mut dyn FnMut() -> IoResult<()>,
+) -> IoResult<Option<Vec<u8>>> {
+    let mut buf = Vec::new();
+    let mut prev_byte_was_cr = false;
+    let mut byte = [0u8];
+    loop {
+        match src.read(&mut byte) {
+            Ok(0) => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+        on_byte()?;
+        let byte = byte[0];
+        if byte == b'\n' && prev_byte_was_cr {
+            buf.pop(); // removing the '\r'
+            return Ok(Some(buf));
+        }
+        prev_byte_was_cr = byte == b'\r';
+        if buf.len() > max {
+            return Ok(None);
+        }
+        buf.push(byte);
+    }
+}
+
+/// pypowerwall-server patch: reads a request head with bounded size, the way every connection
+/// does. `on_first_byte` starts the request clock; `on_byte` may end the read.
+fn read_head<R: Read>(
+    src: &mut R,
+    on_first_byte: &mut dyn FnMut(),
+    on_byte: &mut dyn FnMut() -> IoResult<()>,
+) -> Result<Head, ReadError> {
+    let mut first = true;
+    let mut hook = || {
+        if first {
+            first = false;
+            on_first_byte();
+        }
+        on_byte()
+    };
+    let line = read_line(src, MAX_REQUEST_LINE, &mut hook)
+        .map_err(ReadError::ReadIoError)?
+        .ok_or(ReadError::RequestLineTooLong)?;
+    let line = std::str::from_utf8(&line).map_err(|_| ReadError::WrongRequestLine)?;
+    let (method, path, version) = parse_request_line(line.trim())?;
+    if version.0 != 1 {
+        return Err(ReadError::UnsupportedVersion);
+    }
+    // a later 1.x is answered as 1.1 (RFC 9110 §2.5), not echoed back
+    let version = if version.1 > 1 {
+        HTTPVersion(1, 1)
+    } else {
+        version
+    };
+
+    let mut headers = Vec::new();
+    let mut total = 0;
+    loop {
+        let left = MAX_HEADER_BYTES.saturating_sub(total);
+        let line = read_line(src, left, &mut hook)
+            .map_err(ReadError::ReadIoError)?
+            .ok_or(ReadError::HeadersTooLarge)?;
+        if line.is_empty() {
+            break;
+        }
+        total += line.len() + 2;
+        if headers.len() >= MAX_HEADERS {
+            return Err(ReadError::HeadersTooLarge);
+        }
+        let header = std::str::from_utf8(&line)
+            .ok()
+            .and_then(|l| Header::from_str(l.trim()).ok())
+            .ok_or_else(|| ReadError::WrongHeader(version.clone()))?;
+        headers.push(header);
+    }
+    Ok(Head {
+        method,
+        path,
+        version,
+        headers,
+    })
+}
+
+/// pypowerwall-server patch: parses one request head (request line and headers up to the
+/// empty line) with the code and limits every connection uses; on error, the status the
+/// connection would answer before closing (`None`: it closes silently, e.g. on a cut head).
+#[allow(clippy::type_complexity)]
+pub fn parse_request_head(
+    data: &[u8],
+) -> Result<(Method, String, HTTPVersion, Vec<Header>), Option<u16>> {
+    let mut src = data;
+    read_head(&mut src, &mut || {}, &mut || Ok(()))
+        .map(|h| (h.method, h.path, h.version, h.headers))
+        .map_err(|e| e.status().map(|(s, _)| s))
 }
 
 impl ClientConnection {
@@ -66,35 +224,69 @@ impl ClientConnection {
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
+        ClientConnection::over(read_socket, write_socket, remote_addr, secure)
+    }
+}
 
-        let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
-        let first_header = source.next().unwrap();
+impl<R, W> ClientConnection<R, W>
+where
+    R: Read + Send + 'static,
+    W: Write + Send + 'static,
+{
+    /// pypowerwall-server patch: a connection over any byte source and sink.
+    pub(crate) fn over(
+        read: R,
+        write: W,
+        remote_addr: IoResult<Option<SocketAddr>>,
+        secure: bool,
+    ) -> ClientConnection<R, W> {
+        let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read));
+        let first_header = source.next_reader();
 
         ClientConnection {
             source,
-            sink: SequentialWriterBuilder::new(BufWriter::with_capacity(1024, write_socket)),
+            sink: SequentialWriterBuilder::new(BufWriter::with_capacity(1024, write)),
             remote_addr,
             next_header_source: first_header,
             no_more_requests: false,
             secure,
-            header_timeout: None,
-            header_deadline: None,
+            deadline: None,
+            request_timeout: None,
+            idle_timeout: None,
+            clock_running: true,
+            closing: Arc::new(AtomicBool::new(false)),
             raw_socket: None,
+            _handle: None,
         }
     }
 
-    /// pypowerwall-server patch: cut clients whose request headers take longer than `timeout`.
-    pub(crate) fn with_header_timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
-        self.header_timeout = timeout;
+    /// pypowerwall-server patch: requests (the first one from accept) must arrive within
+    /// `request`, and the next request must start within `idle`.
+    pub(crate) fn with_deadline(
+        mut self,
+        deadline: Arc<Deadline>,
+        request: Option<Duration>,
+        idle: Option<Duration>,
+    ) -> Self {
+        deadline.start(request);
+        self.deadline = Some(deadline);
+        self.request_timeout = request;
+        self.idle_timeout = idle;
         self
     }
 
     /// pypowerwall-server patch: remember the plain TCP socket for protocol upgrades.
     pub(crate) fn with_raw_socket(
         mut self,
-        raw: Option<(std::sync::Arc<std::net::TcpStream>, std::sync::Arc<std::sync::atomic::AtomicBool>)>,
+        raw: Option<(Arc<std::net::TcpStream>, Arc<AtomicBool>)>,
     ) -> Self {
         self.raw_socket = raw;
+        self
+    }
+
+    /// pypowerwall-server patch: keep the accept loop's handle alive with the connection.
+    pub(crate) fn with_handle(mut self, handle: Option<Arc<std::net::TcpStream>>) -> Self {
+        self._handle = handle;
         self
     }
 
@@ -103,93 +295,53 @@ impl ClientConnection {
         self.secure
     }
 
-    /// Reads the next line from self.next_header_source.
-    ///
-    /// Reads until `CRLF` is reached. The next read will start
-    ///  at the first byte of the new line.
-    fn read_next_line(&mut self) -> IoResult<AsciiString> {
-        let mut buf = Vec::new();
-        let mut prev_byte_was_cr = false;
-
-        loop {
-            let byte = self.next_header_source.by_ref().bytes().next();
-
-            let byte = match byte {
-                Some(b) => b?,
-                None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
-            };
-
-            // pypowerwall-server patch: bounded header time and size
-            match (self.header_deadline, self.header_timeout) {
-                (None, Some(t)) => self.header_deadline = Some(std::time::Instant::now() + t),
-                (Some(d), _) if std::time::Instant::now() > d => {
-                    return Err(IoError::new(ErrorKind::TimedOut, "request headers too slow"));
-                }
-                _ => {}
-            }
-            if buf.len() > MAX_LINE {
-                return Err(IoError::new(ErrorKind::InvalidData, "header line too long"));
-            }
-
-            if byte == b'\n' && prev_byte_was_cr {
-                buf.pop(); // removing the '\r'
-                return AsciiString::from_ascii(buf)
-                    .map_err(|_| IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII"));
-            }
-
-            prev_byte_was_cr = byte == b'\r';
-
-            buf.push(byte);
-        }
-    }
-
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
-        self.header_deadline = None;
-        let (method, path, version, headers) = {
-            // reading the request line
-            let (method, path, version) = {
-                let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
-
-                parse_request_line(
-                    line.as_str().trim(), // TODO: remove this conversion
-                )?
-            };
-
-            // getting all headers
-            let headers = {
-                let mut headers = Vec::new();
-                loop {
-                    let line = self.read_next_line().map_err(ReadError::ReadIoError)?;
-
-                    if line.is_empty() {
-                        break;
-                    };
-                    if headers.len() >= MAX_HEADERS {
-                        return Err(ReadError::ReadIoError(IoError::new(
-                            ErrorKind::InvalidData,
-                            "too many headers",
-                        )));
-                    }
-                    headers.push(match FromStr::from_str(line.as_str().trim()) {
-                        // TODO: remove this conversion
-                        Ok(h) => h,
-                        _ => return Err(ReadError::WrongHeader(version)),
-                    });
+        let closing = self.closing.clone();
+        let closed = || IoError::new(ErrorKind::ConnectionAborted, "request body left unread");
+        if closing.load(Ordering::SeqCst) {
+            return Err(ReadError::ReadIoError(closed()));
+        }
+        // pypowerwall-server patch: the idle wait has its own deadline; the request clock
+        // starts with its first byte (or ran since accept, for the first request)
+        if let Some(d) = &self.deadline {
+            if !self.clock_running {
+                d.start(self.idle_timeout);
+                d.set_phase(Phase::Idle);
+            }
+        }
+        let deadline = self.deadline.clone();
+        let request_timeout = self.request_timeout;
+        let mut clock_running = self.clock_running;
+        let head = read_head(
+            &mut self.next_header_source,
+            &mut || {
+                if let (Some(d), false) = (&deadline, clock_running) {
+                    d.start(request_timeout);
+                    d.set_phase(Phase::Head);
                 }
-
-                headers
-            };
-
-            (method, path, version, headers)
-        };
+                clock_running = true;
+            },
+            &mut || match closing.load(Ordering::Relaxed) {
+                true => Err(closed()),
+                false => Ok(()),
+            },
+        );
+        // the next request's clock starts with its own first byte
+        self.clock_running = false;
+        let Head {
+            method,
+            path,
+            version,
+            headers,
+        } = head?;
 
         // building the writer for the request
-        let writer = self.sink.next().unwrap();
+        let writer = self.sink.next_writer();
 
         // follow-up for next potential request
-        let mut data_source = self.source.next().unwrap();
+        let mut data_source = self.source.next_reader();
         std::mem::swap(&mut self.next_header_source, &mut data_source);
 
         // building the next reader
@@ -209,18 +361,30 @@ impl ClientConnection {
             match e {
                 request::RequestCreationError::CreationIoError(e) => ReadError::ReadIoError(e),
                 request::RequestCreationError::ExpectationFailed => {
-                    ReadError::ExpectationFailed(version)
+                    ReadError::ExpectationFailed(version.clone())
+                }
+                request::RequestCreationError::BadContentLength => {
+                    ReadError::BadContentLength(version.clone())
                 }
             }
         })?
-        .with_raw_socket(self.raw_socket.clone());
+        .with_raw_socket(self.raw_socket.clone())
+        .with_closing_flag(self.closing.clone());
+        let request = match &self.deadline {
+            Some(d) => request.track_body(d),
+            None => request,
+        };
 
         // return the request
         Ok(request)
     }
 }
 
-impl Iterator for ClientConnection {
+impl<R, W> Iterator for ClientConnection<R, W>
+where
+    R: Read + Send + 'static,
+    W: Write + Send + 'static,
+{
     type Item = Request;
 
     /// Blocks until the next Request is available.
@@ -234,96 +398,72 @@ impl Iterator for ClientConnection {
             return None;
         }
 
-        loop {
-            let rq = match self.read() {
-                Err(ReadError::WrongRequestLine) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
+        let rq = match self.read() {
+            Ok(rq) => rq,
+            Err(e) => {
+                // pypowerwall-server patch: every refused head is answered (400, 408, 414,
+                // 417, 431, 505) and the connection closed: we don't know where the next
+                // request would start. Upstream answered a 2.0/3.0 request line through a
+                // second writer that waited for the first one forever (a leaked thread and
+                // three descriptors per request).
+                self.no_more_requests = true;
+                if let Some((status, version)) = e.status() {
+                    let writer = self.sink.next_writer();
+                    let response = Response::from_string(format!(
+                        "{} {}\n",
+                        status,
+                        StatusCode(status).default_reason_phrase()
+                    ))
+                    .with_status_code(StatusCode(status))
+                    .with_header(connection_close());
+                    response.raw_print(writer, version, &[], false, None).ok();
                 }
-
-                Err(ReadError::WrongHeader(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
-                    response.raw_print(writer, ver, &[], false, None).ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
-                }
-
-                Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
-                    // request timeout
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(408));
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // closing the connection
-                }
-
-                Err(ReadError::ExpectationFailed(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(417));
-                    response.raw_print(writer, ver, &[], true, None).ok();
-                    return None; // TODO: should be recoverable, but needs handling in case of body
-                }
-
-                Err(ReadError::ReadIoError(_)) => return None,
-
-                Ok(rq) => rq,
-            };
-
-            // checking HTTP version
-            if *rq.http_version() > (1, 1) {
-                let writer = self.sink.next().unwrap();
-                let response = Response::from_string(
-                    "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
-                )
-                .with_status_code(StatusCode(505));
-                response
-                    .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                    .ok();
-                continue;
+                return None;
             }
+        };
 
-            // updating the status of the connection
-            let connection_header = rq
-                .headers()
-                .iter()
-                .find(|h| h.field.equiv("Connection"))
-                .map(|h| h.value.as_str());
+        // updating the status of the connection
+        let connection_header = rq
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv("Connection"))
+            .map(|h| h.value.as_str());
 
-            let lowercase = connection_header.map(|h| h.to_ascii_lowercase());
+        let lowercase = connection_header.map(|h| h.to_ascii_lowercase());
 
-            match lowercase {
-                Some(ref val) if val.contains("close") => self.no_more_requests = true,
-                Some(ref val) if val.contains("upgrade") => self.no_more_requests = true,
-                Some(ref val)
-                    if !val.contains("keep-alive") && *rq.http_version() == HTTPVersion(1, 0) =>
-                {
-                    self.no_more_requests = true
-                }
-                None if *rq.http_version() == HTTPVersion(1, 0) => self.no_more_requests = true,
-                _ => (),
-            };
+        match lowercase {
+            Some(ref val) if val.contains("close") => self.no_more_requests = true,
+            Some(ref val) if val.contains("upgrade") => self.no_more_requests = true,
+            Some(ref val)
+                if !val.contains("keep-alive") && *rq.http_version() == HTTPVersion(1, 0) =>
+            {
+                self.no_more_requests = true
+            }
+            None if *rq.http_version() == HTTPVersion(1, 0) => self.no_more_requests = true,
+            _ => (),
+        };
 
-            // returning the request
-            return Some(rq);
-        }
+        // returning the request
+        Some(rq)
+    }
+}
+
+fn connection_close() -> Header {
+    Header {
+        field: "Connection".parse().expect("a valid header name"),
+        value: AsciiString::from_ascii("close").expect("ASCII"),
     }
 }
 
 /// Parses a "HTTP/1.1" string.
 fn parse_http_version(version: &str) -> Result<HTTPVersion, ReadError> {
-    let (major, minor) = match version {
-        "HTTP/0.9" => (0, 9),
-        "HTTP/1.0" => (1, 0),
-        "HTTP/1.1" => (1, 1),
-        "HTTP/2.0" => (2, 0),
-        "HTTP/3.0" => (3, 0),
+    // pypowerwall-server patch: any `HTTP/<digit>.<digit>` parses (all but 1.x get 505)
+    let (major, minor) = match version.as_bytes() {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            (major - b'0', minor - b'0')
+        }
         _ => return Err(ReadError::WrongRequestLine),
     };
 

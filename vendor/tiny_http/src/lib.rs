@@ -115,6 +115,8 @@ pub use connection::{ConfigListenAddr, ListenAddr, Listener};
 pub use request::{ReadWrite, Request};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
+pub use client::{parse_request_head, MAX_HEADERS, MAX_HEADER_BYTES, MAX_REQUEST_LINE};
+pub use request::MAX_DRAIN;
 
 mod client;
 mod common;
@@ -152,8 +154,10 @@ pub struct Limits {
     pub read_timeout: Option<Duration>,
     /// Socket write time-out: a client that does not read its answer is dropped after it.
     pub write_timeout: Option<Duration>,
-    /// The request line and headers must arrive within this time of their first byte.
-    pub header_timeout: Option<Duration>,
+    /// One deadline per request: its request line, headers and body must arrive within this
+    /// time of its first byte; the first request's clock starts at accept, so it also covers
+    /// the TLS handshake. (Was a deadline for the head only.)
+    pub request_timeout: Option<Duration>,
     /// New connections beyond this many open ones are closed at once.
     pub max_connections: usize,
     /// TLS (`PW_HTTPS=yes`).
@@ -171,7 +175,7 @@ impl Default for Limits {
         Limits {
             read_timeout: None,
             write_timeout: None,
-            header_timeout: None,
+            request_timeout: None,
             max_connections: usize::MAX,
             #[cfg(feature = "ssl-rustls")]
             tls: None,
@@ -179,6 +183,125 @@ impl Default for Limits {
             tls_requested: false,
             inline: None,
         }
+    }
+}
+
+/// pypowerwall-server patch: at most one "refused" warning per this interval (with a count).
+const REFUSED_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// pypowerwall-server patch: counts refusals and says when to log them (with the count since the
+/// last line): the first at once, then at most one line per `REFUSED_LOG_EVERY`.
+#[derive(Default)]
+struct RefusalLog {
+    pending: u64,
+    logged: Option<std::time::Instant>,
+}
+
+impl RefusalLog {
+    fn note(&mut self, now: std::time::Instant) -> Option<u64> {
+        self.pending += 1;
+        let due = self
+            .logged
+            .map_or(true, |t| now.saturating_duration_since(t) >= REFUSED_LOG_EVERY);
+        if !due {
+            return None;
+        }
+        self.logged = Some(now);
+        Some(std::mem::take(&mut self.pending))
+    }
+}
+
+#[cfg(test)]
+mod refusal_log_tests {
+    use super::*;
+
+    #[test]
+    fn one_line_per_interval_with_the_count() {
+        let mut log = RefusalLog::default();
+        let t0 = std::time::Instant::now();
+        assert_eq!(log.note(t0), Some(1));
+        for i in 1..1000 {
+            assert_eq!(log.note(t0 + Duration::from_millis(i)), None);
+        }
+        assert_eq!(log.note(t0 + REFUSED_LOG_EVERY), Some(1000));
+        assert_eq!(log.note(t0 + REFUSED_LOG_EVERY), None);
+    }
+}
+
+/// pypowerwall-server patch: connections closed to make room may exceed the cap by this many
+/// for the moment they take to end.
+const EVICTION_MARGIN: usize = 16;
+
+/// pypowerwall-server patch: an open TCP connection as the accept loop sees it.
+struct Tracked {
+    deadline: std::sync::Weak<util::Deadline>,
+    socket: std::sync::Weak<TcpStream>,
+}
+
+impl Tracked {
+    fn alive(&self) -> bool {
+        self.deadline.strong_count() > 0 && self.socket.strong_count() > 0
+    }
+}
+
+/// pypowerwall-server patch: with the table full, closes the connection that has been reading
+/// a request (TLS handshake, head or body) the longest, else the longest-idle keep-alive one,
+/// so a table full of slow or idle clients never locks a new client out. Connections being
+/// answered are never chosen. False if none fits.
+fn evict_one(tracked: &mut Vec<Tracked>) -> bool {
+    tracked.retain(Tracked::alive);
+    let mut best: Option<(usize, (u8, u64))> = None;
+    for (i, t) in tracked.iter().enumerate() {
+        let Some(d) = t.deadline.upgrade() else { continue };
+        let rank = match d.phase() {
+            util::Phase::Head | util::Phase::Body => 0,
+            util::Phase::Idle => 1,
+            _ => continue,
+        };
+        let key = (rank, d.order_key());
+        if best.map_or(true, |(_, k)| key < k) {
+            best = Some((i, key));
+        }
+    }
+    let Some((i, _)) = best else { return false };
+    let t = tracked.swap_remove(i);
+    if let (Some(d), Some(s)) = (t.deadline.upgrade(), t.socket.upgrade()) {
+        d.set_phase(util::Phase::Evicted);
+        let _ = s.shutdown(Shutdown::Both);
+        log::debug!("connection table full: closed a slow or idle connection");
+        return true;
+    }
+    false
+}
+
+/// pypowerwall-server patch: one open connection, counted until dropped.
+struct OpenSlot(Arc<AtomicUsize>);
+
+impl OpenSlot {
+    fn take(open: &Arc<AtomicUsize>) -> OpenSlot {
+        open.fetch_add(1, Relaxed);
+        OpenSlot(open.clone())
+    }
+}
+
+impl Drop for OpenSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
+/// pypowerwall-server patch: serves one connection read from `input` and answered to `output`
+/// with the code a socket reaches (head parser and limits, body framing, pipelining, the
+/// answers to refused heads), calling `handler` for each request, until the input ends or the
+/// connection would close. No deadlines (there is no socket). For fuzzing and tests.
+pub fn serve_stream<R, W>(input: R, output: W, mut handler: impl FnMut(Request))
+where
+    R: std::io::Read + Send + 'static,
+    W: std::io::Write + Send + 'static,
+{
+    let client: ClientConnection<R, W> = ClientConnection::over(input, output, Ok(None), false);
+    for rq in client {
+        handler(rq);
     }
 }
 
@@ -324,26 +447,51 @@ impl Server {
             let tasks_pool = util::TaskPool::new();
 
             log::debug!("Running accept thread");
+            // pypowerwall-server patch: refusals are logged once per `REFUSED_LOG_EVERY`
+            let mut refusals = RefusalLog::default();
+            let mut accept_errors = RefusalLog::default();
+            // pypowerwall-server patch: open TCP connections, to close one when full
+            let mut tracked: Vec<Tracked> = Vec::new();
             while !inside_close_trigger.load(Relaxed) {
                 let sock = match server.accept() {
                     Ok((sock, _)) => sock,
                     Err(e) => {
                         // Never stop listening: EMFILE/ENFILE and aborted handshakes pass.
-                        log::warn!("error accepting a connection: {}", e);
+                        // pypowerwall-server patch: logged at most once per interval
+                        if let Some(n) = accept_errors.note(std::time::Instant::now()) {
+                            log::warn!(
+                                "error accepting a connection: {} ({} since the last line)",
+                                e,
+                                n
+                            );
+                        }
                         thread::sleep(Duration::from_millis(50));
                         continue;
                     }
                 };
-                if inside_open.load(Relaxed) >= limits.max_connections {
-                    log::warn!(
-                        "refusing a connection: {} connections open (the limit)",
-                        limits.max_connections
-                    );
+                let open_now = inside_open.load(Relaxed);
+                if tracked.len() > 2 * open_now + 64 {
+                    tracked.retain(Tracked::alive);
+                }
+                let full = open_now >= limits.max_connections;
+                if full
+                    && !(open_now < limits.max_connections.saturating_add(EVICTION_MARGIN)
+                        && evict_one(&mut tracked))
+                {
+                    if let Some(n) = refusals.note(std::time::Instant::now()) {
+                        log::warn!(
+                            "refused {} connection(s): {} connections open (the limit)",
+                            n,
+                            limits.max_connections
+                        );
+                    }
                     continue;
                 }
                 let detached = Arc::new(std::sync::atomic::AtomicBool::new(false));
                 let mut raw = None;
+                let mut handle = None;
                 if let Connection::Tcp(ref tcp) = sock {
+                    handle = tcp.try_clone().ok().map(Arc::new);
                     let _ = tcp.set_read_timeout(limits.read_timeout);
                     let _ = tcp.set_write_timeout(limits.write_timeout);
                     let _ = tcp.set_nodelay(true);
@@ -352,10 +500,19 @@ impl Server {
                     #[cfg(not(feature = "ssl-rustls"))]
                     let plain = true;
                     if plain {
-                        raw = tcp.try_clone().ok().map(|t| (Arc::new(t), detached.clone()));
+                        raw = handle.clone().map(|t| (t, detached.clone()));
                     }
                 }
                 use util::RefinedTcpStream;
+                // pypowerwall-server patch: every read of this socket ends at the deadline
+                let deadline = util::Deadline::new();
+                if let Some(h) = &handle {
+                    tracked.push(Tracked {
+                        deadline: Arc::downgrade(&deadline),
+                        socket: Arc::downgrade(h),
+                    });
+                }
+                let sock = util::TimedConnection::new(sock, deadline.clone());
                 #[cfg(feature = "ssl-rustls")]
                 let pair = match ssl {
                     None => RefinedTcpStream::new_with(sock, detached),
@@ -374,15 +531,17 @@ impl Server {
                     }
                 };
                 let client = ClientConnection::new(write_closable, read_closable)
-                    .with_header_timeout(limits.header_timeout)
-                    .with_raw_socket(raw);
+                    .with_deadline(deadline, limits.request_timeout, limits.read_timeout)
+                    .with_raw_socket(raw)
+                    .with_handle(handle);
 
                 let messages = inside_messages.clone();
-                let open = inside_open.clone();
                 let inline = limits.inline.clone();
-                open.fetch_add(1, Relaxed);
+                // pypowerwall-server patch: released when the task ends or is dropped unrun
+                let open = OpenSlot::take(&inside_open);
                 let mut client = Some(client);
                 tasks_pool.spawn(Box::new(move || {
+                    let _open = open;
                     if let Some(client) = client.take() {
                         if let Some(handler) = inline.as_ref() {
                             // pypowerwall-server patch: answer on this connection's thread
@@ -405,7 +564,6 @@ impl Server {
                             }
                         }
                     }
-                    open.fetch_sub(1, Relaxed);
                 }));
             }
             log::debug!("Terminating accept thread");
@@ -510,5 +668,66 @@ impl Drop for Server {
                 let _ = std::fs::remove_file(path);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod serve_stream_tests {
+    use super::*;
+    use std::io::{Cursor, Write};
+    use std::sync::Mutex;
+
+    /// A shared output buffer.
+    #[derive(Clone, Default)]
+    struct Out(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Out {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn serve(input: &[u8]) -> String {
+        let out = Out::default();
+        serve_stream(Cursor::new(input.to_vec()), out.clone(), |rq| {
+            let body = format!("{} {}", rq.method(), rq.url());
+            let _ = rq.respond(Response::from_string(body));
+        });
+        let bytes = out.0.lock().unwrap().clone();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    #[test]
+    fn pipelined_requests_and_refusals() {
+        let got = serve(
+            b"GET /a HTTP/1.1\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 3\r\n\r\nxyz\
+              GET /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nq\r\n0\r\n\r\n\
+              PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+        );
+        let statuses: Vec<&str> = got.matches("HTTP/1.1 ").collect();
+        assert_eq!(statuses.len(), 4, "{got}");
+        assert!(got.contains("GET /a") && got.contains("POST /b") && got.contains("GET /c"));
+        assert!(got.contains("HTTP/1.1 505"), "{got}");
+        assert!(serve(&[b'x'; 20_000]).starts_with("HTTP/1.1 414"));
+        assert!(serve(b"GET / HTTP/1.1\r\nContent-Length: 18446744073709551616\r\n\r\n")
+            .starts_with("HTTP/1.1 400"));
+        // a huge declared body is not allocated: answered, then the connection closes
+        let got = serve(b"GET /h HTTP/1.1\r\nContent-Length: 18446744073709551615\r\n\r\nGET /x HTTP/1.1\r\n\r\n");
+        assert!(got.contains("GET /h") && !got.contains("GET /x"), "{got}");
+    }
+
+    #[test]
+    fn parse_request_head_reports_the_refusal_status() {
+        let (m, path, v, h) = parse_request_head(b"GET /p HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        assert_eq!((m, path.as_str(), v, h.len()), (Method::Get, "/p", HTTPVersion(1, 1), 1));
+        assert_eq!(parse_request_head(b"GET /p\r\n\r\n").unwrap_err(), Some(400));
+        assert_eq!(parse_request_head(b"PRI * HTTP/2.0\r\n\r\n").unwrap_err(), Some(505));
+        assert_eq!(parse_request_head(b"GET /p HTTP/1.1\r\nX: y").unwrap_err(), None);
+        let many = format!("GET / HTTP/1.1\r\n{}\r\n", "A: b\r\n".repeat(101));
+        assert_eq!(parse_request_head(many.as_bytes()).unwrap_err(), Some(431));
     }
 }

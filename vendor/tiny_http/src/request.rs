@@ -8,9 +8,13 @@ use std::str::FromStr;
 
 use std::sync::mpsc::Sender;
 
+use crate::util::chunked::ChunkedDecoder;
 use crate::util::{EqualReader, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
-use chunked_transfer::Decoder;
+
+/// pypowerwall-server patch: body bytes a request that did not read its body may leave behind
+/// before the connection is closed instead of drained.
+pub const MAX_DRAIN: u64 = 64 * 1024;
 
 /// Represents an HTTP request made by a client.
 ///
@@ -79,6 +83,13 @@ pub struct Request {
     // pypowerwall-server patch: the plain TCP socket and the flag that stops tiny_http from
     // shutting it down once it has been handed over (`upgrade_tcp`)
     raw_socket: Option<(Arc<std::net::TcpStream>, Arc<std::sync::atomic::AtomicBool>)>,
+
+    // pypowerwall-server patch: the body cannot be skipped (see `finish_body`); set this so the
+    // connection reads no further request. `keep_body_reader`: the reader is the whole
+    // connection (`Connection: upgrade`), never drained.
+    closing: Option<Arc<std::sync::atomic::AtomicBool>>,
+    whole_connection: bool,
+    transfer_chunked: bool,
 }
 
 struct NotifyOnDrop<R> {
@@ -113,6 +124,9 @@ pub enum RequestCreationError {
 
     /// Error while reading data from the socket during the creation of the `Request`.
     CreationIoError(IoError),
+
+    /// pypowerwall-server patch: a `Content-Length` that is not a number (answered 400).
+    BadContentLength,
 }
 
 impl From<IoError> for RequestCreationError {
@@ -157,10 +171,18 @@ where
         // header must be ignored (RFC2616 #4.4)
         None
     } else {
-        headers
+        // pypowerwall-server patch: a length that does not parse (or does not fit) is refused
+        // rather than read as "no body", which would parse the body as the next request.
+        match headers
             .iter()
             .find(|h: &&Header| h.field.equiv("Content-Length"))
-            .and_then(|h| FromStr::from_str(h.value.as_str()).ok())
+        {
+            None => None,
+            Some(h) => match usize::from_str(h.value.as_str().trim()) {
+                Ok(n) => Some(n),
+                Err(_) => return Err(RequestCreationError::BadContentLength),
+            },
+        }
     };
 
     // true if the client sent a `Expect: 100-continue` header
@@ -217,13 +239,16 @@ where
 
             Box::new(Cursor::new(buffer)) as Box<dyn Read + Send + 'static>
         } else {
-            let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
+            // pypowerwall-server patch: read as asked; never allocated from the length.
+            let (data_reader, _) = EqualReader::new(source_data, content_length);
             Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
         }
     } else if transfer_encoding.is_some() {
         // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
         // over the message (RFC2616 #3.6)
-        Box::new(FusedReader::new(Decoder::new(source_data))) as Box<dyn Read + Send + 'static>
+        // pypowerwall-server patch: a decoder with bounded size lines
+        Box::new(FusedReader::new(ChunkedDecoder::new(source_data)))
+            as Box<dyn Read + Send + 'static>
     } else {
         // if we have neither a Content-Length nor a Transfer-Encoding,
         // assuming that we have no data
@@ -244,6 +269,9 @@ where
         must_send_continue: expects_continue,
         notify_when_responded: None,
         raw_socket: None,
+        closing: None,
+        whole_connection: connection_upgrade,
+        transfer_chunked: transfer_encoding.is_some() && content_length.is_none(),
     })
 }
 
@@ -339,6 +367,59 @@ impl Request {
         }
     }
 
+    /// pypowerwall-server patch: whether a body remains to be read from the connection; if so
+    /// the phase goes from `Body` to `Busy` when it has been read to its end.
+    pub(crate) fn track_body(mut self, deadline: &Arc<crate::util::Deadline>) -> Self {
+        use crate::util::Phase;
+        let pending = self.whole_connection
+            || self.transfer_chunked
+            || self.body_length.is_some_and(|n| n > 0 && (n > 1024 || self.must_send_continue));
+        if pending && !self.whole_connection {
+            if let Some(inner) = self.data_reader.take() {
+                self.data_reader = Some(Box::new(crate::util::deadline::BusyAtEof {
+                    inner,
+                    deadline: deadline.clone(),
+                }));
+            }
+        }
+        deadline.set_phase(if pending && !self.whole_connection {
+            Phase::Body
+        } else {
+            Phase::Busy
+        });
+        self
+    }
+
+    /// pypowerwall-server patch: the flag that tells the connection to read no further request.
+    pub(crate) fn with_closing_flag(mut self, flag: Arc<std::sync::atomic::AtomicBool>) -> Self {
+        self.closing = Some(flag);
+        self
+    }
+
+    /// pypowerwall-server patch: skips what is left of the body, at most [`MAX_DRAIN`] bytes, so
+    /// the next request on the connection starts where it should; when it cannot (a declared
+    /// length over the bound, more left, a `100 Continue` never sent, an error or the
+    /// deadline) the connection is closed instead.
+    /// Nothing is allocated from the declared length.
+    fn finish_body(&mut self) {
+        let Some(mut reader) = self.data_reader.take() else {
+            return;
+        };
+        // A declared length over the bound is not even started on: the client may never send
+        // it, and waiting for it would hold the connection until its deadline.
+        let too_long = self.body_length.is_some_and(|n| n as u64 > MAX_DRAIN);
+        let reusable = !self.must_send_continue && !self.whole_connection && !too_long && {
+            let mut limited = reader.by_ref().take(MAX_DRAIN + 1);
+            matches!(io::copy(&mut limited, &mut io::sink()), Ok(n) if n <= MAX_DRAIN)
+        };
+        if !reusable {
+            if let Some(flag) = &self.closing {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        drop(reader);
+    }
+
     /// pypowerwall-server patch: attaches the connection's plain TCP socket.
     pub(crate) fn with_raw_socket(
         mut self,
@@ -384,7 +465,7 @@ impl Request {
     ///
     /// # Example
     ///
-    /// ```no_run
+    /// ```ignore
     /// # extern crate rustc_serialize;
     /// # extern crate tiny_http;
     /// # use rustc_serialize::json::Json;
@@ -541,6 +622,7 @@ impl Drop for Request {
                 let _ = sender.send(()); // pypowerwall-server patch
             }
         }
+        self.finish_body(); // pypowerwall-server patch: bounded, after the answer was written
     }
 }
 

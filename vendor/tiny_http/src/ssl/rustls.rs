@@ -1,4 +1,4 @@
-use crate::connection::Connection;
+use crate::util::deadline::TimedConnection as Connection;
 use crate::util::refined_tcp_stream::Stream as RefinedStream;
 use std::error::Error;
 use std::io::{Read, Write};
@@ -16,7 +16,7 @@ impl RustlsStream {
     pub(crate) fn peer_addr(&mut self) -> std::io::Result<Option<SocketAddr>> {
         self.0
             .lock()
-            .expect("Failed to lock SSL stream mutex")
+            .unwrap_or_else(|e| e.into_inner())
             .sock
             .peer_addr()
     }
@@ -24,7 +24,7 @@ impl RustlsStream {
     pub(crate) fn shutdown(&mut self, how: Shutdown) -> std::io::Result<()> {
         self.0
             .lock()
-            .expect("Failed to lock SSL stream mutex")
+            .unwrap_or_else(|e| e.into_inner())
             .sock
             .shutdown(how)
     }
@@ -40,7 +40,7 @@ impl Read for RustlsStream {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         self.0
             .lock()
-            .expect("Failed to lock SSL stream mutex")
+            .unwrap_or_else(|e| e.into_inner())
             .read(buf)
     }
 }
@@ -49,14 +49,14 @@ impl Write for RustlsStream {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0
             .lock()
-            .expect("Failed to lock SSL stream mutex")
+            .unwrap_or_else(|e| e.into_inner())
             .write(buf)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.0
             .lock()
-            .expect("Failed to lock SSL stream mutex")
+            .unwrap_or_else(|e| e.into_inner())
             .flush()
     }
 }

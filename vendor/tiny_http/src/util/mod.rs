@@ -6,10 +6,13 @@ pub use self::refined_tcp_stream::RefinedTcpStream;
 pub use self::sequential::{SequentialReader, SequentialReaderBuilder};
 pub use self::sequential::{SequentialWriter, SequentialWriterBuilder};
 pub use self::task_pool::TaskPool;
+pub(crate) use self::deadline::{Deadline, Phase, TimedConnection};
 
 use std::str::FromStr;
 
 mod custom_stream;
+pub(crate) mod chunked;
+pub(crate) mod deadline;
 mod equal_reader;
 mod fused_reader;
 mod messages_queue;

@@ -4,12 +4,12 @@ use std::sync::Arc;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
 
-use crate::connection::Connection;
+use crate::util::deadline::TimedConnection;
 #[cfg(feature = "ssl-rustls")]
 use crate::ssl::SslStream;
 
 pub(crate) enum Stream {
-    Http(Connection),
+    Http(TimedConnection),
     #[cfg(feature = "ssl-rustls")]
     Https(SslStream),
 }
@@ -25,8 +25,8 @@ impl Stream {
     }
 }
 
-impl From<Connection> for Stream {
-    fn from(tcp_stream: Connection) -> Self {
+impl From<TimedConnection> for Stream {
+    fn from(tcp_stream: TimedConnection) -> Self {
         Stream::Http(tcp_stream)
     }
 }

@@ -73,6 +73,34 @@ impl<W: Write + Send> SequentialWriterBuilder<W> {
     }
 }
 
+impl<R: Read + Send> SequentialReaderBuilder<R> {
+    /// pypowerwall-server patch: the next reader (`next()` never returns `None`).
+    pub fn next_reader(&mut self) -> SequentialReader<R> {
+        let (tx, rx) = channel();
+        let inner = mem::replace(&mut self.inner, SequentialReaderBuilderInner::NotFirst(rx));
+        let inner = match inner {
+            SequentialReaderBuilderInner::First(reader) => SequentialReaderInner::MyTurn(reader),
+            SequentialReaderBuilderInner::NotFirst(previous) => {
+                SequentialReaderInner::Waiting(previous)
+            }
+        };
+        SequentialReader { inner, next: tx }
+    }
+}
+
+impl<W: Write + Send> SequentialWriterBuilder<W> {
+    /// pypowerwall-server patch: the next writer (`next()` never returns `None`).
+    pub fn next_writer(&mut self) -> SequentialWriter<W> {
+        let (tx, rx) = channel();
+        let trigger = mem::replace(&mut self.next_trigger, Some(rx));
+        SequentialWriter {
+            trigger,
+            writer: self.writer.clone(),
+            on_finish: tx,
+        }
+    }
+}
+
 impl<R: Read + Send> Iterator for SequentialReaderBuilder<R> {
     type Item = SequentialReader<R>;
 
@@ -112,10 +140,12 @@ impl<W: Write + Send> Iterator for SequentialWriterBuilder<W> {
 
 impl<R: Read + Send> Read for SequentialReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
+        // pypowerwall-server patch: a reader that vanished is an error, not a panic
+        let gone = || std::io::Error::new(std::io::ErrorKind::BrokenPipe, "previous reader gone");
         let mut reader = match self.inner {
             SequentialReaderInner::MyTurn(ref mut reader) => return reader.read(buf),
-            SequentialReaderInner::Waiting(ref mut recv) => recv.recv().unwrap(),
-            SequentialReaderInner::Empty => unreachable!(),
+            SequentialReaderInner::Waiting(ref mut recv) => recv.recv().map_err(|_| gone())?,
+            SequentialReaderInner::Empty => return Err(gone()),
         };
 
         let result = reader.read(buf);
@@ -127,20 +157,26 @@ impl<R: Read + Send> Read for SequentialReader<R> {
 impl<W: Write + Send> Write for SequentialWriter<W> {
     fn write(&mut self, buf: &[u8]) -> IoResult<usize> {
         if let Some(v) = self.trigger.as_mut() {
-            v.recv().unwrap()
+            let _ = v.recv(); // pypowerwall-server patch: a vanished predecessor is done
         }
         self.trigger = None;
 
-        self.writer.lock().unwrap().write(buf)
+        self.writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .write(buf)
     }
 
     fn flush(&mut self) -> IoResult<()> {
         if let Some(v) = self.trigger.as_mut() {
-            v.recv().unwrap()
+            let _ = v.recv(); // pypowerwall-server patch: a vanished predecessor is done
         }
         self.trigger = None;
 
-        self.writer.lock().unwrap().flush()
+        self.writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .flush()
     }
 }
 
@@ -156,8 +192,9 @@ where
                 self.next.send(reader).ok();
             }
             SequentialReaderInner::Waiting(recv) => {
-                let reader = recv.recv().unwrap();
-                self.next.send(reader).ok();
+                if let Ok(reader) = recv.recv() {
+                    self.next.send(reader).ok();
+                }
             }
             SequentialReaderInner::Empty => (),
         }
