@@ -5,9 +5,10 @@
 
 use std::sync::atomic::Ordering;
 
+use super::faults::Fault;
 use super::http::{Request, Response};
 use super::model::Model;
-use super::server::{now, Fault, Shared};
+use super::server::{now, Shared};
 use super::tedapi::Kind;
 
 /// Request counters by kind (`GET /test/stats`). `device_routed` counts requests to

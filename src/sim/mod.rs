@@ -31,6 +31,7 @@
 //! `http` is a small HTTP/1.1 layer and `server` runs the sockets, faults and counters.
 
 mod data;
+mod faults;
 mod http;
 mod knobs;
 mod local;
@@ -55,8 +56,9 @@ fn v1r_bearer_ok(_header: Option<&str>, _generation: u64) -> bool {
 
 use std::net::SocketAddr;
 
+pub use faults::Fault;
 pub use knobs::Stats;
-pub use server::{Fault, SimHandle};
+pub use server::SimHandle;
 
 /// Which gateway the simulator pretends to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
