@@ -56,6 +56,7 @@ fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>) {
         let started = Instant::now();
         health.last_attempt = Some(SystemTime::now());
         let result = source.poll();
+        health.poll_durations.observe(started.elapsed());
         let wait = match result {
             Ok(facade) => {
                 let bodies = legacy::render(&facade, &hub.settings, true);
