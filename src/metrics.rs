@@ -32,6 +32,60 @@ pub fn wants_openmetrics(accept: Option<&str>) -> bool {
     accept.is_some_and(|a| a.contains("application/openmetrics-text"))
 }
 
+/// Whether an `Accept-Encoding` header accepts gzip (Prometheus sends `gzip`); `q=0` refuses.
+pub fn wants_gzip(accept_encoding: Option<&str>) -> bool {
+    accept_encoding.is_some_and(|h| {
+        h.split(',').any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let gzip = parts
+                .next()
+                .is_some_and(|c| c.eq_ignore_ascii_case("gzip") || c == "*");
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f64>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            gzip && !refused
+        })
+    })
+}
+
+/// One gzip member of `data`. Several members in a row are one valid gzip stream (RFC 1952
+/// §2.2; Go's reader, which Prometheus uses, reads them all), so the cached gateway part is
+/// compressed once and the per-request server part is appended as a [`stored_member`].
+fn gzip(data: &[u8], level: flate2::Compression) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut e = flate2::write::GzEncoder::new(Vec::with_capacity(data.len() / 4 + 64), level);
+    // Writing to a Vec cannot fail.
+    let _ = e.write_all(data);
+    e.finish().unwrap_or_default()
+}
+
+/// A gzip member holding `data` in stored (uncompressed) deflate blocks: a header, the bytes
+/// and a CRC — no compressor state to set up per request.
+fn stored_member(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 32 + data.len() / 65535 * 5);
+    // ID1 ID2, CM = deflate, no flags, no mtime, XFL 0, OS unknown.
+    out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255]);
+    let mut chunks = data.chunks(u16::MAX as usize).peekable();
+    if chunks.peek().is_none() {
+        out.extend_from_slice(&[1, 0, 0, 0xff, 0xff]);
+    }
+    while let Some(chunk) = chunks.next() {
+        let last = chunks.peek().is_none();
+        let len = chunk.len() as u16;
+        out.push(last as u8);
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(chunk);
+    }
+    let mut crc = flate2::Crc::new();
+    crc.update(data);
+    out.extend_from_slice(&crc.sum().to_le_bytes());
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out
+}
+
 /// Metric types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -710,11 +764,13 @@ fn aggregate(r: &mut Registry, views: &[View]) {
     r.add(&AGG_CONTRIBUTORS, String::new(), fresh.len() as f64);
 }
 
-/// The cached per-gateway part in both formats.
+/// The cached per-gateway part in both formats, plain and as a gzip member.
 #[derive(Debug)]
 pub struct Rendered {
     pub prometheus: String,
     pub openmetrics: String,
+    pub prometheus_gz: Vec<u8>,
+    pub openmetrics_gz: Vec<u8>,
 }
 
 /// Renders the per-gateway part of these views.
@@ -724,7 +780,10 @@ pub fn render(views: &[View]) -> Rendered {
     r.write(&mut prometheus, false);
     let mut openmetrics = String::with_capacity(8192);
     r.write(&mut openmetrics, true);
+    let level = flate2::Compression::default();
     Rendered {
+        prometheus_gz: gzip(prometheus.as_bytes(), level),
+        openmetrics_gz: gzip(openmetrics.as_bytes(), level),
         prometheus,
         openmetrics,
     }
@@ -773,11 +832,20 @@ pub struct ServerStatus {
 /// Built part with the hub generation it was built at and the earliest data expiry.
 type Cached = (usize, Option<Instant>, Arc<Rendered>);
 
-/// `/metrics` state: the request counters and the cached per-gateway part.
+/// How long a whole body (with its server lines) is reused: request counters and uptime in a
+/// scrape are at most this old.
+pub const SERVER_PART_MAX_AGE: Duration = Duration::from_secs(1);
+
+/// A whole body, the gateway part it was built from, and when.
+type Full = (Arc<Rendered>, Instant, Arc<[u8]>);
+
+/// `/metrics` state: the request counters, the cached per-gateway part and the last whole body
+/// of each variant (0.0.4 / OpenMetrics × plain / gzip).
 #[derive(Default)]
 pub struct Metrics {
     pub requests: Requests,
     cache: Mutex<Option<Cached>>,
+    full: Mutex<[Option<Full>; 4]>,
 }
 
 impl Metrics {
@@ -801,6 +869,36 @@ impl Metrics {
         part
     }
 
+    /// The body a request gets: the last one built for this variant while it is from the
+    /// current gateway part and under [`SERVER_PART_MAX_AGE`] old (an `Arc` clone), else a new
+    /// one ([`Metrics::body`] / [`Metrics::body_gzip`]).
+    pub fn cached_body(
+        &self,
+        hub: &Hub,
+        now: Instant,
+        openmetrics: bool,
+        gzip: bool,
+        server: impl FnOnce() -> ServerStatus,
+    ) -> Arc<[u8]> {
+        let part = self.gateways(hub, now);
+        let slot = openmetrics as usize * 2 + gzip as usize;
+        let mut full = self.full.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((p, built, body)) = &full[slot] {
+            if Arc::ptr_eq(p, &part) && now.saturating_duration_since(*built) < SERVER_PART_MAX_AGE
+            {
+                return body.clone();
+            }
+        }
+        let server = server();
+        let body: Arc<[u8]> = if gzip {
+            Arc::from(self.body_gzip(hub, now, openmetrics, &server))
+        } else {
+            Arc::from(self.body(hub, now, openmetrics, &server).into_bytes())
+        };
+        full[slot] = Some((part, now, body.clone()));
+        body
+    }
+
     /// The whole body: the cached gateway part plus the server part (and `# EOF`).
     pub fn body(
         &self,
@@ -817,6 +915,35 @@ impl Metrics {
         };
         let mut out = String::with_capacity(cached.len() + 2048);
         out.push_str(cached);
+        out.push_str(&self.server_text(server, openmetrics));
+        out
+    }
+
+    /// [`Metrics::body`] gzipped: the cached compressed gateway part, then the server part as
+    /// a stored (uncompressed) gzip member, so a request costs a copy and a CRC, not a deflate.
+    pub fn body_gzip(
+        &self,
+        hub: &Hub,
+        now: Instant,
+        openmetrics: bool,
+        server: &ServerStatus,
+    ) -> Vec<u8> {
+        let part = self.gateways(hub, now);
+        let cached = if openmetrics {
+            &part.openmetrics_gz
+        } else {
+            &part.prometheus_gz
+        };
+        let tail = stored_member(self.server_text(server, openmetrics).as_bytes());
+        let mut out = Vec::with_capacity(cached.len() + tail.len());
+        out.extend_from_slice(cached);
+        out.extend_from_slice(&tail);
+        out
+    }
+
+    /// The server families (and `# EOF` for OpenMetrics).
+    fn server_text(&self, server: &ServerStatus, openmetrics: bool) -> String {
+        let mut out = String::with_capacity(2048);
         self.server_part(server).write(&mut out, openmetrics);
         if openmetrics {
             out.push_str("# EOF\n");
@@ -907,6 +1034,25 @@ mod tests {
             r.snapshot(),
             vec![("docs", [0, 1, 0, 1, 1]), ("static", [1, 0, 0, 0, 0])]
         );
+    }
+
+    #[test]
+    fn gzip_negotiation_and_members() {
+        assert!(wants_gzip(Some("gzip")));
+        assert!(wants_gzip(Some("deflate, GZIP;q=0.5")));
+        assert!(!wants_gzip(Some("gzip;q=0")));
+        assert!(!wants_gzip(Some("identity")));
+        assert!(!wants_gzip(None));
+        let mut two = gzip(b"abc\n", flate2::Compression::default());
+        two.extend(stored_member(b"def\n"));
+        two.extend(stored_member(b""));
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        two.extend(stored_member(&big));
+        let mut got = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&two[..]), &mut got)
+            .unwrap();
+        assert_eq!(&got[..8], b"abc\ndef\n");
+        assert_eq!(&got[8..], &big[..]);
     }
 
     #[test]

@@ -606,3 +606,60 @@ fn a_real_prometheus_scrapes_the_series() {
     let _ = std::fs::remove_dir_all(&dir);
     app.stop();
 }
+
+/// Per-request cost of the body in-process (run with `--ignored --nocapture`, release).
+#[test]
+#[ignore]
+fn body_cost() {
+    use pypowerwall_server::metrics::ServerStatus;
+    let sim = start_sim(Fixture::Pw2, true);
+    let app = start_server(&sim.addr().to_string(), &[]);
+    wait_online(&app);
+    let ctx = &app.ctx;
+    let status = || ServerStatus {
+        started: ctx.stats.started,
+        uptime: ctx.stats.started_at.elapsed(),
+        websocket_clients: 0,
+    };
+    for i in 0..20 {
+        ctx.metrics
+            .requests
+            .count(if i % 2 == 0 { "docs" } else { "static" }, 200 + i);
+    }
+    let n = 20_000;
+    let t = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(ctx.metrics.body(&ctx.hub, Instant::now(), false, &status()));
+    }
+    eprintln!("body: {:?}/call", t.elapsed() / n);
+    let t = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(
+            ctx.metrics
+                .body_gzip(&ctx.hub, Instant::now(), false, &status()),
+        );
+    }
+    eprintln!("body_gzip: {:?}/call", t.elapsed() / n);
+    let t = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(ctx.aggregates.get(ctx, Instant::now()));
+    }
+    eprintln!("aggregates: {:?}/call", t.elapsed() / n);
+    let t = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(ctx.metrics.gateways(&ctx.hub, Instant::now()));
+    }
+    eprintln!("gateway part: {:?}/call", t.elapsed() / n);
+    let t = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(ctx.metrics.cached_body(
+            &ctx.hub,
+            Instant::now(),
+            false,
+            true,
+            status,
+        ));
+    }
+    eprintln!("cached body: {:?}/call", t.elapsed() / n);
+    app.stop();
+}

@@ -155,6 +155,7 @@ pub fn handle(ctx: &Ctx, mut rq: Request) {
         now: Instant::now(),
         if_none_match: header("If-None-Match"),
         accept: header("Accept"),
+        accept_encoding: header("Accept-Encoding"),
         upgrade: header("Upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket")),
     };
     // A POST body is read before taking a permit, so a slow sender cannot hold one.
@@ -236,6 +237,8 @@ pub struct Req<'a> {
     pub if_none_match: Option<String>,
     /// The `Accept` header (`/metrics` picks its format from it).
     pub accept: Option<String>,
+    /// The `Accept-Encoding` header (`/metrics` gzips when it allows).
+    pub accept_encoding: Option<String>,
     /// The client asked for a WebSocket upgrade.
     pub upgrade: bool,
 }
