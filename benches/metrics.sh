@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # /metrics against /aggregates in one run: the release server in --demo mode (built-in simulator,
-# loopback only), wrk with 2 threads and 50 connections, the two routes alternated twice so both
-# see the same machine load. Prints req/s, p99 and body bytes as a Markdown table.
+# loopback only), wrk with 2 threads and 50 connections; /aggregates, /metrics and /metrics
+# gzipped (as Prometheus asks) alternated twice so all see the same machine load. Prints req/s,
+# p99 and body bytes as a Markdown table.
 #
 #   benches/metrics.sh                 # 4 phases of 10 s
 #   BENCH_SECONDS=5 benches/metrics.sh
@@ -26,16 +27,17 @@ for _ in $(seq 1 100); do
     if [ -n "$b" ] && [ "$b" != "null" ]; then break; fi
     sleep 0.1
 done
-bytes() { curl -s "http://127.0.0.1:$PORT$1" | wc -c; }
-run() { # PATH -> "req/s p99"
-    wrk -t2 -c50 -d"${SECS}s" --latency "http://127.0.0.1:$PORT$1" > "$OUT/wrk-metrics.txt" 2>&1 || true
+bytes() { curl -s -H "Accept-Encoding: $2" "http://127.0.0.1:$PORT$1" | wc -c; }
+run() { # PATH ENCODING -> "req/s p99"
+    wrk -t2 -c50 -d"${SECS}s" --latency -H "Accept-Encoding: $2" "http://127.0.0.1:$PORT$1" > "$OUT/wrk-metrics.txt" 2>&1 || true
     echo "$(awk '/Requests\/sec/ {print $2}' "$OUT/wrk-metrics.txt") $(awk '$1 == "99%" {print $2}' "$OUT/wrk-metrics.txt")"
 }
-echo "| Route | Phase | req/s | p99 | Body bytes |"
-echo "|---|---|---|---|---|"
+echo "| Route | Accept-Encoding | Phase | req/s | p99 | Body bytes |"
+echo "|---|---|---|---|---|---|"
 for phase in 1 2; do
-    for path in /aggregates /metrics; do
-        read -r rps p99 <<<"$(run "$path")"
-        echo "| \`$path\` | $phase | $rps | $p99 | $(bytes "$path") |"
+    for case in "/aggregates identity" "/metrics identity" "/metrics gzip"; do
+        read -r path enc <<<"$case"
+        read -r rps p99 <<<"$(run "$path" "$enc")"
+        echo "| \`$path\` | $enc | $phase | $rps | $p99 | $(bytes "$path" "$enc") |"
     done
 done
