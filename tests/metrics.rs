@@ -319,6 +319,28 @@ fn tedapi_pw2_metrics_are_valid_and_match_the_json_routes() {
         "same gateway samples in both formats"
     );
 
+    // Gzip, as Prometheus asks: the compressed gateway part and a stored member for the rest.
+    let r = agent()
+        .get(&format!("http://{}/metrics", app.addr()))
+        .set("Accept-Encoding", "gzip")
+        .call()
+        .expect("gzip");
+    assert_eq!(r.header("Content-Encoding"), Some("gzip"));
+    let mut raw = Vec::new();
+    std::io::Read::read_to_end(&mut r.into_reader(), &mut raw).unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(&raw[..]), &mut text)
+        .unwrap();
+    assert!(
+        raw.len() * 2 < text.len(),
+        "{} of {}",
+        raw.len(),
+        text.len()
+    );
+    assert!(text.contains("pypowerwall_server_uptime_seconds "));
+    promtool_check(&text, "gzip");
+    assert_eq!(gateway_part(&parse(&text)), gateway_part(&s));
+
     // The route table documents /metrics.
     let doc = json_at(&app, "/openapi.json");
     assert!(doc.path(&["paths", "/metrics", "get"]).is_some());
