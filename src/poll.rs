@@ -129,6 +129,9 @@ fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>) {
                 }
             },
         };
+        if !probed {
+            health.poll_durations.observe(started.elapsed());
+        }
         let next = match result {
             Ok(facade) => {
                 let bodies = legacy::render(&facade, &hub.settings, true);

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod control;
 pub mod legacy;
+pub mod metrics;
 pub mod router;
 pub mod routes;
 pub mod server;
