@@ -1,0 +1,1 @@
+//! Recorder tests on real files.
