@@ -221,7 +221,7 @@ pub(crate) fn add_interval(
     cur: &Cursor,
 ) {
     let dt = cur.ts - prev.ts;
-    if !(dt > 0.0) {
+    if dt.is_nan() || dt <= 0.0 {
         return;
     }
     let mut wh = [0.0; FLOWS];

@@ -62,7 +62,7 @@ fn sample(ts: f64, i: u64, meters: bool) -> Sample {
         ts,
         solar: Some(w),
         home: Some(500.0 + w / 2.0),
-        battery: Some(if i % 2 == 0 { 300.0 } else { -200.0 }),
+        battery: Some(if i.is_multiple_of(2) { 300.0 } else { -200.0 }),
         grid: Some(w - 250.0),
         soe: Some(40.0 + (i % 50) as f64 / 10.0),
         meters: [m(0.1), m(0.2), m(0.05), m(0.01), m(0.03), m(0.04)],
