@@ -331,6 +331,8 @@ pub struct Recorder {
     failing: Option<String>,
     /// Problems found when the file was opened (set aside, damaged pages).
     opened: Vec<String>,
+    /// The file at the path is ours (loaded or written by us), so a retry may replace it.
+    owns_file: bool,
     counters: Counters,
 }
 
@@ -363,6 +365,7 @@ impl Recorder {
             store: None,
             failing: None,
             opened: Vec::new(),
+            owns_file: false,
             counters: Counters::default(),
         };
         if let Storage::File(path) = &storage {
@@ -374,6 +377,7 @@ impl Recorder {
             if let Some(image) = &opened.image {
                 rec.load(image, &opened.bad_pages);
             }
+            rec.owns_file = opened.image.is_some() || opened.store.is_some();
             if opened.store.is_none() {
                 let why = opened
                     .problems
@@ -452,9 +456,16 @@ impl Recorder {
             }
             None => {
                 let now = self.cursor.map_or(0, |c| c.ts as i64);
+                if !self.owns_file && path.exists() {
+                    // A file we could not read at start: keep it rather than overwrite it.
+                    let e = store::set_aside(&path, now, "could not be read at start");
+                    log::warn!("{e}");
+                    self.owns_file = true;
+                }
                 let pages = self.encode_all(now);
                 Store::create(&path, &self.layout, now, &pages).map(|s| {
                     self.store = Some(s);
+                    self.owns_file = true;
                     let n = self.layout.total_pages() as usize;
                     Flushed {
                         pages: n,

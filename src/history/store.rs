@@ -489,7 +489,7 @@ fn aside_name(path: &Path, now: i64) -> PathBuf {
     PathBuf::from(name)
 }
 
-fn set_aside(path: &Path, now: i64, why: &'static str) -> HistoryError {
+pub(crate) fn set_aside(path: &Path, now: i64, why: &'static str) -> HistoryError {
     let aside = aside_name(path, now);
     match fs::rename(path, &aside) {
         Ok(()) => HistoryError::SetAside {

@@ -717,3 +717,26 @@ fn figures_for_the_report() {
         "_.._x_y.pwh"
     );
 }
+
+#[test]
+fn flash_writes_at_a_five_minute_flush() {
+    // Default archives, a 5 s poll, PW_HISTORY_FLUSH=300, two days.
+    let dir = TempDir::new("wear");
+    let mut r = open(&Spec::standard(60), &dir.file(), T0);
+    let (mut flushes, mut writes, mut most) = (0, 0, 0);
+    for i in 1..=(2 * 86_400 / 5) {
+        r.record(&sample(T0 + 5.0 * i as f64, i, true));
+        if i % 60 == 0 {
+            let done = r.flush().unwrap();
+            flushes += 1;
+            writes += done.writes;
+            most = most.max(done.writes);
+        }
+    }
+    let per_hour = writes as f64 / 48.0;
+    eprintln!("history wear: {flushes} flushes, {per_hour:.1} page writes/h ({:.0} KiB/h), at most {most} per flush, 2 fsyncs per flush", per_hour * 4.0);
+    // Per flush: state, day, one page of each archive (sometimes two), each written twice
+    // (journal, in place), plus the journal header.
+    assert!(per_hour <= 12.0 * 13.0, "{per_hour}");
+    assert!(most <= 2 * 7 + 1);
+}
