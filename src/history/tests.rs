@@ -269,14 +269,13 @@ fn kill_9_between_flushes() {
     assert!(st.open_problems.is_empty(), "{st:?}");
     let newest = r.archives[0].newest().unwrap();
     let last = last.unwrap();
-    // At most the batch in progress is lost (and it may have made it).
-    assert!(
-        newest >= last && newest <= last + 30,
-        "newest {newest}, last flushed {last}"
-    );
+    // Everything reported flushed is there: at most the batch in progress is lost. (The child
+    // may have flushed more batches than the parent read lines before the kill landed.)
+    assert!(newest >= last, "newest {newest}, last flushed {last}");
+    let want = (newest - T0 as i64 + 1).min(2880);
     assert_eq!(
-        r.archives[0].iter(0, newest).count() as i64,
-        newest - T0 as i64 + 1
+        r.archives[0].iter(newest - want + 1, newest).count() as i64,
+        want
     );
 }
 
