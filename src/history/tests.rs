@@ -739,3 +739,31 @@ fn flash_writes_at_a_five_minute_flush() {
     assert!(per_hour <= 12.0 * 13.0, "{per_hour}");
     assert!(most <= 2 * 7 + 1);
 }
+
+#[test]
+fn a_read_only_directory_keeps_the_loaded_history() {
+    use std::os::unix::fs::PermissionsExt;
+    // Root ignores permissions (CI runs as root); there the test only checks the writable case.
+    let root = unsafe { libc::geteuid() } == 0;
+    let dir = TempDir::new("ro-perm");
+    let path = dir.file();
+    let mut r = open(&Spec::standard(1), &path, T0);
+    for i in 0..100u64 {
+        r.record(&sample(T0 + i as f64, i, true));
+    }
+    r.flush().unwrap();
+    drop(r);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).unwrap();
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let mut r = open(&Spec::standard(1), &path, T0);
+    assert_eq!(
+        r.samples(1000).len(),
+        100,
+        "the history is read even when it cannot be written"
+    );
+    r.record(&sample(T0 + 100.0, 100, true));
+    assert_eq!(r.flush().is_ok(), root);
+    assert_eq!(r.status().persisted, root);
+    assert_eq!(r.samples(1000).len(), 101);
+    std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
