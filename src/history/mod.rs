@@ -8,6 +8,10 @@
 //! [`Recorder::daily`], [`Recorder::trend`], [`Recorder::samples`], [`Recorder::status`]);
 //! JSON and CSV shapes belong to the route layer.
 //!
+//! Integration: the recorder belongs to the poller thread (it is `Send`, not shared); the
+//! poller builds the route results once per completed slot and publishes them with its
+//! snapshot, so a request never locks the recorder and never waits for a flush's `fsync`.
+//!
 //! - `archive`: consolidated slots (by default 1 min × 48 h, 15 min × 90 days, 1 h × 2 years;
 //!   the base step, `PW_HISTORY_STEP`, scales all of them so tests run in seconds).
 //! - `energy`: daily kWh per flow from the lifetime counters, else from the power integral.
@@ -99,6 +103,45 @@ pub struct Sample {
     /// `load.energy_imported`, `site.energy_imported`, `site.energy_exported`,
     /// `battery.energy_imported`, `battery.energy_exported` of `/api/meters/aggregates`.
     pub meters: [Option<f64>; FLOWS],
+}
+
+impl Sample {
+    /// A tick from the poller's summary (`Summary::from_facade`) and the gateway's
+    /// `/api/meters/aggregates` document (for the counters; `None` when absent).
+    pub fn from_summary(
+        ts: f64,
+        s: &crate::summary::Summary,
+        aggregates: Option<&crate::json::Value>,
+    ) -> Sample {
+        Sample {
+            ts,
+            solar: s.solar,
+            home: s.load,
+            battery: s.battery,
+            grid: s.site,
+            soe: s.soe,
+            meters: aggregates
+                .map(meters_from_aggregates)
+                .unwrap_or([None; FLOWS]),
+        }
+    }
+}
+
+/// The six lifetime counters (Wh) of an `/api/meters/aggregates` document, indexed by [`Flow`].
+pub fn meters_from_aggregates(agg: &crate::json::Value) -> [Option<f64>; FLOWS] {
+    let get = |section: &str, key: &str| {
+        agg.path(&[section, key])
+            .and_then(crate::json::Value::as_f64)
+            .filter(|v| v.is_finite() && *v >= 0.0)
+    };
+    [
+        get("solar", "energy_exported"),
+        get("load", "energy_imported"),
+        get("site", "energy_imported"),
+        get("site", "energy_exported"),
+        get("battery", "energy_imported"),
+        get("battery", "energy_exported"),
+    ]
 }
 
 /// Samples before this (2020-01-01) come from a clock that is not set yet (a router that has

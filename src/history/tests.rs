@@ -767,3 +767,38 @@ fn a_read_only_directory_keeps_the_loaded_history() {
     assert_eq!(r.samples(1000).len(), 101);
     std::fs::set_permissions(&dir.0, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+#[test]
+fn counters_come_from_the_aggregates_document() {
+    let agg = crate::json::parse(
+        r#"{"site": {"instant_power": 10, "energy_exported": 5.5, "energy_imported": 100},
+            "battery": {"energy_exported": 7, "energy_imported": 8},
+            "load": {"energy_imported": 9}, "solar": {"energy_exported": 11, "energy_imported": -1}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        meters_from_aggregates(&agg),
+        [
+            Some(11.0),
+            Some(9.0),
+            Some(100.0),
+            Some(5.5),
+            Some(8.0),
+            Some(7.0)
+        ]
+    );
+    let s = crate::summary::Summary {
+        site: Some(1.0),
+        solar: Some(2.0),
+        battery: Some(3.0),
+        load: Some(4.0),
+        soe: Some(50.0),
+        ..Default::default()
+    };
+    let x = Sample::from_summary(T0, &s, None);
+    assert_eq!(
+        (x.grid, x.solar, x.battery, x.home, x.soe),
+        (Some(1.0), Some(2.0), Some(3.0), Some(4.0), Some(50.0))
+    );
+    assert_eq!(x.meters, [None; FLOWS]);
+}
