@@ -7,7 +7,8 @@
 //! count is non-zero, so a page left over from an older lap reads as empty without a scan.
 //!
 //! **Invariant:** periods only move forward. A sample older than the newest slot is dropped
-//! (a clock stepped back), a jump forward clears the skipped slots, and entering a page in a
+//! (a clock stepped back a little; more than a day back restarts from the new clock), a jump
+//! forward clears the skipped slots, and entering a page in a
 //! new lap clears the whole page, so retention is at least `rows - PER_PAGE + 1` slots.
 
 use super::{Sample, FLOWS};
@@ -223,6 +224,16 @@ impl Archive {
     /// Adds one sample (at Unix second `t`) to its slot.
     pub fn record(&mut self, t: i64, flows: &[f64; FLOWS], soe: Option<f64>) {
         let p = t.div_euclid(self.slot_secs);
+        if self
+            .newest
+            .is_some_and(|n| n - p > (86_400 / self.slot_secs).max(1))
+        {
+            // More than a day back: the clock was wrong before (a router that booted in the
+            // future), not a late sample. Follow the new clock; data "from the future" stays
+            // out of every range up to the new newest slot.
+            self.newest = None;
+            self.acc = None;
+        }
         if let Some(newest) = self.newest {
             if p < newest {
                 return;
@@ -351,6 +362,18 @@ mod tests {
         assert!(a.get(10).is_none());
         assert_eq!(a.get(10 + a.rows()).unwrap().avg[0], 7.0);
         assert_eq!(a.iter(0, i64::MAX).count(), 1);
+        // A clock that was a year ahead is corrected: recording follows the new clock.
+        let mut a = Archive::new(60, 200);
+        a.record(2_000_000_000, &flows(1.0), None);
+        a.record(1_800_000_000, &flows(2.0), None);
+        a.record(1_800_000_060, &flows(3.0), None);
+        assert_eq!(a.newest(), Some(1_800_000_060 / 60));
+        assert_eq!(
+            a.iter(0, i64::MAX)
+                .map(|(_, s)| s.avg[0])
+                .collect::<Vec<_>>(),
+            [2.0, 3.0]
+        );
     }
 
     #[test]

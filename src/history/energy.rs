@@ -148,15 +148,12 @@ impl Days {
         self.recs.get(self.pos(day)).filter(|r| r.day == day)
     }
 
-    /// The record of `day`, replacing an older day in its place; `None` for a day older than
-    /// the one there (it fell out of the ring).
+    /// The record of `day`, replacing the day in its place (a lap older, or — after a clock
+    /// that ran years ahead was corrected — a lap newer).
     fn entry(&mut self, day: Day) -> Option<&mut DayRec> {
         let pos = self.pos(day);
         let rec = self.recs.get_mut(pos)?;
         if rec.day != day {
-            if rec.day != Day::MIN && rec.day > day {
-                return None;
-            }
             *rec = DayRec::new(day);
         }
         if let Some(d) = self.dirty.get_mut(pos / DAYS_PER_PAGE) {
@@ -408,13 +405,14 @@ mod tests {
     }
 
     #[test]
-    fn the_ring_keeps_newer_days() {
+    fn the_ring_replaces_by_position() {
         let mut days = Days::new(3);
         let rows = days.recs.len() as Day;
         assert!(days.entry(100).is_some());
         assert!(days.entry(100 + rows).is_some());
-        assert!(days.entry(100).is_none());
         assert_eq!(days.newest(), Some(100 + rows));
         assert!(days.get(100).is_none());
+        assert!(days.entry(100).is_some());
+        assert!(days.get(100 + rows).is_none());
     }
 }

@@ -704,6 +704,7 @@ fn figures_for_the_report() {
     assert_eq!(r.file_bytes(), 1_048_576);
     assert_eq!(r.status().days_capacity, 816);
     let heap = r.heap_bytes();
+    eprintln!("history heap per gateway: {heap} bytes");
     assert!(heap < 1_100_000, "{heap}");
     assert_eq!(std::mem::size_of::<Slot>(), 32);
     let bad = Spec {
