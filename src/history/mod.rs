@@ -484,18 +484,15 @@ impl Recorder {
             return Ok(Flushed::default());
         };
         let path = path.clone();
-        let result = match self.store.as_mut() {
-            Some(_) => {
+        let result = match self.store.take() {
+            Some(mut store) => {
                 let pages = self.dirty_pages();
-                if pages.is_empty() {
-                    return Ok(Flushed::default());
-                }
                 let n = pages.len();
-                self.store
-                    .as_mut()
-                    .map(|s| s.write_batch(&pages))
-                    .unwrap_or(Ok(0))
-                    .map(|writes| Flushed { pages: n, writes })
+                // On an error the store stays dropped (see below).
+                store.write_batch(&pages).map(|writes| {
+                    self.store = Some(store);
+                    Flushed { pages: n, writes }
+                })
             }
             None => {
                 let now = self.cursor.map_or(0, |c| c.ts as i64);
@@ -518,6 +515,7 @@ impl Recorder {
             }
         };
         match result {
+            Ok(done) if done.pages == 0 => Ok(done),
             Ok(done) => {
                 self.clear_dirty();
                 self.counters.flushes += 1;
@@ -604,7 +602,7 @@ impl Recorder {
             meters: [f64::NAN; FLOWS],
             power: [0.0; FLOWS],
         });
-        let mut w = store::Cursor(&mut img[8..]);
+        let mut w = store::Writer(&mut img[8..]);
         w.u64(self.counters.flushes + 1);
         w.f64(c.ts);
         for v in c.meters.iter().chain(&c.power) {

@@ -105,7 +105,7 @@ impl Layout {
     fn header_page(&self, created: i64) -> Vec<u8> {
         let mut p = vec![0u8; PAGE];
         p[8..16].copy_from_slice(MAGIC);
-        let mut w = Cursor(&mut p[16..]);
+        let mut w = Writer(&mut p[16..]);
         for v in [VERSION, PAGE as u32, self.step, self.archives.len() as u32] {
             w.u32(v);
         }
@@ -124,9 +124,9 @@ impl Layout {
 }
 
 /// A little-endian writer over a page's bytes (callers stay within the page).
-pub(crate) struct Cursor<'a>(pub &'a mut [u8]);
+pub(crate) struct Writer<'a>(pub &'a mut [u8]);
 
-impl Cursor<'_> {
+impl Writer<'_> {
     pub fn bytes(&mut self, b: &[u8]) {
         let buf = std::mem::take(&mut self.0);
         let (head, tail) = buf.split_at_mut(b.len().min(buf.len()));
@@ -355,7 +355,7 @@ impl Store {
         for round in rounds {
             self.gen += 1;
             let mut header = vec![0u8; PAGE];
-            let mut w = Cursor(&mut header[8..]);
+            let mut w = Writer(&mut header[8..]);
             w.u64(self.gen);
             w.u32(round.len() as u32);
             for (k, (no, image)) in round.iter().enumerate() {
