@@ -148,6 +148,9 @@ pub fn meters_from_aggregates(agg: &crate::json::Value) -> [Option<f64>; FLOWS] 
 /// not reached NTP) and are dropped.
 pub const MIN_TS: f64 = 1_577_836_800.0;
 
+/// The largest history file (and heap) a spec may ask for per gateway: 64 MiB.
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
+
 /// One archive: slots of `steps` base steps, `keep` of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ArchiveSpec {
@@ -214,7 +217,7 @@ impl Spec {
         if !(1..=40_000).contains(&self.days) {
             return bad(format!("{} days is outside 1..=40000", self.days));
         }
-        Ok(Layout {
+        let layout = Layout {
             step: self.step,
             archives: self
                 .archives
@@ -222,7 +225,14 @@ impl Spec {
                 .map(|a| (a.steps, Archive::pages_for(a.keep) as u32))
                 .collect(),
             day_pages: Days::pages_for(self.days) as u32,
-        })
+        };
+        if layout.file_bytes() > MAX_FILE_BYTES {
+            return bad(format!(
+                "{} bytes per gateway (at most {MAX_FILE_BYTES})",
+                layout.file_bytes()
+            ));
+        }
+        Ok(layout)
     }
 }
 
@@ -358,7 +368,6 @@ struct Counters {
 }
 
 /// The history of one gateway.
-#[derive(Debug)]
 pub struct Recorder {
     spec: Spec,
     layout: Layout,
@@ -377,6 +386,18 @@ pub struct Recorder {
     /// The file at the path is ours (loaded or written by us), so a retry may replace it.
     owns_file: bool,
     counters: Counters,
+}
+
+impl fmt::Debug for Recorder {
+    // The archives are a megabyte of slots; show what identifies the recorder instead.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Recorder")
+            .field("storage", &self.storage)
+            .field("zone", &self.zone)
+            .field("spec", &self.spec)
+            .field("failing", &self.failing)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Recorder {

@@ -18,7 +18,7 @@
 //!    (`u32` steps per slot, `u32` pages) pairs, `u32` day pages, journal slots, total pages,
 //!    and `i64` creation time. It must equal the layout computed from the configuration;
 //!    a file with another layout is set aside, never reinterpreted.
-//! 2. **State** (page 1): bytes 8..16 `u64` batch generation; then `f64` last sample time
+//! 2. **State** (page 1): bytes 8..16 `u64` sequence number; then `f64` last sample time
 //!    (NaN: none), six `f64` last counters (Wh, NaN: absent), six `f64` last powers (W) and
 //!    `u64` pages written since creation.
 //! 3. **Journal header** (page 2): bytes 8..16 `u64` generation of the batch in the journal,
