@@ -712,6 +712,18 @@ fn figures_for_the_report() {
         ..Spec::standard(60)
     };
     assert!(Recorder::new(bad, Storage::Memory, Zone::utc(), 0).is_err());
+    let huge = Spec {
+        archives: (1..=4)
+            .map(|steps| ArchiveSpec {
+                steps,
+                keep: 1_000_000,
+            })
+            .collect(),
+        ..Spec::standard(60)
+    };
+    let e = Recorder::new(huge, Storage::Memory, Zone::utc(), 0).unwrap_err();
+    assert!(e.to_string().starts_with("history archives: "), "{e}");
+    assert!(format!("{r:?}").len() < 300);
     assert_eq!(
         file_path(Path::new("/d"), "../x y").file_name().unwrap(),
         "_.._x_y.pwh"
