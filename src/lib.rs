@@ -9,6 +9,7 @@ pub mod clock;
 pub mod cloud;
 pub mod config;
 pub mod gateway;
+pub mod history;
 pub mod http;
 pub mod json;
 pub mod metrics;
