@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond cargo: a Python virtualenv with the reference
-# pypowerwall library (for tests/interop.rs). Idempotent; safe to run on a fresh machine.
+# pypowerwall library (for tests/interop.rs) and Debian's `prometheus` package (promtool and
+# the prometheus binary, for tests/metrics.rs). Idempotent; safe to run on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=target/interop-venv
@@ -9,3 +10,36 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import pypowerwall" 2
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "pypowerwall==0.22.2"
 fi
 "$VENV/bin/python" -c "import pypowerwall; print('pypowerwall', pypowerwall.__version__, 'ready in $VENV')"
+
+# Prometheus: the tests start their own instance on 127.0.0.1; the package's system service
+# must not start (policy-rc.d exit 101 forbids it for the duration of the install).
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    if ! apt-cache policy prometheus 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+        $SUDO apt-get update
+    fi
+    POLICY=/usr/sbin/policy-rc.d
+    SAVED=""
+    if [ -e "$POLICY" ]; then
+        SAVED=$(mktemp)
+        $SUDO cp -p "$POLICY" "$SAVED"
+    fi
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$POLICY" >/dev/null
+    $SUDO chmod 755 "$POLICY"
+    status=0
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends prometheus || status=$?
+    if [ -n "$SAVED" ]; then
+        $SUDO cp -p "$SAVED" "$POLICY"
+        rm -f "$SAVED"
+    else
+        $SUDO rm -f "$POLICY"
+    fi
+    [ "$status" -eq 0 ] || exit "$status"
+    # Where systemd runs, make sure the packaged service stays off.
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+        $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+    fi
+fi
+promtool --version 2>&1 | head -1
+prometheus --version 2>&1 | head -1

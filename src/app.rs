@@ -194,6 +194,7 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
         ws,
         aggregates: Aggregates::default(),
         control: crate::http::control::Controller::new(&cfg),
+        metrics: Default::default(),
         permits: server::Permits::new(cfg.server.workers),
     });
     let broadcaster = ws::spawn_broadcaster(ctx.clone(), ws_rx)?;

@@ -127,6 +127,9 @@ fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>) {
                 }
             },
         };
+        if !probed {
+            health.poll_durations.observe(started.elapsed());
+        }
         let next = match result {
             Ok(facade) => {
                 // Every output of this tick, rendered once.

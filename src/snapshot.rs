@@ -56,6 +56,34 @@ pub struct Health {
     pub cooldown_until: Option<SystemTime>,
     /// Gateway requests made so far, by kind (for load checks).
     pub requests: u64,
+    /// How long each poll attempt took (`/metrics` histogram).
+    pub poll_durations: PollDurations,
+}
+
+/// Upper bounds (seconds) of the poll-duration histogram buckets; `+Inf` is implied.
+pub const POLL_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0];
+
+/// A cumulative histogram of poll-attempt durations, kept by the poller.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PollDurations {
+    /// Attempts at or under each bound of [`POLL_BUCKETS`] (not cumulative).
+    pub buckets: [u64; POLL_BUCKETS.len()],
+    /// Every attempt (the `+Inf` bucket).
+    pub count: u64,
+    /// Sum of all durations in seconds.
+    pub sum: f64,
+}
+
+impl PollDurations {
+    /// Records one attempt.
+    pub fn observe(&mut self, d: Duration) {
+        let s = d.as_secs_f64();
+        if let Some(i) = POLL_BUCKETS.iter().position(|&b| s <= b) {
+            self.buckets[i] += 1;
+        }
+        self.count += 1;
+        self.sum += s;
+    }
 }
 
 /// Last-good data of one gateway.

@@ -11,6 +11,7 @@
 //! never waits on a gateway except the two exceptions named in `ARCHITECTURE.md`.
 pub mod api;
 pub mod control;
+pub mod metrics;
 pub mod router;
 pub mod routes;
 pub mod server;

@@ -36,6 +36,8 @@ pub struct Ctx {
     pub aggregates: super::api::Aggregates,
     /// Control writes (`/control/*`, `/api/gateways/{id}/control/*`).
     pub control: Controller,
+    /// `/metrics`: request counters and the cached per-gateway text.
+    pub metrics: crate::metrics::Metrics,
     /// At most `PW_WORKERS` requests are being answered at once (writing the answer out is
     /// not counted, so a client that does not read cannot hold a permit).
     pub permits: super::server::Permits,
@@ -154,6 +156,8 @@ pub fn handle(ctx: &Ctx, mut rq: Request) {
         params: Vec::new(),
         now: Instant::now(),
         if_none_match: header("If-None-Match"),
+        accept: header("Accept"),
+        accept_encoding: header("Accept-Encoding"),
         upgrade: header("Upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket")),
     };
     // A POST body is read before taking a permit, so a slow sender cannot hold one. At most
@@ -222,6 +226,9 @@ pub fn handle(ctx: &Ctx, mut rq: Request) {
         _ => Answer::json(405, r#"{"error": "Method Not Allowed"}"#),
     };
     drop(permit);
+    ctx.metrics
+        .requests
+        .count(routes::family(&method, &path), answer.status);
     send(rq, answer);
 }
 
@@ -242,6 +249,10 @@ pub struct Req<'a> {
     pub params: Vec<(&'static str, String)>,
     pub now: Instant,
     pub if_none_match: Option<String>,
+    /// The `Accept` header (`/metrics` picks its format from it).
+    pub accept: Option<String>,
+    /// The `Accept-Encoding` header (`/metrics` gzips when it allows).
+    pub accept_encoding: Option<String>,
     /// The client asked for a WebSocket upgrade.
     pub upgrade: bool,
 }

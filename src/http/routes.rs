@@ -266,6 +266,7 @@ pub static ROUTES: &[Route] = &[
     r("/api/aggregate/soe", "aggregate", "State of energy weighted by full-pack energy", api::aggregate_soe),
     r("/api/aggregate/status", "aggregate", "Overall health and per-gateway state", api::aggregate_status),
     r("/api/aggregate/history", "aggregate", "Site total: 24 h at one point per minute", api::aggregate_history),
+    rt("/metrics", "metrics", "Prometheus metrics (text 0.0.4; OpenMetrics 1.0 with Accept: application/openmetrics-text)", super::metrics::metrics, crate::metrics::PROMETHEUS),
     r("/ws/gateway/{id}", "websocket", "WebSocket: one gateway's summary every second", ws::not_upgraded),
     r("/ws/aggregate", "websocket", "WebSocket: the site total every second", ws::not_upgraded),
     r("/openapi.json", "docs", "This document (OpenAPI 3.1)", openapi),
@@ -304,6 +305,17 @@ pub fn find(path: &str) -> Option<(&'static Route, Vec<(&'static str, String)>)>
     ROUTES
         .iter()
         .find_map(|r| matches(r.pattern, path).map(|p| (r, p)))
+}
+
+/// The route family a request is counted under in `/metrics`: the route table's `family`;
+/// `static` for the fallback (UI files, not found, forwarded); `other` for anything else.
+pub fn family(method: &tiny_http::Method, path: &str) -> &'static str {
+    use tiny_http::Method;
+    match method {
+        Method::Get | Method::Head => find(path).map(|(r, _)| r.family).unwrap_or("static"),
+        Method::Post => find_post(path).map(|(r, _)| r.family).unwrap_or("other"),
+        _ => "other",
+    }
 }
 
 /// Answers a GET/HEAD request.
