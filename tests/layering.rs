@@ -34,8 +34,8 @@ const LAYERS: &[&[&str]] = &[
     &["poll"],
     // The HTTP server and WebSockets.
     &["http"],
-    // Wiring.
-    &["app"],
+    // Wiring; fuzz entry points (they may reach any layer below).
+    &["app", "fuzzing"],
 ];
 
 /// The simulator may use these (and nothing of the server).
