@@ -16,6 +16,7 @@ use super::transport::{default_transport, Request, Transport};
 use super::Error;
 use crate::config::CloudAuth;
 use crate::json::{self, Map, Value};
+use crate::secret::Secret;
 
 /// Default Owner API base URL.
 pub const OWNER_URL: &str = "https://owner-api.teslamotors.com/";
@@ -190,15 +191,15 @@ impl Session {
 
     fn access(&self) -> &str {
         match &self.creds {
-            Creds::Owner(t) => &t.access_token,
-            Creds::Fleet(c) => &c.access_token,
+            Creds::Owner(t) => t.access_token.expose(),
+            Creds::Fleet(c) => c.access_token.expose(),
         }
     }
 
     fn refresh_token(&self) -> &str {
         match &self.creds {
-            Creds::Owner(t) => &t.refresh_token,
-            Creds::Fleet(c) => &c.refresh_token,
+            Creds::Owner(t) => t.refresh_token.expose(),
+            Creds::Fleet(c) => c.refresh_token.expose(),
         }
     }
 
@@ -279,9 +280,9 @@ impl Session {
             .unwrap_or(28_800);
         let written = match &mut self.creds {
             Creds::Owner(t) => {
-                t.access_token = access.to_string();
+                t.access_token = Secret::new(access);
                 if let Some(r) = refresh {
-                    t.refresh_token = r;
+                    t.refresh_token = Secret::new(r);
                 }
                 t.expires_at = now_unix() + expires_in;
                 let mut extra = Map::new();
@@ -293,9 +294,9 @@ impl Session {
                 tokens::write_owner(&self.dir, t, expires_in, &extra)
             }
             Creds::Fleet(c) => {
-                c.access_token = access.to_string();
+                c.access_token = Secret::new(access);
                 if let Some(r) = refresh {
-                    c.refresh_token = r;
+                    c.refresh_token = Secret::new(r);
                 }
                 tokens::write_fleet(&self.dir, c)
             }

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::Error;
 use crate::json::{self, Map, Value};
+use crate::secret::Secret;
 
 pub use crate::config::token_files::{dir, has_fleet, has_owner, AUTH_FILE, FLEET_FILE, SITE_FILE};
 
@@ -94,8 +95,8 @@ pub struct OwnerTokens {
     pub email: String,
     /// SSO base URL stored with the token (`https://auth.tesla.com/`, or `.cn`).
     pub sso_url: String,
-    pub access_token: String,
-    pub refresh_token: String,
+    pub access_token: Secret,
+    pub refresh_token: Secret,
     /// Unix time; 0 when unknown.
     pub expires_at: i64,
 }
@@ -136,8 +137,8 @@ pub fn read_owner(dir: &Path, email: Option<&str>) -> Result<OwnerTokens, Error>
         sso_url: Some(text(&entry, "url"))
             .filter(|u| !u.is_empty())
             .unwrap_or_else(|| "https://auth.tesla.com/".into()),
-        access_token: text(&sso, "access_token"),
-        refresh_token: text(&sso, "refresh_token"),
+        access_token: Secret::new(text(&sso, "access_token")),
+        refresh_token: Secret::new(text(&sso, "refresh_token")),
         expires_at: sso.get("expires_at").and_then(Value::as_f64).unwrap_or(0.0) as i64,
     };
     if t.access_token.is_empty() && t.refresh_token.is_empty() {
@@ -167,8 +168,8 @@ pub fn write_owner(dir: &Path, t: &OwnerTokens, expires_in: i64, extra: &Map) ->
         sso.insert(k.clone(), v.clone());
     }
     sso.insert("token_type", "Bearer");
-    sso.insert("access_token", t.access_token.as_str());
-    sso.insert("refresh_token", t.refresh_token.as_str());
+    sso.insert("access_token", t.access_token.expose());
+    sso.insert("refresh_token", t.refresh_token.expose());
     sso.insert("expires_in", expires_in);
     sso.insert("expires_at", t.expires_at);
     if !entry.contains_key("url") {
@@ -194,8 +195,8 @@ pub struct FleetConfig {
     pub client_id: String,
     /// Regional base URL (`AUDIENCE`).
     pub audience: String,
-    pub access_token: String,
-    pub refresh_token: String,
+    pub access_token: Secret,
+    pub refresh_token: Secret,
     pub site_id: Option<i64>,
 }
 
@@ -215,8 +216,8 @@ pub fn read_fleet(dir: &Path) -> Result<FleetConfig, Error> {
     let c = FleetConfig {
         client_id: text(&doc, "CLIENT_ID"),
         audience: text(&doc, "AUDIENCE"),
-        access_token: text(&doc, "access_token"),
-        refresh_token: text(&doc, "refresh_token"),
+        access_token: Secret::new(text(&doc, "access_token")),
+        refresh_token: Secret::new(text(&doc, "refresh_token")),
         site_id: site_id(doc.get("site_id")),
         doc,
     };
@@ -230,8 +231,8 @@ pub fn read_fleet(dir: &Path) -> Result<FleetConfig, Error> {
 pub fn write_fleet(dir: &Path, c: &FleetConfig) -> Result<(), Error> {
     let path = dir.join(FLEET_FILE);
     let mut doc = c.doc.clone();
-    doc.insert("access_token", c.access_token.as_str());
-    doc.insert("refresh_token", c.refresh_token.as_str());
+    doc.insert("access_token", c.access_token.expose());
+    doc.insert("refresh_token", c.refresh_token.expose());
     atomic_write(&path, Value::Object(doc).to_py_pretty().as_bytes())
         .map_err(|e| Error::Setup(format!("cannot write {}: {e}", path.display())))
 }
@@ -265,8 +266,8 @@ mod tests {
         t.expires_at = 200;
         write_owner(&d, &t, 28800, &Map::new()).unwrap();
         let again = read_owner(&d, Some("A@X.com")).unwrap();
-        assert_eq!(again.access_token, "A2");
-        assert_eq!(again.refresh_token, "R1");
+        assert_eq!(again.access_token.expose(), "A2");
+        assert_eq!(again.refresh_token.expose(), "R1");
         let doc = json::parse(&fs::read_to_string(d.join(AUTH_FILE)).unwrap()).unwrap();
         assert!(doc.get("b@x.com").is_some());
         assert_eq!(
@@ -300,7 +301,7 @@ mod tests {
         c.access_token = "B".into();
         write_fleet(&d, &c).unwrap();
         let c2 = read_fleet(&d).unwrap();
-        assert_eq!(c2.access_token, "B");
+        assert_eq!(c2.access_token.expose(), "B");
         assert_eq!(c2.doc.get("DOMAIN").and_then(Value::as_str), Some("d"));
         assert_eq!(read_site(&d), None);
         fs::write(d.join(SITE_FILE), "12345\n").unwrap();

@@ -36,7 +36,7 @@ pub struct Native {
     agent: ureq::Agent,
     base: String,
     password: Option<Secret>,
-    token: Option<(String, Instant)>,
+    token: Option<(Secret, Instant)>,
     last_good: Option<Value>,
     blocked_until: Option<Instant>,
     backoff: Duration,
@@ -149,7 +149,7 @@ impl Native {
             let result = self
                 .agent
                 .get(&format!("{}{AGGREGATES}", self.base))
-                .set("Authorization", &format!("Bearer {token}"))
+                .set("Authorization", &format!("Bearer {}", token.expose()))
                 .call();
             let (status, response) = tedapi::call(result)?;
             match status {
@@ -177,7 +177,7 @@ impl Native {
     }
 
     /// `POST /api/login/Basic`; stores and returns the token.
-    fn login(&mut self, now: Instant) -> Result<String, Error> {
+    fn login(&mut self, now: Instant) -> Result<Secret, Error> {
         self.token = None;
         let password = self
             .password
@@ -202,6 +202,7 @@ impl Native {
             .filter(|t| !t.is_empty() && t.chars().all(|c| c.is_ascii_graphic()))
             .ok_or_else(|| Error::BadReply("login answer has no usable token".into()))?;
         log::debug!("gateway local API: customer login ok");
+        let token = Secret::new(token);
         self.token = Some((token.clone(), now));
         Ok(token)
     }

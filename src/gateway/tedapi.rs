@@ -228,7 +228,7 @@ pub struct Client {
     agent: ureq::Agent,
     base: String,
     /// `Basic <base64>`; kept out of `Debug`.
-    authorization: String,
+    authorization: Secret,
     queries: SignedQueries,
     cooldown_period: Duration,
     cooldown_until: Option<Instant>,
@@ -252,7 +252,7 @@ impl Client {
         Ok(Client {
             agent: agent(opts.timeout, opts.pin),
             base,
-            authorization: format!("Basic {}", base64(credentials.as_bytes())),
+            authorization: Secret::new(format!("Basic {}", base64(credentials.as_bytes()))),
             queries,
             cooldown_period: RATE_LIMIT_COOLDOWN,
             cooldown_until: None,
@@ -387,7 +387,7 @@ impl Client {
         let request = self
             .agent
             .request(method, &format!("{}{path}", self.base))
-            .set("Authorization", &self.authorization);
+            .set("Authorization", self.authorization.expose());
         let result = match body {
             Some(bytes) => request
                 .set("Content-type", "application/octet-string")

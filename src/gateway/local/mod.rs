@@ -100,16 +100,16 @@ pub use crate::config::hybrid_host;
 #[derive(Clone, PartialEq)]
 enum Auth {
     /// `Cookie: AuthCookie=…; UserRecord=…`.
-    Cookie(String),
+    Cookie(Secret),
     /// `Authorization: Bearer …`.
-    Bearer(String),
+    Bearer(Secret),
 }
 
 impl Auth {
     fn header(&self) -> (&'static str, String) {
         match self {
-            Auth::Cookie(c) => ("Cookie", c.clone()),
-            Auth::Bearer(t) => ("Authorization", format!("Bearer {t}")),
+            Auth::Cookie(c) => ("Cookie", c.expose().to_string()),
+            Auth::Bearer(t) => ("Authorization", format!("Bearer {}", t.expose())),
         }
     }
 }
@@ -251,9 +251,9 @@ impl LocalClient {
                 }
                 let _ = tedapi::read_body(response);
                 match (auth_cookie, user_record) {
-                    (Some(a), Some(u)) if header_safe(&a) && header_safe(&u) => {
-                        Some(Auth::Cookie(format!("AuthCookie={a}; UserRecord={u}")))
-                    }
+                    (Some(a), Some(u)) if header_safe(&a) && header_safe(&u) => Some(Auth::Cookie(
+                        Secret::new(format!("AuthCookie={a}; UserRecord={u}")),
+                    )),
                     _ => None,
                 }
             }
@@ -262,7 +262,7 @@ impl LocalClient {
                 .and_then(|b| json::parse_bytes(&b).ok())
                 .and_then(|v| v.get("token").and_then(Value::as_str).map(str::to_string))
                 .filter(|t| !t.is_empty() && header_safe(t))
-                .map(Auth::Bearer),
+                .map(|t| Auth::Bearer(Secret::new(t))),
         };
         match auth {
             Some(a) => {

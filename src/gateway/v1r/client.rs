@@ -50,8 +50,8 @@ pub struct V1rClient {
     key: Arc<RsaKey>,
     queries: SignedQueries,
     /// Bearer token and session cookies from the login; kept out of `Debug` and logs.
-    token: Option<String>,
-    cookies: Option<String>,
+    token: Option<Secret>,
+    cookies: Option<Secret>,
     /// The key problem last reported (log it once per episode).
     key_problem: bool,
 }
@@ -112,18 +112,18 @@ impl V1rClient {
             .and_then(|v| v.get("token").and_then(Value::as_str).map(str::to_string))
             .filter(|t| !t.is_empty())
             .ok_or_else(|| Error::BadReply("v1r login answer has no token".into()))?;
-        self.token = Some(token);
-        self.cookies = (!cookies.is_empty()).then(|| cookies.join("; "));
+        self.token = Some(Secret::new(token));
+        self.cookies = (!cookies.is_empty()).then(|| Secret::new(cookies.join("; ")));
         Ok(())
     }
 
     fn authorized(&self, req: ureq::Request) -> ureq::Request {
         let req = match &self.token {
-            Some(t) => req.set("Authorization", &format!("Bearer {t}")),
+            Some(t) => req.set("Authorization", &format!("Bearer {}", t.expose())),
             None => req,
         };
         match &self.cookies {
-            Some(c) => req.set("Cookie", c),
+            Some(c) => req.set("Cookie", c.expose()),
             None => req,
         }
     }
