@@ -21,7 +21,12 @@ fn init_logging(debug: bool) {
 
 /// `healthcheck [URL]`: exit 0 when URL answers 2xx (for Docker's HEALTHCHECK in a scratch image).
 fn healthcheck(url: Option<String>) -> ExitCode {
-    let port = std::env::var("PW_PORT").unwrap_or_else(|_| "8675".into());
+    // The listen port's key from the configuration table (`PW_PORT`, its alias, the default).
+    let port = config::keys::PORT
+        .env
+        .iter()
+        .find_map(|k| std::env::var(k).ok())
+        .unwrap_or_else(|| config::DEFAULT_PORT.to_string());
     let url = url.unwrap_or_else(|| format!("http://127.0.0.1:{port}/health"));
     let agent = ureq::AgentBuilder::new()
         .timeout(std::time::Duration::from_secs(5))

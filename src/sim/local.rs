@@ -95,17 +95,12 @@ fn get(site: &Site, m: &Model, target: &str) -> Response {
 }
 
 /// The customer password a login must carry: the configured one, else the last 5 characters of
-/// the gateway password, else none (any login works).
+/// the gateway password, else none (any login works). The derivation is the server's own
+/// (`config::customer_password`), so the two cannot disagree.
 pub fn customer_password(password: Option<&str>, gw_pwd: Option<&str>) -> Option<String> {
-    password.map(str::to_string).or_else(|| {
-        gw_pwd.map(|pwd| {
-            pwd.char_indices()
-                .rev()
-                .nth(4)
-                .map_or(pwd, |(i, _)| &pwd[i..])
-                .to_string()
-        })
-    })
+    let secret = |s: &str| crate::secret::Secret::new(s);
+    crate::config::customer_password(password.map(secret).as_ref(), gw_pwd.map(secret).as_ref())
+        .map(|s| s.expose().to_string())
 }
 
 fn login(req: &Request, customer: Option<&str>) -> Response {
