@@ -24,6 +24,8 @@ pub enum Doc {
 /// A command-line flag.
 #[derive(Debug, Clone, Copy)]
 pub struct Flag {
+    /// Position in `--help`.
+    pub order: u8,
     pub name: &'static str,
     /// The value's placeholder; `None` for a switch.
     pub value: Option<&'static str>,
@@ -82,16 +84,24 @@ impl Key {
         self.file = Some(k);
         self
     }
-    const fn flag(mut self, name: &'static str, value: &'static str, help: &'static str) -> Key {
+    const fn flag(
+        mut self,
+        order: u8,
+        name: &'static str,
+        value: &'static str,
+        help: &'static str,
+    ) -> Key {
         self.flag = Some(Flag {
+            order,
             name,
             value: Some(value),
             help,
         });
         self
     }
-    const fn switch(mut self, name: &'static str, help: &'static str) -> Key {
+    const fn switch(mut self, order: u8, name: &'static str, help: &'static str) -> Key {
         self.flag = Some(Flag {
+            order,
             name,
             value: None,
             help,
@@ -126,7 +136,7 @@ pub const BIND: Key = key(
     "Listen address",
 )
 .file("host")
-.flag("--bind", "ADDRESS", "listen address")
+.flag(5, "--bind", "ADDRESS", "listen address")
 .stats(|c| c.server.bind.as_str().into());
 pub const PASSWORD: Key = key(
     &["PW_PASSWORD"],
@@ -134,9 +144,10 @@ pub const PASSWORD: Key = key(
     "Customer password (local mode); alone, it is tried as the gateway password first",
 )
 .flag(
+    3,
     "--password",
     "PASSWORD",
-    "customer password, local mode (alone: tried as the gateway password first)",
+    "customer password, local mode; alone, tried as the gateway password first",
 )
 .stats(|c| opt(gw(c).and_then(|g| g.password_mask.as_deref())));
 pub const EMAIL: Key = key(&["PW_EMAIL"], "`email@example.com`", "E-mail sent with the local login; in cloud mode the Tesla account in `.pypowerwall.auth` (default: the file's first)")
@@ -146,7 +157,7 @@ pub const EMAIL: Key = key(&["PW_EMAIL"], "`email@example.com`", "E-mail sent wi
         _ => super::MASK.into(),
     });
 pub const HOST: Key = key(&["PW_HOST"], "—", "Gateway `host[:port]`")
-    .flag("--host", "HOST[:PORT]", "gateway address")
+    .flag(1, "--host", "HOST[:PORT]", "gateway address")
     .stats(|c| opt(gw(c).map(|g| g.host.as_str())));
 pub const TIMEZONE: Key = key(
     &["PW_TIMEZONE"],
@@ -157,7 +168,7 @@ pub const TIMEZONE: Key = key(
 .stats(|c| c.server.timezone.as_str().into());
 pub const DEBUG: Key = key(&["PW_DEBUG"], "`no`", "Debug logging")
     .file("debug")
-    .switch("--debug", "debug logging")
+    .switch(8, "--debug", "debug logging")
     .stats(|c| c.server.debug.into());
 pub const CACHE_EXPIRE: Key = key(&["PW_CACHE_EXPIRE"], "`5`", "Poll interval (s)")
     .file("poll_interval")
@@ -181,7 +192,7 @@ pub const PORT: Key = key(
     "Listen port (0 picks a free port; the log says which)",
 )
 .file("port")
-.flag("--port", "PORT", "listen port")
+.flag(4, "--port", "PORT", "listen port")
 .stats(|c| Value::Int(i64::from(c.server.port)));
 pub const STYLE: Key = key(
     &["PW_STYLE"],
@@ -221,6 +232,7 @@ pub const CONTROL_SECRET: Key = key(
 .stats(|c| opt(c.control_secret_mask.as_deref()));
 pub const GW_PWD: Key = key(&["PW_GW_PWD"], "—", "Gateway password (TEDAPI)")
     .flag(
+        2,
         "--gw-pwd",
         "PASSWORD",
         "gateway Wi-Fi password from the QR sticker",
@@ -286,7 +298,7 @@ pub const CONFIG: Key = key(
     "—",
     "Configuration file, YAML or JSON (below)",
 )
-.flag("--config", "FILE", "configuration file");
+.flag(6, "--config", "FILE", "configuration file");
 pub const GATEWAYS: Key = key(&["PW_GATEWAYS"], "—", "Gateways as a JSON list (below)");
 pub const NAME: Key = key(
     &["PW_NAME"],
@@ -294,7 +306,7 @@ pub const NAME: Key = key(
     "Name of the single gateway given by `PW_HOST`",
 );
 pub const DEMO: Key = key(&[], "", "")
-    .switch("--demo", "start the built-in simulator and watch it")
+    .switch(7, "--demo", "start the built-in simulator and watch it")
     .cli();
 pub const TEDAPI_API_VERSION: Key = key(&["PW_TEDAPI_API_VERSION"], "`V2024_06`", "Signed query set (`V2024_06`, `V2026_06`). V2026_06 is the fallback for when Tesla rotates the V2024 signing key: every legacy route gives the same answer, except values its signed queries do not request, which are `null` — PW2 battery temperatures (`/temps`), the gateway uptime (`/api/status` `up_time_seconds`, `start_time`) and the lifetime energy of Meter X/Z in `/vitals` and `/freq`")
     .file("tedapi_api_version");
@@ -498,8 +510,12 @@ USAGE:
 OPTIONS:
 ",
     );
-    for k in KEYS {
-        let Some(f) = k.flag else { continue };
+    let mut flagged: Vec<(&Key, Flag)> = KEYS
+        .iter()
+        .filter_map(|k| k.flag.map(|f| (*k, f)))
+        .collect();
+    flagged.sort_by_key(|(_, f)| f.order);
+    for (k, f) in flagged {
         let head = match f.value {
             Some(v) => format!("{} {v}", f.name),
             None => f.name.to_string(),
@@ -538,6 +554,18 @@ pub fn readme_row(k: &Key) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn help_orders_are_unique() {
+        let mut orders: Vec<u8> = KEYS
+            .iter()
+            .filter_map(|k| k.flag.map(|f| f.order))
+            .collect();
+        let n = orders.len();
+        orders.sort_unstable();
+        orders.dedup();
+        assert_eq!(orders.len(), n, "two flags share a --help position");
+    }
 
     #[test]
     fn names_flags_and_file_keys_are_unique() {
