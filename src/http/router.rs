@@ -154,6 +154,7 @@ pub fn handle(ctx: &Ctx, mut rq: Request) {
         path: &path,
         query: &query,
         params: Vec::new(),
+        route: None,
         now: Instant::now(),
         if_none_match: header("If-None-Match"),
         accept: header("Accept"),
@@ -247,6 +248,8 @@ pub struct Req<'a> {
     pub query: &'a str,
     /// `{name}` segments of the matched pattern.
     pub params: Vec<(&'static str, String)>,
+    /// The matched route (set by `routes::dispatch`).
+    pub route: Option<&'static routes::Route>,
     pub now: Instant,
     pub if_none_match: Option<String>,
     /// The `Accept` header (`/metrics` picks its format from it).

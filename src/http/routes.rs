@@ -323,6 +323,7 @@ pub fn dispatch(mut req: Req<'_>) -> Answer {
     match find(req.path) {
         Some((route, params)) => {
             req.params = params;
+            req.route = Some(route);
             (route.handler)(&req)
         }
         None => fallback(req.ctx, req.path, req.if_none_match.as_deref()),
@@ -364,7 +365,11 @@ pub fn pass_through() -> Vec<(&'static str, Pass)> {
 /// Serves a pre-rendered legacy body of the default gateway.
 fn legacy_body(req: &Req<'_>) -> Answer {
     let ctx = req.ctx;
-    let key = legacy_key(req.path, req.query);
+    // The matched route says which body answers it.
+    let key = match req.route.and_then(|r| r.body) {
+        Some(body) => body.resolve(req.path, req.query),
+        None => legacy_key(req.path, req.query),
+    };
     let Some(view) = ctx.hub.view(ctx.default_gateway, req.now) else {
         return fallback(ctx, req.path, None);
     };
