@@ -14,7 +14,10 @@ pub mod tls;
 /// Largest body we read from a gateway, and the largest a gzip body may inflate to.
 pub const MAX_BODY: usize = 16 * 1024 * 1024;
 
-/// Why a TEDAPI call failed. Messages name what failed and never contain the password.
+/// Why a call to a LAN gateway failed: the error of the gateway transport family (TEDAPI,
+/// v1r, the native and local REST clients); Tesla's cloud has its own (`cloud::Error`, mapped
+/// into this one at the `Source` boundary). Messages name what failed and never contain a
+/// secret.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Error {
     /// HTTP 401 or 403: wrong gateway password, or TEDAPI not reachable from this network.
