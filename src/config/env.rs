@@ -367,7 +367,7 @@ pub fn load(
                         rsa_key = Some(key);
                     }
                     #[cfg(not(feature = "v1r"))]
-                    let () = key;
+                    let _ = key;
                     mode
                 }
                 None => {

@@ -322,7 +322,7 @@ fn gateway(
                     rsa_key = Some(key);
                 }
                 #[cfg(not(feature = "v1r"))]
-                let () = key;
+                let _ = key;
                 mode
             }
             Some("v1r") => {

@@ -48,7 +48,7 @@ pub(crate) struct V1rKeys<'a> {
 #[cfg(feature = "v1r")]
 pub(crate) type LoadedKey = std::sync::Arc<super::rsa_key::RsaKey>;
 #[cfg(not(feature = "v1r"))]
-pub(crate) type LoadedKey = ();
+pub(crate) type LoadedKey = std::marker::PhantomData<()>;
 
 /// The v1r mode for a configured RSA key (spec §6): the key must load (a PEM private key as
 /// pypowerwall writes it, RSA-4096), a customer password must be at hand (`password`, or the
@@ -74,6 +74,7 @@ pub(crate) fn v1r_mode(
     #[cfg(not(feature = "v1r"))]
     let key = {
         let _ = key_path;
+        std::marker::PhantomData
     };
     if !password && !gw_pwd {
         return Err(ConfigError::new(

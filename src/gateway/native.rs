@@ -79,7 +79,7 @@ impl Native {
     }
 
     /// True when the customer login will send `password` (tests).
-    #[cfg(test)]
+    #[cfg(all(test, feature = "v1r"))]
     pub(crate) fn logs_in_with(&self, password: &str) -> bool {
         self.password.as_ref().is_some_and(|p| p.matches(password))
     }

@@ -180,7 +180,7 @@ impl<C: Fetch> Link<C> {
 
 impl<C> Link<C> {
     /// The native `/api/meters/aggregates` fetcher of this link (tests).
-    #[cfg(test)]
+    #[cfg(all(test, feature = "v1r"))]
     pub(crate) fn native(&self) -> Option<&Native> {
         self.native.as_ref()
     }
