@@ -44,13 +44,13 @@ pub struct ClientConnection {
 }
 
 /// pypowerwall-server patch: longest accepted request line or header line.
-const MAX_LINE: usize = 8192;
+pub(crate) const MAX_LINE: usize = 8192;
 /// pypowerwall-server patch: most header lines accepted in one request.
-const MAX_HEADERS: usize = 100;
+pub(crate) const MAX_HEADERS: usize = 100;
 
 /// Error that can happen when reading a request.
 #[derive(Debug)]
-enum ReadError {
+pub(crate) enum ReadError {
     WrongRequestLine,
     WrongHeader(HTTPVersion),
     /// the client sent an unrecognized `Expect` header
@@ -332,7 +332,7 @@ fn parse_http_version(version: &str) -> Result<HTTPVersion, ReadError> {
 
 /// Parses the request line of the request.
 /// eg. GET / HTTP/1.1
-fn parse_request_line(line: &str) -> Result<(Method, String, HTTPVersion), ReadError> {
+pub(crate) fn parse_request_line(line: &str) -> Result<(Method, String, HTTPVersion), ReadError> {
     let mut parts = line.split(' ');
 
     let method = parts.next().and_then(|w| w.parse().ok());

@@ -117,6 +117,8 @@ pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
 
 mod client;
+#[doc(hidden)]
+pub mod fuzzing;
 mod common;
 mod connection;
 mod request;
