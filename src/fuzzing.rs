@@ -18,8 +18,11 @@ use crate::http::{api, legacy, server, status, ws};
 use crate::json::{self, Value};
 use crate::snapshot::{GatewaySnapshot, Health, Hub};
 
+/// A target body.
+pub type Target = fn(&[u8]);
+
 /// Every target, by name (the fuzz target and corpus directory names).
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("http", http),
     ("proto", proto),
     ("json", json),
