@@ -8,6 +8,8 @@ pub mod app;
 pub mod clock;
 pub mod cloud;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub mod history;
 pub mod http;

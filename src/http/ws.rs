@@ -188,13 +188,7 @@ pub fn accept(req: &Req<'_>, rq: Request) {
         hub.clients.fetch_sub(1, Ordering::SeqCst);
         return;
     }
-    let config = WebSocketConfig::default()
-        .read_buffer_size(4096)
-        .write_buffer_size(0)
-        .max_write_buffer_size(MAX_QUEUED)
-        .max_message_size(Some(64 * 1024))
-        .max_frame_size(Some(64 * 1024));
-    let ws = WebSocket::from_raw_socket(Sock(socket), Role::Server, Some(config));
+    let ws = WebSocket::from_raw_socket(Sock(socket), Role::Server, Some(server_config()));
     let client = Client {
         ws,
         topic,
@@ -209,6 +203,16 @@ pub fn accept(req: &Req<'_>, rq: Request) {
     if !sent {
         hub.clients.fetch_sub(1, Ordering::SeqCst);
     }
+}
+
+/// The limits every client socket is read and written with (also the fuzz target's).
+pub fn server_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_write_buffer_size(MAX_QUEUED)
+        .max_message_size(Some(64 * 1024))
+        .max_frame_size(Some(64 * 1024))
 }
 
 /// Outcome of serving one client for one round.

@@ -1,0 +1,309 @@
+//! Fuzz target bodies, shared by the `cargo fuzz` targets (`fuzz/`) and the stable replay test
+//! (`tests/fuzz_replay.rs`), so CI replays the corpora without nightly. Not a public API.
+//!
+//! Each function takes untrusted bytes and must return without panicking, whatever they are.
+//! The HTTP target goes through tiny_http's `fuzzing::request_from_bytes` (the same request-line,
+//! header and body code a socket reaches; see `vendor/tiny_http/PATCHES.md`) and then through
+//! `router::handle`, ending in the bytes of the written response.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use crate::config::{self, CliOverrides, Config};
+use crate::gateway::{map, proto, vitals_pb, TedapiData};
+use crate::http::router::{self, Ctx};
+use crate::http::{api, legacy, server, status, ws};
+use crate::json::{self, Value};
+use crate::snapshot::{GatewaySnapshot, Health, Hub};
+
+/// A target body.
+pub type Target = fn(&[u8]);
+
+/// Every target, by name (the fuzz target and corpus directory names).
+pub const TARGETS: &[(&str, Target)] = &[
+    ("http", http),
+    ("proto", proto),
+    ("json", json),
+    ("vitals_pb", vitals_pb),
+    ("config_env", config_env),
+    ("config_file", config_file),
+    ("ws", ws),
+    ("map", map),
+];
+
+/// The TEDAPI protobuf messages: `Message`, `Envelope`, `RoutableMessage`; what decodes must
+/// encode again and decode to the same value.
+pub fn proto(data: &[u8]) {
+    if let Ok(m) = proto::Message::decode(data) {
+        let again = proto::Message::decode(&m.encode());
+        assert!(again.is_ok(), "re-encoded Message does not decode");
+    }
+    let _ = proto::Envelope::decode(data);
+    if let Ok(m) = proto::RoutableMessage::decode(data) {
+        let again = proto::RoutableMessage::decode(&m.encode());
+        assert!(again.is_ok(), "re-encoded RoutableMessage does not decode");
+    }
+}
+
+/// The JSON parser; what parses must print and parse again.
+pub fn json(data: &[u8]) {
+    if let Ok(v) = json::parse_bytes(data) {
+        for text in [v.to_py(), v.to_py_pretty(), v.to_py_sorted()] {
+            assert!(
+                json::parse(&text).is_ok(),
+                "printed JSON does not parse: {text}"
+            );
+        }
+    }
+}
+
+/// The local-mode `/api/devices/vitals` protobuf, decoded and mapped.
+pub fn vitals_pb(data: &[u8]) {
+    if let Ok(devices) = vitals_pb::decode(data) {
+        let _ = map::vitals_map(&devices);
+    }
+    let _ = map::decode_vitals(Some(data));
+}
+
+/// Keys the environment target never passes on: they name files to read.
+fn file_key(key: &str) -> bool {
+    key == "PW_CONFIG"
+        || ["_PATH", "_FILE", "_DIR", "_CERT", "_KEY", "_CA"]
+            .iter()
+            .any(|s| key.ends_with(s))
+}
+
+/// `KEY=VALUE` lines as an environment, file-naming keys left out.
+fn env_map(data: &[u8]) -> HashMap<String, String> {
+    String::from_utf8_lossy(data)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .filter(|(k, _)| !file_key(k))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// `config::load` from a fake environment (`KEY=VALUE` lines).
+pub fn config_env(data: &[u8]) {
+    let env = env_map(data);
+    let _ = config::load(&|k| env.get(k).cloned(), &CliOverrides::default());
+}
+
+/// The YAML/JSON configuration file (`PW_CONFIG`), read by `config::load` as at start.
+pub fn config_file(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if config::file::parse(text, "fuzz.yaml").is_err() {
+        return;
+    }
+    let path = std::env::temp_dir().join(format!(
+        "pypowerwall-fuzz-{}-{:?}.yaml",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    if std::fs::write(&path, text).is_err() {
+        return;
+    }
+    let path_text = path.to_string_lossy().to_string();
+    let _ = config::load(
+        &|k| (k == "PW_CONFIG").then(|| path_text.clone()),
+        &CliOverrides::default(),
+    );
+    let _ = std::fs::remove_file(&path);
+}
+
+/// A stream that reads the input and throws writes away.
+struct Replay<'a> {
+    input: &'a [u8],
+}
+
+impl Read for Replay<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.input.read(buf)
+    }
+}
+
+impl Write for Replay<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// WebSocket frames read as the server reads them (same `WebSocketConfig` as `http::ws`).
+pub fn ws(data: &[u8]) {
+    use tungstenite::protocol::{Role, WebSocket};
+    let mut sock = WebSocket::from_raw_socket(
+        Replay { input: data },
+        Role::Server,
+        Some(ws::server_config()),
+    );
+    // Every frame needs at least two bytes, so this bound is never what stops the loop.
+    for _ in 0..=data.len() {
+        if sock.read().is_err() {
+            break;
+        }
+    }
+}
+
+/// Decoded gateway documents (a JSON object with `config`, `status`, `controller`,
+/// `components`, `aggregates` keys) mapped to the facade and rendered; the same object read
+/// as local-mode `/api/*` answers.
+pub fn map(data: &[u8]) {
+    let Ok(doc) = json::parse_bytes(data) else {
+        return;
+    };
+    let get = |k: &str| doc.get(k).cloned();
+    let tedapi = TedapiData {
+        host: "fuzz".into(),
+        din: "1232100-00-E--TG0123456789AB".into(),
+        config: get("config"),
+        status: get("status"),
+        controller: get("controller"),
+        components: get("components"),
+        native_aggregates: get("aggregates"),
+        timestamp: 1_700_000_000.0,
+        ..TedapiData::default()
+    };
+    let settings = legacy::Settings {
+        neg_solar: true,
+        site_zero_threshold: 0,
+        control_enabled: false,
+    };
+    let facade = map::tedapi(&tedapi);
+    let _ = legacy::render(&facade, &settings, true);
+    let _ = crate::summary::Summary::from_facade(&facade, &settings);
+    let local = map::LocalData {
+        api: doc
+            .as_object()
+            .map(|o| {
+                o.iter()
+                    .map(|(k, v)| (k.clone(), Some(v.clone())))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        vitals: None,
+        tedapi: None,
+    };
+    let facade = map::local(&local);
+    let _ = legacy::render(&facade, &settings, true);
+    let live = get("live").unwrap_or(Value::Null);
+    let info = get("site_info").unwrap_or(Value::Null);
+    let cloud = crate::cloud::map::CloudData {
+        fleet: doc.get("fleet").is_some(),
+        live,
+        site_info: info,
+        site_status: get("site_status"),
+        time_remaining: None,
+        now: 1_700_000_000,
+    };
+    let _ = legacy::render(&crate::cloud::map::facade(&cloud), &settings, true);
+}
+
+/// One server context for every HTTP input (a TEDAPI gateway that has not answered yet).
+fn ctx() -> &'static Ctx {
+    static CTX: OnceLock<Ctx> = OnceLock::new();
+    CTX.get_or_init(|| {
+        let env: HashMap<&str, &str> = [
+            ("PW_HOST", "192.0.2.1"),
+            ("PW_GW_PWD", "FUZZPASSWD"),
+            ("PW_CONTROL_SECRET", "fuzz-secret"),
+        ]
+        .into_iter()
+        .collect();
+        let cfg: Config = match config::load(
+            &|k| env.get(k).map(|v| v.to_string()),
+            &CliOverrides::default(),
+        ) {
+            Ok(cfg) => cfg,
+            Err(e) => panic!("fuzz configuration: {e}"),
+        };
+        let snapshots = cfg
+            .gateways
+            .iter()
+            .map(|g| GatewaySnapshot {
+                id: g.id.clone(),
+                name: g.name.clone(),
+                host: g.host.clone(),
+                simulated: false,
+                mode: g.mode,
+                forward: None,
+                health: Health::default(),
+                good: None,
+                history: Arc::from(Vec::new()),
+            })
+            .collect();
+        let hub = Arc::new(Hub::new(
+            snapshots,
+            legacy::Settings {
+                neg_solar: true,
+                site_zero_threshold: 0,
+                control_enabled: true,
+            },
+            Duration::from_secs(60),
+            true,
+        ));
+        // The receiver is dropped: an upgraded client is refused, never kept.
+        let (ws, _rx) = ws::WsHub::new(ws::WsSettings {
+            interval: Duration::from_secs(1),
+            max_clients: 4,
+            origins: Vec::new(),
+        });
+        Ctx {
+            control: crate::http::control::Controller::new(&cfg),
+            permits: server::Permits::new(cfg.server.workers),
+            config: cfg,
+            hub,
+            stats: status::Stats::new(),
+            default_gateway: 0,
+            tls: None,
+            ws,
+            aggregates: api::Aggregates::default(),
+        }
+    })
+}
+
+/// A response sink the fuzz target reads back.
+#[derive(Clone, Default)]
+struct Sink(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut out = self
+            .0
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?;
+        // An answer is bounded by the route table; cap what a test keeps anyway.
+        if out.len() < 1 << 20 {
+            out.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Request bytes → tiny_http request → `router::handle` → response bytes.
+pub fn http(data: &[u8]) {
+    let sink = Sink::default();
+    let rq = match tiny_http::fuzzing::request_from_bytes(data, sink.clone()) {
+        Ok(rq) => rq,
+        Err(_) => return,
+    };
+    router::handle(ctx(), rq);
+    let out = match sink.0.lock() {
+        Ok(out) => out.clone(),
+        Err(_) => return,
+    };
+    assert!(
+        out.is_empty() || out.starts_with(b"HTTP/1.") || out.starts_with(b"HTTP/0."),
+        "not an HTTP answer: {:?}",
+        String::from_utf8_lossy(&out[..out.len().min(64)])
+    );
+}
