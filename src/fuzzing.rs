@@ -2,8 +2,8 @@
 //! (`tests/fuzz_replay.rs`), so CI replays the corpora without nightly. Not a public API.
 //!
 //! Each function takes untrusted bytes and must return without panicking, whatever they are.
-//! The HTTP target goes through tiny_http's `fuzzing::request_from_bytes` (the same request-line,
-//! header and body code a socket reaches; see `vendor/tiny_http/PATCHES.md`) and then through
+//! The HTTP target goes through tiny_http's `serve_stream` (the same request-line, header and
+//! body code a socket reaches; see `vendor/tiny_http/PATCHES.md`) and then through
 //! `router::handle`, ending in the bytes of the written response.
 
 use std::collections::HashMap;
@@ -14,8 +14,9 @@ use std::time::Duration;
 use crate::config::{self, CliOverrides, Config};
 use crate::gateway::{map, proto, vitals_pb, TedapiData};
 use crate::http::router::{self, Ctx};
-use crate::http::{api, legacy, server, status, ws};
+use crate::http::{api, server, status, ws};
 use crate::json::{self, Value};
+use crate::render::{self as legacy, legacy::render};
 use crate::snapshot::{GatewaySnapshot, Health, Hub};
 
 /// A target body.
@@ -174,10 +175,11 @@ pub fn map(data: &[u8]) {
         neg_solar: true,
         site_zero_threshold: 0,
         control_enabled: false,
+        pass_through: crate::http::routes::pass_through(),
     };
     let facade = map::tedapi(&tedapi);
-    let _ = legacy::render(&facade, &settings, true);
-    let _ = crate::summary::Summary::from_facade(&facade, &settings);
+    let _ = render(&facade, &settings, true);
+    let _ = crate::render::Summary::from_facade(&facade, &settings);
     let local = map::LocalData {
         api: doc
             .as_object()
@@ -191,7 +193,7 @@ pub fn map(data: &[u8]) {
         tedapi: None,
     };
     let facade = map::local(&local);
-    let _ = legacy::render(&facade, &settings, true);
+    let _ = render(&facade, &settings, true);
     let live = get("live").unwrap_or(Value::Null);
     let info = get("site_info").unwrap_or(Value::Null);
     let cloud = crate::cloud::map::CloudData {
@@ -202,7 +204,7 @@ pub fn map(data: &[u8]) {
         time_remaining: None,
         now: 1_700_000_000,
     };
-    let _ = legacy::render(&crate::cloud::map::facade(&cloud), &settings, true);
+    let _ = render(&crate::cloud::map::facade(&cloud), &settings, true);
 }
 
 /// One server context for every HTTP input (a TEDAPI gateway that has not answered yet).
@@ -235,7 +237,7 @@ fn ctx() -> &'static Ctx {
                 forward: None,
                 health: Health::default(),
                 good: None,
-                history: Arc::from(Vec::new()),
+                history: crate::render::history::HistoryRing::new(&g.id).published(),
             })
             .collect();
         let hub = Arc::new(Hub::new(
@@ -244,6 +246,7 @@ fn ctx() -> &'static Ctx {
                 neg_solar: true,
                 site_zero_threshold: 0,
                 control_enabled: true,
+                pass_through: crate::http::routes::pass_through(),
             },
             Duration::from_secs(60),
             true,
@@ -257,13 +260,14 @@ fn ctx() -> &'static Ctx {
         Ctx {
             control: crate::http::control::Controller::new(&cfg),
             permits: server::Permits::new(cfg.server.workers),
-            config: cfg,
+            config: cfg.public(),
             hub,
             stats: status::Stats::new(),
             default_gateway: 0,
             tls: None,
             ws,
             aggregates: api::Aggregates::default(),
+            metrics: Default::default(),
         }
     })
 }
@@ -289,14 +293,12 @@ impl Write for Sink {
     }
 }
 
-/// Request bytes → tiny_http request → `router::handle` → response bytes.
+/// Request bytes → one tiny_http connection (`serve_stream`: the head parser, limits, body
+/// framing and pipelining a socket reaches) → `router::handle` for each request → response bytes.
 pub fn http(data: &[u8]) {
     let sink = Sink::default();
-    let rq = match tiny_http::fuzzing::request_from_bytes(data, sink.clone()) {
-        Ok(rq) => rq,
-        Err(_) => return,
-    };
-    router::handle(ctx(), rq);
+    let input = std::io::Cursor::new(data.to_vec());
+    tiny_http::serve_stream(input, sink.clone(), |rq| router::handle(ctx(), rq));
     let out = match sink.0.lock() {
         Ok(out) => out.clone(),
         Err(_) => return,
