@@ -31,6 +31,7 @@ pub struct App {
     pollers: Vec<Poller>,
     broadcaster: std::thread::JoinHandle<()>,
     stop: Arc<AtomicBool>,
+    mqtt: Option<crate::mqtt::Handle>,
     _sim: Option<sim::SimHandle>,
 }
 
@@ -42,6 +43,9 @@ impl App {
 
     /// Stops pollers and the HTTP server.
     pub fn stop(self) {
+        if let Some(m) = self.mqtt {
+            m.stop();
+        }
         self.stop.store(true, Ordering::Relaxed);
         for p in &self.pollers {
             p.handle.thread().unpark();
@@ -192,7 +196,9 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
         aggregates: Aggregates::default(),
         control: crate::http::control::Controller::new(&cfg),
         permits: server::Permits::new(cfg.server.workers),
+        mqtt: crate::mqtt::Status::new(&cfg.mqtt),
     });
+    let mqtt = crate::mqtt::start(&ctx)?;
     let broadcaster = ws::spawn_broadcaster(ctx.clone(), ws_rx);
     let http = server::start(&listen_addr(&cfg), ctx.clone())?;
     log::info!(
@@ -218,6 +224,7 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
         pollers,
         broadcaster,
         stop,
+        mqtt,
         _sim: sim_handle,
     })
 }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod gateway;
 pub mod http;
 pub mod json;
+pub mod mqtt;
 pub mod poll;
 pub mod sim;
 pub mod snapshot;

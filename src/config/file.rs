@@ -46,6 +46,22 @@ const SERVER_KEYS: &[(&str, &str)] = &[
     ("health_503_when_offline", "PW_HEALTH_503"),
     ("ws_interval", "PW_WS_INTERVAL"),
     ("ws_max_clients", "PW_WS_MAX_CLIENTS"),
+    // MQTT publisher (issue 16)
+    ("mqtt_host", "MQTT_HOST"),
+    ("mqtt_port", "MQTT_PORT"),
+    ("mqtt_username", "MQTT_USERNAME"),
+    ("mqtt_password", "MQTT_PASSWORD"),
+    ("mqtt_tls", "MQTT_TLS"),
+    ("mqtt_tls_ca_cert", "MQTT_TLS_CA_CERT"),
+    ("mqtt_tls_insecure", "MQTT_TLS_INSECURE"),
+    ("mqtt_topic_prefix", "MQTT_TOPIC_PREFIX"),
+    ("mqtt_retain", "MQTT_RETAIN"),
+    ("mqtt_qos", "MQTT_QOS"),
+    ("mqtt_ha_discovery", "MQTT_HA_DISCOVERY"),
+    ("mqtt_ha_prefix", "MQTT_HA_PREFIX"),
+    ("mqtt_client_id", "MQTT_CLIENT_ID"),
+    ("mqtt_keepalive", "MQTT_KEEPALIVE"),
+    ("mqtt_controls", "MQTT_CONTROLS"),
 ];
 
 const GATEWAY_KEYS: &[&str] = &[

@@ -8,6 +8,8 @@
 use std::time::Duration;
 
 pub mod file;
+// MQTT publisher settings (issue 16); a separate file so it can move with the key table.
+pub mod mqtt;
 
 use crate::gateway::queries::QuerySet;
 use crate::gateway::tls::{self, Fingerprint};
@@ -361,6 +363,8 @@ pub struct Config {
     pub demo: bool,
     /// Index of the gateway the legacy routes serve (`PW_DEFAULT_GATEWAY`, else the first).
     pub default_gateway: usize,
+    /// `MQTT_*` (issue 16): the MQTT publisher; off unless `MQTT_HOST` is set.
+    pub mqtt: mqtt::MqttSettings,
 }
 
 /// Gateway settings that come from the server-wide environment unless a gateway sets its own.
@@ -803,6 +807,7 @@ pub fn load(
         gateways,
         demo: cli.demo,
         default_gateway,
+        mqtt: mqtt::load(&env)?,
     })
 }
 

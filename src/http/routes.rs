@@ -172,6 +172,7 @@ pub static ROUTES: &[Route] = &[
     r("/api/aggregate/history", "aggregate", "Site total: 24 h at one point per minute", api::aggregate_history),
     r("/ws/gateway/{id}", "websocket", "WebSocket: one gateway's summary every second", ws::not_upgraded),
     r("/ws/aggregate", "websocket", "WebSocket: the site total every second", ws::not_upgraded),
+    r("/api/mqtt/status", "mqtt", "MQTT publisher: settings, connection, messages sent", crate::mqtt::status_route),
     r("/openapi.json", "docs", "This document (OpenAPI 3.1)", openapi),
     rt("/docs", "docs", "API documentation (works offline)", docs, "text/html"),
     rt("/redoc", "docs", "API documentation (same page)", docs, "text/html"),
