@@ -158,14 +158,14 @@ impl Builder<'_> {
         self.finish("binary_sensor", &uid, m);
     }
 
-    /// A control entity: `extra` holds the component's own fields (after the command topic).
+    /// A control entity reading `state` and commanded on `control/{state}/set`; `extra` holds
+    /// the component's own fields (after the command topic).
     fn control(
         &mut self,
         component: &str,
         suffix: &str,
         name: &str,
         state: &str,
-        cmd: &str,
         extra: Map,
         icon: &str,
     ) {
@@ -173,7 +173,10 @@ impl Builder<'_> {
         let mut m = self
             .head(&uid, name)
             .with("state_topic", format!("{}/{state}", self.data))
-            .with("command_topic", format!("{}/control/{cmd}/set", self.data));
+            .with(
+                "command_topic",
+                format!("{}/control/{state}/set", self.data),
+            );
         for (k, v) in extra {
             m.insert(k, v);
         }
@@ -544,7 +547,6 @@ fn controls(b: &mut Builder<'_>, mask: u8) {
             "reserve_control",
             "Backup Reserve Control",
             "reserve",
-            "reserve",
             extra,
             "mdi:battery-lock",
         );
@@ -566,7 +568,6 @@ fn controls(b: &mut Builder<'_>, mask: u8) {
             "mode_control",
             "Operation Mode Control",
             "mode",
-            "mode",
             extra,
             "mdi:cog",
         );
@@ -581,7 +582,6 @@ fn controls(b: &mut Builder<'_>, mask: u8) {
             "switch",
             "grid_charging_control",
             "Grid Charging Control",
-            "grid_charging",
             "grid_charging",
             extra,
             "mdi:battery-charging-outline",
@@ -603,7 +603,6 @@ fn controls(b: &mut Builder<'_>, mask: u8) {
             "select",
             "grid_export_control",
             "Grid Export Control",
-            "grid_export",
             "grid_export",
             extra,
             "mdi:transmission-tower-export",

@@ -145,7 +145,9 @@ pub fn start(ctx: &Arc<Ctx>) -> Result<Option<Handle>, String> {
     }
     #[cfg(not(feature = "mqtt"))]
     {
-        log::error!("MQTT_HOST is set but MQTT support is not compiled into this build (cargo feature `mqtt`)");
+        let msg = "MQTT_HOST is set but MQTT support is not compiled into this build (cargo feature `mqtt`)";
+        log::error!("{msg}");
+        ctx.mqtt.set_error(Some(msg.into()));
         Ok(None)
     }
 }

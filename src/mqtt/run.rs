@@ -360,7 +360,7 @@ fn conn_loop(sh: Arc<Shared>, mut conn: Connection, endpoint: String) {
                     log::warn!(
                         "MQTT connection to {endpoint} lost: {msg}; reconnecting in {backoff} s"
                     );
-                } else if failures == 1 || failures % 10 == 0 {
+                } else if failures == 1 || failures.is_multiple_of(10) {
                     let line = format!(
                         "MQTT cannot connect to {endpoint} ({failures} in a row): {msg}; retrying in {backoff} s"
                     );
@@ -531,7 +531,7 @@ impl Publisher {
         loop {
             let flags = {
                 let mut f = lock(&self.sh.flags);
-                if !(f.dirty || f.resend || f.rediscover) && !self.sh.stopping() {
+                if !f.dirty && !f.resend && !f.rediscover && !self.sh.stopping() {
                     f = self
                         .sh
                         .wake
