@@ -93,11 +93,14 @@ fn flag(env: &Env, key: &str, default: bool) -> Result<bool, ConfigError> {
 
 /// A topic prefix may not be empty, contain wildcards or start/end with `/`.
 fn prefix(env: &Env, key: &str, default: &str) -> Result<String, ConfigError> {
-    let v = env.opt(&[key]).unwrap_or_else(|| default.to_string());
+    let (label, v) = env
+        .raw(&[key])
+        .filter(|(_, v)| !v.is_empty())
+        .unwrap_or_else(|| (key.to_string(), default.to_string()));
     let v = v.trim().to_string();
     if v.is_empty() || v.contains(['+', '#', '\0']) || v.starts_with('/') || v.ends_with('/') {
         return Err(ConfigError::new(
-            key,
+            label,
             format!("'{v}' is not a usable topic prefix (no '+', '#', or leading/trailing '/')"),
         ));
     }

@@ -4,9 +4,10 @@
 //! Unique ids, names, state topics, classes and units are pypowerwall-server 0.13.0's, so a user
 //! who switches servers keeps entity ids and history. Additions: the DIN in the device
 //! identifiers, the model from the data, an `origin` block, an alert-count sensor, and an
-//! "All sites" device for the site total when there are several gateways. Lifetime energy
-//! sensors are Wh (`device_class: energy`, `state_class: total_increasing`), as 0.13.0
-//! publishes them; the HA Energy dashboard accepts Wh and converts.
+//! "All sites" device for the site total when there are several gateways, and the six lifetime
+//! energy sensors (`device_class: energy`, `state_class: total_increasing`) in kWh for the
+//! Energy dashboard: the state topics keep 0.13.0's whole-Wh payloads and a `value_template`
+//! divides by 1000 (Home Assistant converts the statistics of 0.13.0's Wh entities).
 //!
 //! Pure: the caller decides when to send (first tick, new entities, HA birth, reconnect).
 
@@ -102,7 +103,12 @@ struct Opt<'a> {
     icon: Option<&'a str>,
     entity_category: Option<&'a str>,
     device: Option<Value>,
+    /// A template that converts the published value (e.g. Wh to kWh).
+    value_template: Option<&'a str>,
 }
+
+/// The lifetime counters are published in whole Wh (0.13.0's payloads) and shown in kWh.
+const KWH: &str = "{{ (value | float / 1000) | round(3) }}";
 
 const MEASUREMENT: Option<&str> = Some("measurement");
 
@@ -133,6 +139,7 @@ impl Builder<'_> {
             ("state_class", o.state_class),
             ("icon", o.icon),
             ("entity_category", o.entity_category),
+            ("value_template", o.value_template),
         ] {
             if let Some(v) = v {
                 m.insert(k, v);
@@ -351,10 +358,11 @@ fn common(b: &mut Builder<'_>, grid_voltage: bool, grid_current: bool) {
             name,
             topic,
             Opt {
-                unit: Some("Wh"),
+                unit: Some("kWh"),
                 device_class: Some("energy"),
                 state_class: Some("total_increasing"),
                 icon: Some(icon),
+                value_template: Some(KWH),
                 ..Opt::default()
             },
         );
@@ -498,6 +506,7 @@ pub fn gateway(prefix: &str, ha: &str, d: &Device<'_>) -> Vec<(String, String)> 
                     icon: Some(m.icon),
                     entity_category: Some("diagnostic"),
                     device: Some(dev.clone()),
+                    value_template: None,
                 },
             );
         }
@@ -704,6 +713,7 @@ fn meters(b: &mut Builder<'_>, meters: &[(String, Vec<(String, Map)>)]) {
                         icon: Some(icon),
                         entity_category: Some("diagnostic"),
                         device: None,
+                        value_template: None,
                     },
                 );
             }
