@@ -364,6 +364,17 @@ fn discovery_and_states_appear_within_two_ticks_and_equal_the_api() {
         e.get("device_class").and_then(Value::as_str),
         Some("energy")
     );
+    assert_eq!(
+        e.get("unit_of_measurement").and_then(Value::as_str),
+        Some("kWh")
+    );
+    let wh = sub
+        .wait(
+            "pypowerwall/default/solar_energy_exported",
+            Duration::from_secs(2),
+        )
+        .unwrap();
+    assert!(wh.parse::<u64>().is_ok(), "whole Wh as 0.13.0: {wh}");
 
     // Values equal /aggregates and /soe (frozen simulator: nothing moves between reads).
     let agg = get_json(&app, "/aggregates");
