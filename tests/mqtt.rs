@@ -770,3 +770,80 @@ fn a_command_reaches_the_cloud_once_and_a_retained_one_never() {
         == 1));
     app.stop();
 }
+
+#[test]
+fn several_gateways_get_an_all_sites_device_equal_to_the_aggregate_api() {
+    let _serial = serial();
+    let Some(broker) = Broker::start("aggregate") else {
+        return;
+    };
+    let sub = Sub::start(broker.port, "test-sub-aggregate");
+    let (a, b) = (
+        common::start_sim(Fixture::Pw2, true),
+        common::start_sim(Fixture::Pw3, true),
+    );
+    let list = format!(
+        r#"[{{"id": "cabin", "host": "{}", "gw_pwd": "{}"}}]"#,
+        b.addr(),
+        common::GW_PWD
+    );
+    let app = start_app(
+        &a.addr().to_string(),
+        &mqtt_env(&broker, &[("PW_GATEWAYS", list)]),
+    );
+    assert!(common::wait_for(Duration::from_secs(15), || connected(
+        &app
+    )));
+    let disc = sub
+        .wait(
+            "homeassistant/sensor/pypowerwall_aggregate_solar/config",
+            Duration::from_secs(10),
+        )
+        .expect("All sites discovery");
+    let d = json::parse(&disc).unwrap();
+    assert_eq!(
+        d.path(&["device", "name"]).and_then(Value::as_str),
+        Some("All sites")
+    );
+    // Both gateways report before the totals are compared.
+    assert!(sub
+        .wait("pypowerwall/cabin/solar", Duration::from_secs(10))
+        .is_some());
+    assert!(sub
+        .wait("pypowerwall/default/solar", Duration::from_secs(10))
+        .is_some());
+    std::thread::sleep(Duration::from_secs(2));
+    let power = get_json(&app, "/api/aggregate/power");
+    assert_eq!(
+        power
+            .get("contributors")
+            .and_then(Value::as_array)
+            .map(Vec::len),
+        Some(2)
+    );
+    for (topic, key) in [
+        ("solar", "solar"),
+        ("grid", "site"),
+        ("home", "load"),
+        ("powerwall", "battery"),
+    ] {
+        let want = power.get(key).and_then(Value::as_f64).unwrap();
+        assert_eq!(
+            sub.latest(&format!("pypowerwall/aggregate/{topic}"))
+                .as_deref(),
+            Some(fixed(want, 1).as_str()),
+            "{topic}"
+        );
+    }
+    let soe = get_json(&app, "/api/aggregate/soe");
+    let want = soe.get("percentage").and_then(Value::as_f64).unwrap();
+    assert_eq!(
+        sub.latest("pypowerwall/aggregate/battery").as_deref(),
+        Some(fixed(want, 1).as_str())
+    );
+    assert_eq!(
+        sub.latest("pypowerwall/aggregate/availability").as_deref(),
+        Some("online")
+    );
+    app.stop();
+}
