@@ -37,6 +37,9 @@ const CHANNEL_CAP: usize = 512;
 const REMOVE_AFTER: Duration = Duration::from_secs(600);
 /// Commands arriving within this window of the first collapse to the latest per control.
 const COALESCE: Duration = Duration::from_millis(50);
+/// Home Assistant birth messages closer together than this re-send discovery only once (anyone
+/// allowed to publish `{ha}/status` could otherwise make us flood the broker).
+const BIRTH_MIN_GAP: Duration = Duration::from_secs(5);
 /// Reconnect back-off.
 const BACKOFF_MIN: u64 = 2;
 const BACKOFF_MAX: u64 = 60;
@@ -79,6 +82,7 @@ struct Shared {
     wake: Condvar,
     commands: Mutex<Vec<Command>>,
     command_ready: Condvar,
+    last_birth: Mutex<Option<Instant>>,
 }
 
 impl Shared {
@@ -213,6 +217,7 @@ pub fn start(ctx: &Arc<Ctx>) -> Result<Running, String> {
         wake: Condvar::new(),
         commands: Mutex::new(Vec::new()),
         command_ready: Condvar::new(),
+        last_birth: Mutex::new(None),
     });
     // The hub holds the listener and the listener must not keep `Shared` (which holds the
     // hub through `ctx`) alive: a weak reference breaks the cycle.
@@ -406,7 +411,10 @@ fn incoming(sh: &Shared, p: Publish) {
     let topic = p.topic.as_str();
     if let Some(ha) = &sh.ha {
         if topic.strip_prefix(ha.as_str()) == Some("/status") {
-            if &p.payload[..] == b"online" {
+            let mut last = lock(&sh.last_birth);
+            let recent = last.is_some_and(|t| t.elapsed() < BIRTH_MIN_GAP);
+            if &p.payload[..] == b"online" && !recent {
+                *last = Some(Instant::now());
                 log::info!("MQTT: Home Assistant is online, sending discovery again");
                 sh.mark(|f| f.rediscover = true);
             }
