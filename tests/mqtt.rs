@@ -757,6 +757,26 @@ fn a_command_reaches_the_cloud_once_and_a_retained_one_never() {
         fake.writes().len()
     );
 
+    // "Hold Battery": reserve = the current charge (app scale, rounded down).
+    assert!(sub
+        .wait(
+            "homeassistant/button/pypowerwall_default_reserve_hold/config",
+            Duration::from_secs(2)
+        )
+        .is_some());
+    let battery: f64 = sub
+        .latest("pypowerwall/default/battery")
+        .unwrap()
+        .parse()
+        .unwrap();
+    fake.clear_calls();
+    sub.publish("pypowerwall/default/control/reserve_hold/set", "{}", false);
+    assert!(common::wait_for(Duration::from_secs(10), || fake
+        .writes()
+        .len()
+        == 1));
+    assert_eq!(fake.state().reserve, battery.floor() as i64);
+
     // Grid charging through the switch's payload.
     fake.clear_calls();
     sub.publish(

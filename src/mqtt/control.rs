@@ -20,6 +20,7 @@ pub const EXPORTS: &[&str] = &["battery_ok", "pv_only", "never"];
 /// The controls this server executes, with their `MQTT_CONTROLS` bit.
 pub const CONTROLS: &[(&str, u8)] = &[
     ("reserve", cfg::CONTROL_RESERVE),
+    ("reserve_hold", cfg::CONTROL_RESERVE),
     ("mode", cfg::CONTROL_MODE),
     ("grid_charging", cfg::CONTROL_GRID_CHARGING),
     ("grid_export", cfg::CONTROL_GRID_EXPORT),
@@ -45,8 +46,23 @@ pub fn short(s: &str) -> String {
     out
 }
 
+/// A checked command: a write, or "hold" (reserve = the current charge, resolved by the caller
+/// from the latest live snapshot).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cmd {
+    Write(Write),
+    Hold,
+}
+
+/// `reserve_hold`'s level: the app-scale charge rounded down, 0-100 (0.13.0's rule).
+pub fn hold_level(app_soe: f64) -> Option<i64> {
+    app_soe
+        .is_finite()
+        .then(|| (app_soe.floor() as i64).clamp(0, 100))
+}
+
 /// Validates one command payload for `control` (0.13.0's rules).
-pub fn parse(control: &str, payload: &[u8]) -> Result<Write, String> {
+pub fn parse(control: &str, payload: &[u8]) -> Result<Cmd, String> {
     if payload.len() > MAX_PAYLOAD {
         return Err(format!(
             "payload of {} bytes exceeds the {MAX_PAYLOAD} byte cap",
@@ -57,11 +73,18 @@ pub fn parse(control: &str, payload: &[u8]) -> Result<Write, String> {
     let Some(m) = v.as_object() else {
         return Err("payload is not a JSON object".into());
     };
+    if control == "reserve_hold" {
+        return if m.is_empty() {
+            Ok(Cmd::Hold)
+        } else {
+            Err("reserve_hold requires an empty JSON object".into())
+        };
+    }
     let value = m.get("value").unwrap_or(&Value::Null);
     let bad = |hint: &str| format!("invalid value {} (must be {hint})", short(&value.to_py()));
     match control {
         "reserve" => match value {
-            Value::Int(n) if (0..=100).contains(n) => Ok(Write::Reserve(*n)),
+            Value::Int(n) if (0..=100).contains(n) => Ok(Cmd::Write(Write::Reserve(*n))),
             Value::Float(f) if f.fract() == 0.0 && (0.0..=100.0).contains(f) => Err(format!(
                 "{} has a decimal point, send {} (a whole number from 0 to 100)",
                 value.to_py(),
@@ -70,15 +93,15 @@ pub fn parse(control: &str, payload: &[u8]) -> Result<Write, String> {
             _ => Err(bad("a whole number from 0 to 100")),
         },
         "mode" => match value.as_str() {
-            Some(s) if MODES.contains(&s) => Ok(Write::Mode(s.to_string())),
+            Some(s) if MODES.contains(&s) => Ok(Cmd::Write(Write::Mode(s.to_string()))),
             _ => Err(bad("self_consumption, backup or autonomous")),
         },
         "grid_charging" => match value {
-            Value::Bool(b) => Ok(Write::GridCharging(*b)),
+            Value::Bool(b) => Ok(Cmd::Write(Write::GridCharging(*b))),
             _ => Err(bad("true or false")),
         },
         "grid_export" => match value.as_str() {
-            Some(s) if EXPORTS.contains(&s) => Ok(Write::GridExport(s.to_string())),
+            Some(s) if EXPORTS.contains(&s) => Ok(Cmd::Write(Write::GridExport(s.to_string()))),
             _ => Err(bad("battery_ok, pv_only or never")),
         },
         _ => Err("unknown control".into()),
@@ -122,7 +145,7 @@ mod tests {
     fn payloads() {
         assert_eq!(
             parse("reserve", br#"{"value": 40}"#),
-            Ok(Write::Reserve(40))
+            Ok(Cmd::Write(Write::Reserve(40)))
         );
         assert!(parse("reserve", br#"{"value": 40.0}"#)
             .unwrap_err()
@@ -132,23 +155,28 @@ mod tests {
         assert!(parse("reserve", b"40").is_err());
         assert_eq!(
             parse("mode", br#"{"value": "backup"}"#),
-            Ok(Write::Mode("backup".into()))
+            Ok(Cmd::Write(Write::Mode("backup".into())))
         );
         assert!(parse("mode", br#"{"value": "Backup"}"#).is_err());
         assert_eq!(
             parse("grid_charging", br#"{"value": false}"#),
-            Ok(Write::GridCharging(false))
+            Ok(Cmd::Write(Write::GridCharging(false)))
         );
         assert!(parse("grid_charging", br#"{"value": "false"}"#).is_err());
         assert_eq!(
             parse("grid_export", br#"{"value": "never"}"#),
-            Ok(Write::GridExport("never".into()))
+            Ok(Cmd::Write(Write::GridExport("never".into())))
         );
         let big = format!(r#"{{"value": 1, "pad": "{}"}}"#, "x".repeat(2000));
         assert!(parse("reserve", big.as_bytes())
             .unwrap_err()
             .contains("cap"));
         assert!(parse("reserve", &[0xff, 0xfe]).is_err());
+        assert_eq!(parse("reserve_hold", b"{}"), Ok(Cmd::Hold));
+        assert!(parse("reserve_hold", br#"{"value": 1}"#).is_err());
+        assert_eq!(hold_level(61.9), Some(61));
+        assert_eq!(hold_level(-3.0), Some(0));
+        assert_eq!(hold_level(f64::NAN), None);
     }
 
     #[test]

@@ -184,12 +184,18 @@ impl Builder<'_> {
                 "command_topic",
                 format!("{}/control/{state}/set", self.data),
             );
+        let mut extra = extra;
+        // 0.13.0 puts the unit after the availability fields.
+        let unit = extra.remove("unit_of_measurement");
         for (k, v) in extra {
             m.insert(k, v);
         }
         m.insert("device", self.device.clone());
         m.insert("availability", self.avail.clone());
         m.insert("availability_mode", "all");
+        if let Some(u) = unit {
+            m.insert("unit_of_measurement", u);
+        }
         m.insert("icon", icon);
         self.finish(component, &uid, m);
     }
@@ -559,6 +565,20 @@ fn controls(b: &mut Builder<'_>, mask: u8) {
             extra,
             "mdi:battery-lock",
         );
+        // "Hold Battery": backup reserve = the current charge (0.13.0's bit-1 button).
+        let uid = format!("{}_reserve_hold", b.uid_base);
+        let m = b
+            .head(&uid, "Hold Battery")
+            .with(
+                "command_topic",
+                format!("{}/control/reserve_hold/set", b.data),
+            )
+            .with("payload_press", "{}")
+            .with("device", b.device.clone())
+            .with("availability", b.avail.clone())
+            .with("availability_mode", "all")
+            .with("icon", "mdi:battery-lock");
+        b.finish("button", &uid, m);
     }
     if mask & cfg::CONTROL_MODE != 0 {
         let extra = Map::new()

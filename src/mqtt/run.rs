@@ -458,7 +458,21 @@ fn incoming(sh: &Shared, p: Publish) {
         if !sh.ctx.control.can_write(i) {
             return Err("this gateway has no cloud write path (cloud credentials)".into());
         }
-        let write = control::parse(control, &p.payload)?;
+        let write = match control::parse(control, &p.payload)? {
+            control::Cmd::Write(w) => w,
+            control::Cmd::Hold => {
+                // Only a live poll counts: stale data must never freeze a reserve.
+                let level = sh
+                    .ctx
+                    .hub
+                    .view(i, Instant::now())
+                    .filter(|v| v.state == State::Online)
+                    .and_then(|v| v.facade.level)
+                    .and_then(|raw| control::hold_level(crate::summary::app_scale(raw)))
+                    .ok_or("battery state of charge unavailable or stale (needs a live poll)")?;
+                Write::Reserve(level)
+            }
+        };
         Ok::<_, String>(Command {
             gateway: i,
             control,
