@@ -468,7 +468,7 @@ fn incoming(sh: &Shared, p: Publish) {
                     .view(i, Instant::now())
                     .filter(|v| v.state == State::Online)
                     .and_then(|v| v.facade.level)
-                    .and_then(|raw| control::hold_level(crate::summary::app_scale(raw)))
+                    .and_then(|raw| control::hold_level(state::tesla_percent(raw)))
                     .ok_or("battery state of charge unavailable or stale (needs a live poll)")?;
                 Write::Reserve(level)
             }

@@ -10,7 +10,13 @@
 use crate::gateway::facade::Facade;
 use crate::http::legacy;
 use crate::json::{Map, Value};
-use crate::summary::{app_scale, Summary};
+use crate::summary::Summary;
+
+/// 0.13.0's `raw_to_tesla_battery_percent`: the app's 0-100 % scale, clamped, computed in its
+/// order of operations so the JSON prints the same digits.
+pub fn tesla_percent(raw: f64) -> f64 {
+    ((raw - 5.0) / 95.0 * 100.0).clamp(0.0, 100.0)
+}
 
 /// `f"{x:.{d}f}"`; `None` for NaN and infinities.
 pub fn fixed(x: f64, d: usize) -> Option<String> {
@@ -441,7 +447,7 @@ pub fn gateway(
 }
 
 fn data(o: &mut Out<'_>, f: &Facade, online: bool, settings: &legacy::Settings) {
-    let soe = f.level.map(app_scale);
+    let soe = f.level.map(tesla_percent);
     o.num("battery", soe, 1);
     o.num("battery_raw", f.level, 1);
     let total_capacity = battery_energy(f, "nominal_full_pack_energy");
@@ -618,7 +624,7 @@ pub fn aggregate(
         msgs: Vec::new(),
     };
     o.put("online", tf(online));
-    o.num("battery", total.soe.map(app_scale), 1);
+    o.num("battery", total.soe.map(tesla_percent), 1);
     o.num("battery_raw", total.soe, 1);
     o.num("total_capacity", total.full_pack_energy, 0);
     o.num("current_charge", total.energy_remaining, 0);
@@ -639,7 +645,7 @@ pub fn aggregate(
     o.num("time_remaining", total.time_remaining_hours, 2);
     let status = Map::new()
         .with("online", online)
-        .with("soe", opt_num(total.soe.map(app_scale)))
+        .with("soe", opt_num(total.soe.map(tesla_percent)))
         .with("soe_raw", opt_num(total.soe))
         .with("total_capacity", opt_num(total.full_pack_energy))
         .with("current_charge", opt_num(total.energy_remaining))
@@ -682,6 +688,13 @@ mod tests {
         assert_eq!(fixed(-0.0, 1).as_deref(), Some("-0.0"));
         assert_eq!(fixed(13500.0, 0).as_deref(), Some("13500"));
         assert_eq!(fixed(f64::NAN, 1), None);
+    }
+
+    #[test]
+    fn app_scale_like_0_13_0() {
+        assert_eq!(tesla_percent(4.0), 0.0);
+        assert_eq!(tesla_percent(100.0), 100.0);
+        assert_eq!(tesla_percent(52.5), 50.0);
     }
 
     #[test]
