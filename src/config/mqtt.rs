@@ -197,6 +197,21 @@ mod tests {
     }
 
     #[test]
+    fn file_keys_work_and_errors_name_them() {
+        let get = |_: &str| None;
+        let file = |var: &'static str, key: &str, v: &str| Env {
+            get: &get,
+            file: vec![(var, format!("gw.yaml: server.{key}"), v.to_string())],
+        };
+        let m = load(&file("MQTT_HOST", "mqtt_host", "broker")).unwrap();
+        assert_eq!(m.host.as_deref(), Some("broker"));
+        let e = load(&file("MQTT_QOS", "mqtt_qos", "7")).unwrap_err();
+        assert_eq!(e.key, "gw.yaml: server.mqtt_qos");
+        let e = load(&file("MQTT_TOPIC_PREFIX", "mqtt_topic_prefix", "a/+")).unwrap_err();
+        assert_eq!(e.key, "gw.yaml: server.mqtt_topic_prefix");
+    }
+
+    #[test]
     fn password_is_redacted() {
         let m = load_from(&[("MQTT_HOST", "b"), ("MQTT_PASSWORD", "hunter2")]).unwrap();
         assert!(!format!("{m:?}").contains("hunter2"));
