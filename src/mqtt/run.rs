@@ -222,11 +222,15 @@ pub fn start(ctx: &Arc<Ctx>) -> Result<Running, String> {
     // The hub holds the listener and the listener must not keep `Shared` (which holds the
     // hub through `ctx`) alive: a weak reference breaks the cycle.
     let weak: Weak<Shared> = Arc::downgrade(&shared);
-    ctx.hub.on_publish(Box::new(move |_| {
+    let woken = ctx.hub.on_publish(Box::new(move |_| {
         if let Some(sh) = weak.upgrade() {
             sh.mark(|f| f.dirty = true);
         }
     }));
+    if !woken {
+        // Another module holds the hub's one listener: look at the snapshots every second.
+        log::warn!("MQTT: the hub's publish listener is taken; checking snapshots every second");
+    }
     let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
         std::thread::Builder::new()
             .name(name.into())
@@ -240,7 +244,10 @@ pub fn start(ctx: &Arc<Ctx>) -> Result<Running, String> {
         Box::new(move || conn_loop(sh, connection, endpoint)),
     )?;
     let sh = shared.clone();
-    let publisher = spawn("mqtt-publish", Box::new(move || Publisher::new(sh).run()))?;
+    let publisher = spawn(
+        "mqtt-publish",
+        Box::new(move || Publisher::new(sh, !woken).run()),
+    )?;
     if controls != 0 {
         let sh = shared.clone();
         spawn("mqtt-control", Box::new(move || control_loop(sh)))?;
@@ -257,6 +264,11 @@ pub fn start(ctx: &Arc<Ctx>) -> Result<Running, String> {
 impl Running {
     pub fn stop(self) {
         let sh = &self.shared;
+        // The publisher first, so that no "online" can follow the "offline" below.
+        sh.stop.store(true, Ordering::SeqCst);
+        sh.mark(|_| {});
+        sh.command_ready.notify_all();
+        let _ = self.publisher.join();
         if sh.status.connected() {
             for i in 0..sh.ctx.hub.len() {
                 if let Some(snap) = sh.ctx.hub.snapshot(i) {
@@ -269,11 +281,7 @@ impl Running {
             }
             sh.send(&format!("{}/availability", sh.prefix), "offline", true);
         }
-        sh.stop.store(true, Ordering::SeqCst);
         let _ = sh.client.try_disconnect();
-        sh.mark(|_| {});
-        sh.command_ready.notify_all();
-        let _ = self.publisher.join();
         // `mqtt-conn` ends with the disconnect (or its current connect attempt); `mqtt-control`
         // may be inside a cloud write bounded by PW_TIMEOUT. Neither is waited for.
     }
@@ -316,7 +324,9 @@ fn describe(e: &ConnectionError) -> String {
 fn conn_loop(sh: Arc<Shared>, mut conn: Connection, endpoint: String) {
     let mut backoff = BACKOFF_MIN;
     let mut failures = 0u32;
-    while !sh.stopping() {
+    // Runs until the DISCONNECT that `Running::stop` queues is written (or, when stopping, until
+    // the connection fails), so the "offline" messages queued before it go out.
+    loop {
         let event = match conn.recv() {
             Ok(ev) => ev,
             // The client side was dropped: nothing more to do.
@@ -351,6 +361,7 @@ fn conn_loop(sh: Arc<Shared>, mut conn: Connection, endpoint: String) {
             Ok(Event::Outgoing(Outgoing::Publish(_))) => {
                 sh.status.sent.fetch_add(1, Ordering::SeqCst);
             }
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
             Ok(_) => {}
             Err(e) => {
                 if sh.stopping() {
@@ -535,10 +546,12 @@ struct Publisher {
     last_full: Option<Instant>,
     /// A round was cut short: resend everything next time.
     force_full: bool,
+    /// No publish listener: treat every wake-up as "dirty" (unchanged topics are not re-sent).
+    poll_every_wake: bool,
 }
 
 impl Publisher {
-    fn new(sh: Arc<Shared>) -> Publisher {
+    fn new(sh: Arc<Shared>, poll_every_wake: bool) -> Publisher {
         let n = sh.ctx.hub.len();
         Publisher {
             sh,
@@ -546,12 +559,13 @@ impl Publisher {
             aggregate: Sent::default(),
             last_full: None,
             force_full: false,
+            poll_every_wake,
         }
     }
 
     fn run(mut self) {
         loop {
-            let flags = {
+            let mut flags = {
                 let mut f = lock(&self.sh.flags);
                 if !f.dirty && !f.resend && !f.rediscover && !self.sh.stopping() {
                     f = self
@@ -569,6 +583,7 @@ impl Publisher {
             if !self.sh.status.connected() {
                 continue;
             }
+            flags.dirty |= self.poll_every_wake;
             self.round(flags);
         }
     }
