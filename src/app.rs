@@ -30,6 +30,7 @@ pub struct App {
     pollers: Vec<Poller>,
     broadcaster: std::thread::JoinHandle<()>,
     stop: Arc<AtomicBool>,
+    mqtt: Option<crate::mqtt::Handle>,
     _sim: Option<sim::SimHandle>,
 }
 
@@ -41,6 +42,9 @@ impl App {
 
     /// Stops pollers and the HTTP server.
     pub fn stop(self) {
+        if let Some(m) = self.mqtt {
+            m.stop();
+        }
         self.stop.store(true, Ordering::Relaxed);
         for p in &self.pollers {
             p.handle.thread().unpark();
@@ -196,11 +200,26 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
         control: crate::http::control::Controller::new(&cfg),
         metrics: Default::default(),
         permits: server::Permits::new(cfg.server.workers),
+        mqtt: crate::mqtt::Status::new(&cfg.mqtt),
     });
-    let broadcaster = ws::spawn_broadcaster(ctx.clone(), ws_rx)?;
+    // The MQTT publisher reads the hub and writes through `ctx.control`; it gets the settings
+    // with the broker password here (`ctx.config` holds no secret).
+    let mqtt = crate::mqtt::start(&ctx, &cfg.mqtt)?;
+    let broadcaster = match ws::spawn_broadcaster(ctx.clone(), ws_rx) {
+        Ok(b) => b,
+        Err(e) => {
+            if let Some(m) = mqtt {
+                m.stop();
+            }
+            return Err(e);
+        }
+    };
     let http = match server::start(&listen_addr(&cfg), ctx.clone()) {
         Ok(h) => h,
         Err(e) => {
+            if let Some(m) = mqtt {
+                m.stop();
+            }
             ctx.ws.stop();
             let _ = broadcaster.join();
             return Err(e);
@@ -230,6 +249,7 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
                     pollers,
                     broadcaster,
                     stop,
+                    mqtt,
                     _sim: sim_handle,
                 }
                 .stop();
@@ -248,6 +268,7 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
         pollers,
         broadcaster,
         stop,
+        mqtt,
         _sim: sim_handle,
     })
 }

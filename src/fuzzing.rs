@@ -268,6 +268,7 @@ fn ctx() -> &'static Ctx {
             ws,
             aggregates: api::Aggregates::default(),
             metrics: Default::default(),
+            mqtt: crate::http::mqtt::Status::new(&cfg.mqtt),
         }
     })
 }

@@ -15,6 +15,7 @@ pub mod history;
 pub mod http;
 pub mod json;
 pub mod metrics;
+pub mod mqtt;
 pub mod poll;
 pub mod render;
 pub mod secret;

@@ -137,6 +137,9 @@ pub struct Hub {
     pub max_age: Duration,
     pub settings: render::Settings,
     pub started: SystemTime,
+    /// Called after every publish with the gateway's index (issue 16: wakes the MQTT
+    /// publisher). Must return at once: it runs on the poller's thread.
+    listener: std::sync::OnceLock<Box<dyn Fn(usize) + Send + Sync>>,
 }
 
 impl Hub {
@@ -160,6 +163,7 @@ impl Hub {
             max_age,
             settings,
             started: SystemTime::now(),
+            listener: std::sync::OnceLock::new(),
         }
     }
 
@@ -186,7 +190,16 @@ impl Hub {
             *guard = Arc::new(snap);
             self.generation
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(guard);
+            if let Some(f) = self.listener.get() {
+                f(i);
+            }
         }
+    }
+
+    /// Sets the one publish listener (see `listener`); false when one is already set.
+    pub fn on_publish(&self, f: Box<dyn Fn(usize) + Send + Sync>) -> bool {
+        self.listener.set(f).is_ok()
     }
 
     /// Changes whenever any gateway publishes.

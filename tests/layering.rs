@@ -34,6 +34,8 @@ const LAYERS: &[&[&str]] = &[
     &["poll"],
     // The HTTP server and WebSockets.
     &["http"],
+    // The MQTT publisher: reads snapshots, writes through `http::control` (the one control path).
+    &["mqtt"],
     // Wiring; fuzz entry points (they may reach any layer below).
     &["app", "fuzzing"],
 ];

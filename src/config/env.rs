@@ -16,17 +16,18 @@ use super::{
 use crate::secret::Secret;
 use crate::wire::tls;
 
-struct Env<'a> {
-    get: &'a dyn Fn(&str) -> Option<String>,
-    cli: &'a CliOverrides,
+/// The inputs of one load; `config::mqtt` reads its keys through it too.
+pub(super) struct Env<'a> {
+    pub(super) get: &'a dyn Fn(&str) -> Option<String>,
+    pub(super) cli: &'a CliOverrides,
     /// `server:` settings of the configuration file, as (key, label, value).
-    file: Vec<(&'static Key, String, String)>,
+    pub(super) file: Vec<(&'static Key, String, String)>,
 }
 
 impl Env<'_> {
     /// The value of `key` (even an empty string), with the name to report: the flag, the
     /// variable itself, or the file key it came from. Flag > environment > file.
-    fn raw(&self, key: &Key) -> Option<(String, String)> {
+    pub(super) fn raw(&self, key: &Key) -> Option<(String, String)> {
         if let Some(v) = key.flag.and_then(|f| self.cli.get(f.name)) {
             let name = key.flag.map_or("", |f| f.name);
             return Some((name.to_string(), v.to_string()));
@@ -42,36 +43,48 @@ impl Env<'_> {
             })
     }
 
-    fn string(&self, key: &Key, default: &str) -> String {
+    pub(super) fn string(&self, key: &Key, default: &str) -> String {
         self.raw(key)
             .map(|(_, v)| v)
             .unwrap_or_else(|| default.to_string())
     }
 
-    fn opt(&self, key: &Key) -> Option<String> {
+    pub(super) fn opt(&self, key: &Key) -> Option<String> {
         self.raw(key).map(|(_, v)| v).filter(|v| !v.is_empty())
     }
 
-    fn secret(&self, key: &Key) -> Option<Secret> {
+    pub(super) fn secret(&self, key: &Key) -> Option<Secret> {
         self.opt(key).map(Secret::new)
     }
 
     /// The proxy's booleans: `yes` (any case) is true, anything else false.
-    fn yes(&self, key: &Key, default: bool) -> bool {
+    pub(super) fn yes(&self, key: &Key, default: bool) -> bool {
         match self.raw(key) {
             Some((_, v)) => v.trim().eq_ignore_ascii_case("yes") || v.trim() == "true",
             None => default,
         }
     }
 
-    fn int(&self, key: &Key, default: i64, min: i64, max: i64) -> Result<i64, ConfigError> {
+    pub(super) fn int(
+        &self,
+        key: &Key,
+        default: i64,
+        min: i64,
+        max: i64,
+    ) -> Result<i64, ConfigError> {
         match self.raw(key) {
             None => Ok(default),
             Some((k, v)) => parse_int(&k, &v, min, max),
         }
     }
 
-    fn float(&self, key: &Key, default: f64, min: f64, max: f64) -> Result<f64, ConfigError> {
+    pub(super) fn float(
+        &self,
+        key: &Key,
+        default: f64,
+        min: f64,
+        max: f64,
+    ) -> Result<f64, ConfigError> {
         match self.raw(key) {
             None => Ok(default),
             Some((k, v)) => match v.trim().parse::<f64>() {
@@ -462,6 +475,7 @@ pub fn load(
         gateways,
         demo: cli.demo,
         default_gateway,
+        mqtt: super::mqtt::load(&env)?,
     })
 }
 

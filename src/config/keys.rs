@@ -19,6 +19,8 @@ pub enum Doc {
     Compat,
     /// A command-line switch only (`--help`).
     Cli,
+    /// A row of the MQTT table (`| Variable (file key `server.mqtt_…`) | Default | Meaning |`).
+    Mqtt,
 }
 
 /// A command-line flag.
@@ -110,6 +112,10 @@ impl Key {
     }
     const fn compat(mut self) -> Key {
         self.readme = Doc::Compat;
+        self
+    }
+    const fn mqtt(mut self) -> Key {
+        self.readme = Doc::Mqtt;
         self
     }
     const fn cli(mut self) -> Key {
@@ -420,6 +426,93 @@ pub const CLOUD_CA: Key = key(
 )
 .file("cloud_ca");
 
+// MQTT publisher (issue 16): the `MQTT_*` names and defaults of pypowerwall-server 0.13.0.
+pub const MQTT_HOST: Key = key(&["MQTT_HOST"], "—", "Broker host; enables MQTT")
+    .file("mqtt_host")
+    .mqtt();
+pub const MQTT_PORT: Key = key(
+    &["MQTT_PORT"],
+    "`1883`",
+    "Broker port (8883 is usual for TLS)",
+)
+.file("mqtt_port")
+.mqtt();
+pub const MQTT_USERNAME: Key = key(&["MQTT_USERNAME"], "—", "Broker login")
+    .file("mqtt_username")
+    .mqtt();
+pub const MQTT_PASSWORD: Key = key(
+    &["MQTT_PASSWORD"],
+    "—",
+    "Broker password; never logged or served",
+)
+.file("mqtt_password")
+.mqtt();
+pub const MQTT_TLS: Key = key(
+    &["MQTT_TLS"],
+    "`false`",
+    "TLS (rustls); trusts the Mozilla roots unless `MQTT_TLS_CA_CERT` is set",
+)
+.file("mqtt_tls")
+.mqtt();
+pub const MQTT_TLS_CA_CERT: Key = key(
+    &["MQTT_TLS_CA_CERT"],
+    "—",
+    "PEM file of the CA(s) to trust instead",
+)
+.file("mqtt_tls_ca_cert")
+.mqtt();
+pub const MQTT_TLS_INSECURE: Key = key(
+    &["MQTT_TLS_INSECURE"],
+    "`false`",
+    "Accept any broker certificate (explicit choice; logged as a warning)",
+)
+.file("mqtt_tls_insecure")
+.mqtt();
+pub const MQTT_TOPIC_PREFIX: Key = key(
+    &["MQTT_TOPIC_PREFIX"],
+    "`pypowerwall`",
+    "State topics prefix",
+)
+.file("mqtt_topic_prefix")
+.mqtt();
+pub const MQTT_RETAIN: Key = key(&["MQTT_RETAIN"], "`true`", "Retain state topics")
+    .file("mqtt_retain")
+    .mqtt();
+pub const MQTT_QOS: Key = key(
+    &["MQTT_QOS"],
+    "`1`",
+    "QoS of state and discovery messages (0, 1, 2)",
+)
+.file("mqtt_qos")
+.mqtt();
+pub const MQTT_HA_DISCOVERY: Key = key(
+    &["MQTT_HA_DISCOVERY"],
+    "`true`",
+    "Publish Home Assistant discovery",
+)
+.file("mqtt_ha_discovery")
+.mqtt();
+pub const MQTT_HA_PREFIX: Key = key(&["MQTT_HA_PREFIX"], "`homeassistant`", "Discovery prefix")
+    .file("mqtt_ha_prefix")
+    .mqtt();
+pub const MQTT_CLIENT_ID: Key = key(
+    &["MQTT_CLIENT_ID"],
+    "`pypowerwall-server`",
+    "Client id (unique per broker)",
+)
+.file("mqtt_client_id")
+.mqtt();
+pub const MQTT_KEEPALIVE: Key = key(&["MQTT_KEEPALIVE"], "`60`", "Keep-alive, seconds (5–65535)")
+    .file("mqtt_keepalive")
+    .mqtt();
+pub const MQTT_CONTROLS: Key = key(
+    &["MQTT_CONTROLS"],
+    "`0`",
+    "Control bitmask: 1 reserve, 2 mode, 4 grid charging, 8 grid export (15 = all)",
+)
+.file("mqtt_controls")
+.mqtt();
+
 /// Every key. The first block is the proxy's `/stats` `config` section, in its order.
 pub static KEYS: &[&Key] = &[
     &BIND,
@@ -478,6 +571,21 @@ pub static KEYS: &[&Key] = &[
     &CLOUD_AUTH_URL,
     &FLEETAPI_URL,
     &CLOUD_CA,
+    &MQTT_HOST,
+    &MQTT_PORT,
+    &MQTT_USERNAME,
+    &MQTT_PASSWORD,
+    &MQTT_TLS,
+    &MQTT_TLS_CA_CERT,
+    &MQTT_TLS_INSECURE,
+    &MQTT_TOPIC_PREFIX,
+    &MQTT_RETAIN,
+    &MQTT_QOS,
+    &MQTT_HA_DISCOVERY,
+    &MQTT_HA_PREFIX,
+    &MQTT_CLIENT_ID,
+    &MQTT_KEEPALIVE,
+    &MQTT_CONTROLS,
 ];
 
 /// The key of a `server:` file key.
@@ -612,6 +720,23 @@ mod tests {
         for r in &rows {
             assert!(want.iter().any(|w| w == r), "README row not in KEYS:\n{r}");
         }
+        let mqtt_rows: Vec<&str> = readme
+            .lines()
+            .skip_while(|l| {
+                !l.starts_with("| Variable (file key `server.mqtt_…`) | Default | Meaning |")
+            })
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .collect();
+        let mqtt: Vec<String> = KEYS
+            .iter()
+            .filter(|k| k.readme == Doc::Mqtt)
+            .map(|k| readme_row(k))
+            .collect();
+        assert_eq!(
+            mqtt_rows, mqtt,
+            "the README's MQTT table is not the MQTT keys of KEYS"
+        );
         let compat = readme
             .lines()
             .skip_while(|l| !l.starts_with("Also accepted for compatibility"))

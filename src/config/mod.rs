@@ -9,7 +9,8 @@
 //!
 //! What the settings *mean* lives here too: which mode a set of passwords selects, host rules,
 //! the customer password derived from a gateway password ([`mode`]), the v1r key file (loaded
-//! once, [`rsa_key`]) and where pypowerwall's token files are ([`token_files`]).
+//! once, [`rsa_key`]), where pypowerwall's token files are ([`token_files`]) and the MQTT
+//! publisher's settings ([`mqtt`]).
 //!
 //! **Invariant:** this module imports nothing above it (no `gateway`, `cloud`, `http`); every
 //! password, token and secret is a [`Secret`]; request handlers get a [`Public`] view that holds
@@ -21,6 +22,7 @@ mod env;
 pub mod file;
 pub mod keys;
 pub mod mode;
+pub mod mqtt;
 #[cfg(feature = "v1r")]
 pub mod rsa_key;
 pub mod token_files;
@@ -363,6 +365,8 @@ pub struct Config {
     pub demo: bool,
     /// Index of the gateway the legacy routes serve (`PW_DEFAULT_GATEWAY`, else the first).
     pub default_gateway: usize,
+    /// `MQTT_*` (issue 16): the MQTT publisher; off unless `MQTT_HOST` is set.
+    pub mqtt: mqtt::MqttSettings,
 }
 
 /// Gateway settings that come from the server-wide environment unless a gateway sets its own.

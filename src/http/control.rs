@@ -159,6 +159,63 @@ impl Controller {
     }
 }
 
+/// A write that does not come from an HTTP request (issue 16: MQTT commands).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write {
+    Reserve(i64),
+    Mode(String),
+    GridCharging(bool),
+    GridExport(String),
+}
+
+impl Controller {
+    /// Gateway `i` has a write path: cloud credentials configured and cloud support compiled in.
+    pub fn can_write(&self, i: usize) -> bool {
+        cfg!(feature = "cloud") && self.targets.get(i).is_some_and(|t| t.auth.is_some())
+    }
+
+    /// One write on gateway `i` through the session the HTTP routes use, logged like them
+    /// (`style` and `origin` name where it came from). The caller has done the authorisation.
+    pub fn write(
+        &self,
+        i: usize,
+        w: &Write,
+        style: &str,
+        origin: &str,
+    ) -> Result<Value, CloudError> {
+        let id = self.targets.get(i).map(|t| t.id.as_str()).unwrap_or("?");
+        let what = match w {
+            Write::Reserve(n) => format!("reserve {n}%"),
+            Write::Mode(m) => format!("mode {m}"),
+            Write::GridCharging(b) => format!("grid charging {b}"),
+            Write::GridExport(e) => format!("grid export {e}"),
+        };
+        let out = self.session(i).and_then(|session| {
+            let mut s = session.lock().unwrap_or_else(|e| e.into_inner());
+            match w {
+                Write::Reserve(n) => apply(
+                    &mut s,
+                    &Change {
+                        reserve: Some(*n),
+                        mode: None,
+                    },
+                ),
+                Write::Mode(m) => apply(
+                    &mut s,
+                    &Change {
+                        reserve: None,
+                        mode: Some(m.clone()),
+                    },
+                ),
+                Write::GridCharging(b) => s.set_grid_charging(*b),
+                Write::GridExport(e) => s.set_grid_export(e),
+            }
+        });
+        log_write(id, &what, style, origin, &out);
+        out
+    }
+}
+
 /// Compares two byte strings in time that depends only on their lengths.
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     let mut diff = (a.len() ^ b.len()) as u64;

@@ -41,6 +41,8 @@ pub struct Ctx {
     /// At most `PW_WORKERS` requests are being answered at once (writing the answer out is
     /// not counted, so a client that does not read cannot hold a permit).
     pub permits: super::server::Permits,
+    /// The MQTT publisher's state for `/api/mqtt/status` (issue 16).
+    pub mqtt: Arc<super::mqtt::Status>,
 }
 
 impl Ctx {

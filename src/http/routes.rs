@@ -269,6 +269,7 @@ pub static ROUTES: &[Route] = &[
     rt("/metrics", "metrics", "Prometheus metrics (text 0.0.4; OpenMetrics 1.0 with Accept: application/openmetrics-text)", super::metrics::metrics, crate::metrics::PROMETHEUS),
     r("/ws/gateway/{id}", "websocket", "WebSocket: one gateway's summary every second", ws::not_upgraded),
     r("/ws/aggregate", "websocket", "WebSocket: the site total every second", ws::not_upgraded),
+    r("/api/mqtt/status", "mqtt", "MQTT publisher: settings, connection, messages sent", super::mqtt::status_route),
     r("/openapi.json", "docs", "This document (OpenAPI 3.1)", openapi),
     rt("/docs", "docs", "API documentation (works offline)", docs, "text/html"),
     rt("/redoc", "docs", "API documentation (same page)", docs, "text/html"),

@@ -162,7 +162,9 @@ try {
       await until('polled data', async () => (await page.evaluate(() => document.getElementById('stamp').textContent)) !== before, 8000);
       await matches('while polling', gatewayValues(def));
       wsCtl.block = false;
-      await until('Live again', async () => (await page.textContent('#conn')).includes('Live'), 15000);
+      // the page retries with back-off (1, 2, 4 … 30 s, ±25 %): on a loaded machine the block above can
+      // outlast several attempts, so allow one full back-off step (37.5 s) for the next one
+      await until('Live again', async () => (await page.textContent('#conn')).includes('Live'), 40000);
       return 'Live → Polling → Live';
     });
     await check('"All sites" shows /api/aggregate/power and /api/aggregate/soe', async () => {
