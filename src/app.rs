@@ -287,6 +287,7 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
         metrics: Default::default(),
         permits: server::Permits::new(cfg.server.workers),
         mqtt: crate::mqtt::Status::new(&cfg.mqtt),
+        timeseries: Default::default(),
     });
     // The MQTT publisher reads the hub and writes through `ctx.control`; it gets the settings
     // with the broker password here (`ctx.config` holds no secret).

@@ -270,6 +270,7 @@ fn ctx() -> &'static Ctx {
             aggregates: api::Aggregates::default(),
             metrics: Default::default(),
             mqtt: crate::http::mqtt::Status::new(&cfg.mqtt),
+            timeseries: Default::default(),
         }
     })
 }
