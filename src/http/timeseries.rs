@@ -296,11 +296,14 @@ fn day_row(id: &str, d: &DayEnergy, updated: f64) -> Value {
     let last = d.last_ts.map(|t| Value::Float(t as f64));
     m.insert("last_sample_ts", last.unwrap_or(Value::Null));
     m.insert("updated_at", updated);
-    let mut src = Map::new();
+    let (mut src, mut integral) = (Map::new(), Map::new());
     for f in Flow::ALL {
         src.insert(f.name(), d.source[f as usize].as_str());
+        integral.insert(f.name(), round(d.integral_wh[f as usize] / 1000.0, 6));
     }
     m.insert("source", src);
+    // The power samples' integral beside the counters' result, to compare.
+    m.insert("integral_kwh", integral);
     m.insert(
         "self_powered_pct",
         d.self_powered_pct().map(|v| round(v, 1)),
