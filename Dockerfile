@@ -41,20 +41,23 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     . /build-env \
     && cargo build --release --locked \
     && install -D -m 0755 "target/$CARGO_BUILD_TARGET/release/pypowerwall-server" /rootfs/usr/local/bin/pypowerwall-server
-# The runtime file system. uid/gid 10001 owns only /auth (PW_AUTH_PATH, for cloud/control tokens).
+# The runtime file system. uid/gid 10001 owns only /auth (PW_AUTH_PATH, for cloud/control tokens)
+# and /data (PW_HISTORY_DIR, the energy history: 1 MiB per gateway).
 RUN install -D -m 0644 /etc/ssl/certs/ca-certificates.crt /rootfs/etc/ssl/certs/ca-certificates.crt \
     && printf 'root:x:0:0:root:/root:/sbin/nologin\npypowerwall:x:10001:10001:pypowerwall-server:/auth:/sbin/nologin\n' >/rootfs/etc/passwd \
     && printf 'root:x:0:\npypowerwall:x:10001:\n' >/rootfs/etc/group \
     && chmod 0644 /rootfs/etc/passwd /rootfs/etc/group \
-    && install -d -m 0700 -o 10001 -g 10001 /rootfs/auth
+    && install -d -m 0700 -o 10001 -g 10001 /rootfs/auth \
+    && install -d -m 0700 -o 10001 -g 10001 /rootfs/data
 
 FROM scratch
 COPY --from=build /rootfs/ /
 ENV PW_AUTH_PATH=/auth \
+    PW_HISTORY_DIR=/data \
     SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
 USER 10001:10001
 EXPOSE 8675
-VOLUME ["/auth"]
+VOLUME ["/auth", "/data"]
 # `healthcheck` exits 0 when http://127.0.0.1:$PW_PORT/health answers 2xx: a gateway polled recently.
 HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 \
     CMD ["/usr/local/bin/pypowerwall-server", "healthcheck"]

@@ -57,9 +57,92 @@ impl App {
         }
     }
 
-    /// Serves until the process is killed.
+    /// Serves until SIGTERM or SIGINT, then stops cleanly: every poller flushes its history
+    /// to disk before the process exits.
     pub fn wait(self) {
-        self.http.wait();
+        install_signal_handlers();
+        loop {
+            if self.http.stopped_within(Duration::from_millis(200)) {
+                return;
+            }
+            if SIGNALLED.load(Ordering::Relaxed) {
+                log::info!("signal received: writing the history and stopping");
+                self.stop();
+                return;
+            }
+        }
+    }
+}
+
+/// Set by the SIGTERM/SIGINT handler; [`App::wait`] polls it (a handler may do nothing more
+/// than store to an atomic).
+static SIGNALLED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    SIGNALLED.store(true, Ordering::Relaxed);
+}
+
+fn install_signal_handlers() {
+    let handler: extern "C" fn(libc::c_int) = on_signal;
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe {
+            libc::signal(sig, handler as libc::sighandler_t);
+        }
+    }
+}
+
+/// One history keeper per gateway: the recorder loaded from `PW_HISTORY_DIR` (or in memory),
+/// its days in `PW_TIMEZONE` (else the gateway's own zone once known, else UTC); `--demo`'s
+/// gateway gets a simulated week when it has no history yet.
+fn keepers(cfg: &Config) -> Result<Vec<poll::Keeper>, String> {
+    use crate::history::{file_path, Recorder, Spec, Storage, Zone};
+    let h = &cfg.server.history;
+    let now = crate::clock::unix_f64(std::time::SystemTime::now());
+    if let Some(dir) = &h.dir {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            log::warn!("PW_HISTORY_DIR: cannot create {dir}: {e}");
+        }
+    }
+    let zone = match &h.timezone {
+        Some(name) => Zone::named(name).map_err(|e| format!("PW_TIMEZONE: {e}"))?,
+        None => Zone::utc(),
+    };
+    let mut out = Vec::with_capacity(cfg.gateways.len());
+    for g in &cfg.gateways {
+        let storage = match &h.dir {
+            Some(dir) => Storage::File(file_path(std::path::Path::new(dir), &g.id)),
+            None => Storage::Memory,
+        };
+        let mut rec = Recorder::new(Spec::standard(h.step), storage, zone.clone(), now as i64)
+            .map_err(|e| format!("PW_HISTORY_STEP: {e}"))?;
+        if g.simulated && rec.status().last_sample_ts.is_none() {
+            backfill(&mut rec, now);
+        }
+        out.push(poll::Keeper::new(
+            &g.id,
+            rec,
+            h.flush,
+            h.timezone.is_some(),
+            g.simulated,
+        ));
+    }
+    Ok(out)
+}
+
+/// A simulated week up to `now` for `--demo`, one sample a minute (or a step when longer).
+fn backfill(rec: &mut crate::history::Recorder, now: f64) {
+    let every = f64::from(rec.step()).max(60.0);
+    for p in sim::past(now - 7.0 * 86_400.0, now - every, every) {
+        rec.record(&crate::history::Sample {
+            ts: p.ts,
+            solar: Some(p.solar),
+            home: Some(p.load),
+            battery: Some(p.battery),
+            grid: Some(p.load - p.solar - p.battery),
+            soe: Some(p.soe),
+            meters: [None; crate::history::FLOWS],
+        });
     }
 }
 
@@ -166,10 +249,12 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
         .max()
         .unwrap_or_default();
     let max_age = Duration::from_secs(cfg.server.cache_ttl).max(slowest * 2);
+    let keepers = keepers(&cfg)?;
     let snapshots = cfg
         .gateways
         .iter()
-        .map(|g| GatewaySnapshot {
+        .zip(&keepers)
+        .map(|(g, k)| GatewaySnapshot {
             id: g.id.clone(),
             name: g.name.clone(),
             host: g.host.clone(),
@@ -178,7 +263,8 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
             forward: None,
             health: Health::default(),
             good: None,
-            history: crate::render::history::HistoryRing::new(&g.id).published(),
+            history: k.history.clone(),
+            series: Some(k.series.clone()),
         })
         .collect();
     let default_mode = cfg.gateways.get(cfg.default_gateway).map(|g| g.mode);
@@ -201,6 +287,7 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
         metrics: Default::default(),
         permits: server::Permits::new(cfg.server.workers),
         mqtt: crate::mqtt::Status::new(&cfg.mqtt),
+        timeseries: Default::default(),
     });
     // The MQTT publisher reads the hub and writes through `ctx.control`; it gets the settings
     // with the broker password here (`ctx.config` holds no secret).
@@ -236,8 +323,8 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
     );
     let stop = Arc::new(AtomicBool::new(false));
     let mut pollers = Vec::with_capacity(cfg.gateways.len());
-    for (i, g) in cfg.gateways.iter().enumerate() {
-        match poll::spawn(i, g.clone(), hub.clone(), stop.clone()) {
+    for (i, (g, k)) in cfg.gateways.iter().zip(keepers).enumerate() {
+        match poll::spawn(i, g.clone(), hub.clone(), stop.clone(), k) {
             Ok(p) => pollers.push(p),
             Err(e) => {
                 // Stop what already runs, then report which gateway could not start.

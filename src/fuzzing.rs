@@ -237,7 +237,8 @@ fn ctx() -> &'static Ctx {
                 forward: None,
                 health: Health::default(),
                 good: None,
-                history: crate::render::history::HistoryRing::new(&g.id).published(),
+                history: crate::render::history::History::empty(&g.id),
+                series: None,
             })
             .collect();
         let hub = Arc::new(Hub::new(
@@ -269,6 +270,7 @@ fn ctx() -> &'static Ctx {
             aggregates: api::Aggregates::default(),
             metrics: Default::default(),
             mqtt: crate::http::mqtt::Status::new(&cfg.mqtt),
+            timeseries: Default::default(),
         }
     })
 }

@@ -16,8 +16,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::GatewayConfig;
+use crate::gateway::facade::Facade;
 use crate::gateway::tedapi as source_error;
-use crate::snapshot::{GatewaySnapshot, Good, Health, HistoryRing, Hub};
+use crate::history::{Flow, Published, Recorder, Sample, Zone};
+use crate::render::summary::Summary;
+use crate::snapshot::{GatewaySnapshot, Good, Health, History, Hub, Point};
 
 /// Back-off after consecutive failures.
 const BACKOFF: [u64; 5] = [5, 10, 30, 60, 120];
@@ -40,10 +43,11 @@ pub fn spawn(
     cfg: GatewayConfig,
     hub: Arc<Hub>,
     stop: Arc<AtomicBool>,
+    keeper: Keeper,
 ) -> Result<Poller, String> {
     let builder = std::thread::Builder::new().name(format!("poll-{}", cfg.id));
     let id = cfg.id.clone();
-    let handle = spawn_thread(builder, &id, move || run(idx, cfg, hub, stop))?;
+    let handle = spawn_thread(builder, &id, move || run(idx, cfg, hub, stop, keeper))?;
     Ok(Poller { handle })
 }
 
@@ -94,11 +98,10 @@ fn after_failure(
     }
 }
 
-fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>) {
+fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>, mut keeper: Keeper) {
     let mut health = Health::default();
     let mut good: Option<Good> = None;
     let mut source = crate::transport::build(&cfg);
-    let mut history = HistoryRing::new(&cfg.id);
     log::info!(
         "gateway '{}': polling {} every {:?}",
         cfg.id,
@@ -134,7 +137,8 @@ fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>) {
             Ok(facade) => {
                 // Every output of this tick, rendered once.
                 let out = crate::render::tick(&facade, &hub.settings);
-                history.add(crate::clock::unix_secs(SystemTime::now()), &out.summary);
+                let now = crate::clock::unix_f64(SystemTime::now());
+                keeper.tick(&cfg.id, now, &facade, &out.summary);
                 good = Some(Good {
                     facade: Arc::new(facade),
                     bodies: out.bodies,
@@ -201,7 +205,8 @@ fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>) {
                 forward: source.forwarder(),
                 health: health.clone(),
                 good: good.clone(),
-                history: history.published(),
+                history: keeper.history.clone(),
+                series: Some(keeper.series.clone()),
             },
         );
         while !stop.load(Ordering::Relaxed) {
@@ -212,6 +217,128 @@ fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>) {
             std::thread::park_timeout((next - now).min(Duration::from_millis(200)));
         }
     }
+    // Shutdown (SIGTERM/SIGINT or `App::stop`): the last batch goes to disk.
+    keeper.flush();
+}
+
+/// A poller's energy history: its recorder, the flush schedule and what it last published.
+pub struct Keeper {
+    rec: Recorder,
+    flush_every: Duration,
+    last_flush: Instant,
+    /// `PW_TIMEZONE` was given: the gateway's own zone is not looked at.
+    zone_fixed: bool,
+    zone_checked: bool,
+    simulated: bool,
+    /// The step (`ts / PW_HISTORY_STEP`) of the last publication, and its number.
+    published_step: i64,
+    seq: u64,
+    /// Published with every snapshot (cheap clones).
+    pub series: Arc<Published>,
+    pub history: History,
+}
+
+impl Keeper {
+    /// The keeper of gateway `id` around `rec` (already loaded from its file).
+    pub fn new(
+        id: &str,
+        rec: Recorder,
+        flush_every: Duration,
+        zone_fixed: bool,
+        simulated: bool,
+    ) -> Keeper {
+        let series = Arc::new(rec.publish(0, simulated));
+        let history = history_of(id, &rec, None);
+        Keeper {
+            rec,
+            flush_every,
+            last_flush: Instant::now(),
+            zone_fixed,
+            zone_checked: false,
+            simulated,
+            published_step: i64::MIN,
+            seq: 0,
+            series,
+            history,
+        }
+    }
+
+    /// Records one good tick at Unix time `now`; publishes when a step completed and flushes
+    /// every `PW_HISTORY_FLUSH`.
+    fn tick(&mut self, id: &str, now: f64, facade: &Facade, summary: &Summary) {
+        if !self.zone_fixed && !self.zone_checked {
+            self.zone_checked = true;
+            if let Some(name) = gateway_zone(facade) {
+                match Zone::named(name) {
+                    Ok(z) => {
+                        log::info!("gateway '{id}': history days end at midnight {name}");
+                        self.rec.set_zone(z);
+                    }
+                    Err(e) => log::warn!(
+                        "gateway '{id}': installation_time_zone {e}: history days stay in {} \
+                         (set PW_TIMEZONE)",
+                        self.rec.zone().name()
+                    ),
+                }
+            }
+        }
+        let aggregates = facade.api("/api/meters/aggregates");
+        self.rec
+            .record(&Sample::from_summary(now, summary, aggregates));
+        let step = (now.floor() as i64).div_euclid(i64::from(self.rec.step()));
+        let due = self.last_flush.elapsed() >= self.flush_every;
+        if due {
+            self.flush();
+        }
+        if due || step != self.published_step {
+            self.published_step = step;
+            self.republish(id, Some(summary));
+        }
+    }
+
+    fn republish(&mut self, id: &str, summary: Option<&Summary>) {
+        self.seq += 1;
+        self.series = Arc::new(self.rec.publish(self.seq, self.simulated));
+        self.history = history_of(id, &self.rec, summary);
+    }
+
+    /// Writes the pending batch (memory only: nothing). Errors are logged by the recorder
+    /// (once per failure streak) and shown in `/api/timeseries/status`.
+    pub fn flush(&mut self) {
+        let _ = self.rec.flush();
+        self.last_flush = Instant::now();
+    }
+}
+
+/// The gateway's own IANA zone (`/api/site_info` `timezone`, the cloud's
+/// `installation_time_zone`), when it reports one.
+fn gateway_zone(facade: &Facade) -> Option<&str> {
+    ["/api/site_info", "/api/site_info/site_name"]
+        .iter()
+        .find_map(|uri| facade.api(uri)?.get("timezone")?.as_str())
+        .filter(|s| !s.trim().is_empty())
+}
+
+/// The `/api/gateways/{id}/history` points: the last 24 h of the finest archive. SOE is
+/// weighted for the aggregate by the latest full-pack energy.
+fn history_of(id: &str, rec: &Recorder, summary: Option<&Summary>) -> History {
+    let step = i64::from(rec.step());
+    let full = summary.and_then(|s| s.full_pack_energy);
+    let points: Vec<Point> = rec
+        .samples((86_400 / step) as usize)
+        .iter()
+        .map(|p| Point {
+            ts: p.ts,
+            site: p.grid_w(),
+            solar: p.flow(Flow::Solar),
+            battery: p.battery_w(),
+            load: p.flow(Flow::Home),
+            soe: p.soe,
+            full_pack_energy: full,
+            energy_remaining: full.zip(p.soe).map(|(f, s)| f * s / 100.0),
+        })
+        .collect();
+    History::new(id, step, Arc::from(points))
 }
 
 #[cfg(test)]

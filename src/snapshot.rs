@@ -108,11 +108,13 @@ pub struct GatewaySnapshot {
     pub forward: Option<Arc<crate::gateway::local::Forwarder>>,
     pub health: Health,
     pub good: Option<Good>,
-    /// One point per minute, oldest first (at most 24 h), and its rendered body.
+    /// One point per history step, oldest first (at most 24 h), and its rendered body.
     pub history: History,
+    /// The energy history as of the last completed step (`None` before the poller starts).
+    pub series: Option<Arc<crate::history::Published>>,
 }
 
-pub use crate::render::history::{History, HistoryRing, Point, HISTORY_POINTS};
+pub use crate::render::history::{History, Point};
 
 /// What a request sees of a gateway: data (live or failure bodies) and its state.
 #[derive(Debug, Clone)]

@@ -491,7 +491,8 @@ fn label_values_from_configuration_are_escaped() {
         forward: None,
         health: Health::default(),
         good: None,
-        history: pypowerwall_server::render::history::HistoryRing::new(id).published(),
+        history: pypowerwall_server::render::history::History::empty(id),
+        series: None,
     };
     let hub = Hub::new(
         vec![

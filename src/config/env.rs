@@ -10,8 +10,8 @@ use super::keys::{self, Key};
 use super::mode::{v1r_mode, V1rKeys};
 use super::{
     file, validate_host, AuthMode, CliOverrides, CloudAuth, CloudSettings, Config, ConfigError,
-    ControlSettings, GatewayConfig, GatewayDefaults, HttpsMode, LegacyFlags, Mode, QuerySet,
-    ServerSettings, DEFAULT_PORT, EMAIL_PLACEHOLDER, STYLES,
+    ControlSettings, GatewayConfig, GatewayDefaults, HistorySettings, HttpsMode, LegacyFlags, Mode,
+    QuerySet, ServerSettings, DEFAULT_PORT, EMAIL_PLACEHOLDER, STYLES,
 };
 use crate::secret::Secret;
 use crate::wire::tls;
@@ -318,6 +318,25 @@ pub fn load(
                     .collect()
             })
             .unwrap_or_default(),
+        history: HistorySettings {
+            dir: env.opt(&keys::HISTORY_DIR),
+            step: env.int(&keys::HISTORY_STEP, 60, 1, 3600)? as u32,
+            flush: Duration::from_secs(env.int(&keys::HISTORY_FLUSH, 300, 1, 86_400)? as u64),
+            timezone: match env.raw(&keys::TIMEZONE) {
+                Some((k, v)) if !v.trim().is_empty() => {
+                    let v = v.trim().to_string();
+                    // The embedded tzdb that `history::Zone` uses (config is below history).
+                    if jiff::tz::TimeZone::get(&v).is_err() {
+                        return Err(ConfigError::new(
+                            k,
+                            format!("'{v}' is not a known IANA time zone (e.g. Europe/Berlin)"),
+                        ));
+                    }
+                    Some(v)
+                }
+                _ => None,
+            },
+        },
     };
 
     let host = env.opt(&keys::HOST);

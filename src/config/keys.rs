@@ -167,10 +167,10 @@ pub const HOST: Key = key(&["PW_HOST"], "—", "Gateway `host[:port]`")
     .stats(|c| opt(gw(c).map(|g| g.host.as_str())));
 pub const TIMEZONE: Key = key(
     &["PW_TIMEZONE"],
-    "`America/Los_Angeles`",
-    "Shown in `/stats`",
+    "the gateway's `installation_time_zone`, else `UTC`",
+    "IANA time zone whose midnights end the history's days (rules embedded; `/stats` shows `America/Los_Angeles` when unset, as the proxy does)",
 )
-.compat()
+.file("timezone")
 .stats(|c| c.server.timezone.as_str().into());
 pub const DEBUG: Key = key(&["PW_DEBUG"], "`no`", "Debug logging")
     .file("debug")
@@ -389,6 +389,25 @@ pub const WWW_DIR: Key = key(
     "Serve the web UI from this directory (development)",
 )
 .file("www_dir");
+pub const HISTORY_DIR: Key = key(
+    &["PW_HISTORY_DIR"],
+    "— (memory only)",
+    "Directory of the energy history files, one fixed-size 1 MiB file per gateway (`<id>.pwh`); unset keeps the history in memory",
+)
+.file("history_dir")
+.flag(9, "--history-dir", "DIR", "keep the energy history in DIR");
+pub const HISTORY_STEP: Key = key(
+    &["PW_HISTORY_STEP"],
+    "`60`",
+    "Finest history step (s, 1–3600); the 15-step and 60-step archives scale with it",
+)
+.file("history_step");
+pub const HISTORY_FLUSH: Key = key(
+    &["PW_HISTORY_FLUSH"],
+    "`300`",
+    "Seconds between history writes to disk (flash wear), and at SIGTERM/SIGINT",
+)
+.file("history_flush");
 pub const CONTROL_ENABLED: Key = key(
     &["CONTROL_ENABLED"],
     "`no`",
@@ -565,6 +584,9 @@ pub static KEYS: &[&Key] = &[
     &WS_MAX_CLIENTS,
     &CORS_ORIGINS,
     &WWW_DIR,
+    &HISTORY_DIR,
+    &HISTORY_STEP,
+    &HISTORY_FLUSH,
     &CONTROL_ENABLED,
     &CONTROL_TOKEN,
     &CLOUD_OWNER_URL,

@@ -142,6 +142,21 @@ pub struct ServerSettings {
     pub ws_max_clients: usize,
     /// Allowed browser origins for WebSockets (`CORS_ORIGINS`, comma-separated; empty = any).
     pub cors_origins: Vec<String>,
+    /// The energy history (`PW_HISTORY_*`, `PW_TIMEZONE`).
+    pub history: HistorySettings,
+}
+
+/// Where and how finely the energy history is kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistorySettings {
+    /// `PW_HISTORY_DIR`: `None` keeps the history in memory only.
+    pub dir: Option<String>,
+    /// `PW_HISTORY_STEP` (s).
+    pub step: u32,
+    /// `PW_HISTORY_FLUSH` (s).
+    pub flush: Duration,
+    /// `PW_TIMEZONE` when set (checked to be a known IANA name); else each gateway's own zone.
+    pub timezone: Option<String>,
 }
 
 /// Proxy switches we accept for compatibility and report in `/stats`.
@@ -393,6 +408,7 @@ pub struct CliOverrides {
     pub port: Option<String>,
     pub bind: Option<String>,
     pub config: Option<String>,
+    pub history_dir: Option<String>,
     pub demo: bool,
     pub debug: bool,
 }
@@ -407,6 +423,7 @@ impl CliOverrides {
             "--port" => self.port = Some(value),
             "--bind" => self.bind = Some(value),
             "--config" => self.config = Some(value),
+            "--history-dir" => self.history_dir = Some(value),
             _ => return false,
         }
         true
@@ -431,6 +448,7 @@ impl CliOverrides {
             "--port" => self.port.as_deref(),
             "--bind" => self.bind.as_deref(),
             "--config" => self.config.as_deref(),
+            "--history-dir" => self.history_dir.as_deref(),
             "--debug" => self.debug.then_some("yes"),
             _ => None,
         }
@@ -444,6 +462,7 @@ impl std::fmt::Debug for CliOverrides {
             .field("port", &self.port)
             .field("bind", &self.bind)
             .field("config", &self.config)
+            .field("history_dir", &self.history_dir)
             .field("demo", &self.demo)
             .field("debug", &self.debug)
             .finish_non_exhaustive()

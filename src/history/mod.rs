@@ -24,6 +24,7 @@
 
 mod archive;
 mod energy;
+mod published;
 mod query;
 mod store;
 pub mod zone;
@@ -39,6 +40,7 @@ use energy::{Cursor, DayCache, DayRec, Days, DAYS_PER_PAGE, DAY_BYTES};
 use store::{Layout, Store, PAGE, PAGE_HEADER, STATE_PAGE};
 
 pub use energy::MAX_INTEGRATION_GAP;
+pub use published::Published;
 pub use query::{
     merge_daily, merge_points, ArchiveStatus, DayEnergy, Point, Source, Status, Trend,
 };
@@ -132,7 +134,9 @@ pub fn meters_from_aggregates(agg: &crate::json::Value) -> [Option<f64>; FLOWS] 
     let get = |section: &str, key: &str| {
         agg.path(&[section, key])
             .and_then(crate::json::Value::as_f64)
-            .filter(|v| v.is_finite() && *v >= 0.0)
+            // Exactly 0 is a stub (TEDAPI without the customer login fills the document
+            // with zeros), not a meter: the power integral counts instead.
+            .filter(|v| v.is_finite() && *v > 0.0)
     };
     [
         get("solar", "energy_exported"),

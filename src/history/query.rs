@@ -141,7 +141,8 @@ impl Point {
             ts,
             seconds,
             n: u32::from(s.n),
-            w: s.avg.map(f64::from),
+            // The f32 a slot keeps, to 0.01 W (not the f32's binary tail).
+            w: s.avg.map(|v| (f64::from(v) * 100.0).round() / 100.0),
             soe: s.soe(0),
             soe_min: s.soe(1),
             soe_max: s.soe(2),

@@ -308,7 +308,11 @@ fn build(views: &[View]) -> AggregateBodies {
             views.len() as i64 - count(State::Online) - count(State::Stale),
         )
         .with("gateways", list);
-    let history = crate::render::history::history_value("aggregate", &sum_history(views));
+    let interval = views
+        .iter()
+        .find_map(|v| v.snapshot.series.as_ref().map(|s| i64::from(s.rec.step())))
+        .unwrap_or(60);
+    let history = crate::render::history::history_value("aggregate", interval, &sum_history(views));
     let any_sim = views.iter().any(|v| v.snapshot.simulated);
     let state = super::status::overall(views);
     let message: Arc<str> = Arc::from(total.to_value("aggregate", now, state, any_sim).to_py());
@@ -321,7 +325,7 @@ fn build(views: &[View]) -> AggregateBodies {
     }
 }
 
-/// Minute-aligned sum of every gateway's history (SOE weighted by full-pack energy).
+/// Slot-aligned sum of every gateway's history (SOE weighted by full-pack energy).
 fn sum_history(views: &[View]) -> Vec<Point> {
     let mut by_minute: BTreeMap<i64, (Point, f64, f64, Vec<f64>)> = BTreeMap::new();
     for v in views {

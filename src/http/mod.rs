@@ -5,7 +5,8 @@
 //! are passed through). Bodies that depend only on a snapshot were made by `render` and are
 //! only looked up here; `api` (multi-gateway and aggregate routes), `status` (`/stats`,
 //! `/health`, `/help`, per request), `control` (the control routes, and the write path MQTT commands share), `mqtt`
-//! (`/api/mqtt/status`), `ws` and `www` answer the rest.
+//! (`/api/mqtt/status`), `timeseries` (`/api/timeseries/*`, the energy history), `ws` and `www`
+//! answer the rest.
 //!
 //! **Invariant:** nothing below this module imports it (the layering test checks); a request
 //! never waits on a gateway except the two exceptions named in `ARCHITECTURE.md`.
@@ -17,5 +18,6 @@ pub mod router;
 pub mod routes;
 pub mod server;
 pub mod status;
+pub mod timeseries;
 pub mod ws;
 pub mod www;

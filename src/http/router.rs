@@ -43,6 +43,8 @@ pub struct Ctx {
     pub permits: super::server::Permits,
     /// The MQTT publisher's state for `/api/mqtt/status` (issue 16).
     pub mqtt: Arc<super::mqtt::Status>,
+    /// `/api/timeseries/*` bodies, rendered once per history step.
+    pub timeseries: super::timeseries::Cache,
 }
 
 impl Ctx {

@@ -37,6 +37,17 @@ impl Running {
         cv.notify_all();
     }
 
+    /// Waits at most `d` for the server to stop; true when it has.
+    pub fn stopped_within(&self, d: Duration) -> bool {
+        let (lock, cv) = &*self.done;
+        let done = lock.lock().unwrap_or_else(|e| e.into_inner());
+        if *done {
+            return true;
+        }
+        let (done, _) = cv.wait_timeout(done, d).unwrap_or_else(|e| e.into_inner());
+        *done
+    }
+
     /// Serves until the server is stopped (normally: until the process is killed).
     pub fn wait(self) {
         let (lock, cv) = &*self.done;

@@ -58,6 +58,7 @@ use std::net::SocketAddr;
 
 pub use faults::Fault;
 pub use knobs::Stats;
+pub use model::{past, PastSample};
 pub use server::SimHandle;
 
 /// Which gateway the simulator pretends to be.

@@ -55,6 +55,16 @@ pub const SCENARIOS: &[(&str, f64, f64, f64, bool)] = &[
     ("nighttime-outage", 0.0, 900.0, 900.0, false),
 ];
 
+/// `/api/meters/aggregates` counters the model keeps, in [`Model::energy`] order.
+pub const COUNTERS: [(&str, &str); 6] = [
+    ("site", "energy_imported"),
+    ("site", "energy_exported"),
+    ("battery", "energy_imported"),
+    ("battery", "energy_exported"),
+    ("load", "energy_imported"),
+    ("solar", "energy_exported"),
+];
+
 /// Hours the site's clock is behind UTC (Pacific Standard Time).
 const SITE_UTC_OFFSET_H: f64 = -8.0;
 
@@ -72,6 +82,8 @@ pub struct Model {
     /// Name of the active upstream scenario ("" when none).
     pub scenario: String,
     pub touched: Touched,
+    /// Lifetime counters (Wh) that grow with the simulated power: [`COUNTERS`] order.
+    pub energy: [f64; 6],
     /// Unix time the simulator started and the model last stepped to.
     pub started: f64,
     pub last: f64,
@@ -111,6 +123,13 @@ impl Model {
             grid_up: true,
             scenario: String::new(),
             touched: Touched::default(),
+            energy: COUNTERS.map(|(section, key)| {
+                site.local_aggregates
+                    .tpl
+                    .path(&[section, key])
+                    .and_then(|v| v.as_f64())
+                    .unwrap_or(0.0)
+            }),
             started: now,
             last: now,
             hold: None,
@@ -254,6 +273,18 @@ impl Model {
         }
         self.soe_pct =
             (self.soe_pct - self.battery * dt / 3600.0 / self.full_wh * 100.0).clamp(0.0, 100.0);
+        // The meters integrate what flowed (Wh), each direction on its own counter.
+        let h = dt / 3600.0;
+        for (e, w) in self.energy.iter_mut().zip([
+            self.grid.max(0.0),
+            (-self.grid).max(0.0),
+            (-self.battery).max(0.0),
+            self.battery.max(0.0),
+            self.load.max(0.0),
+            self.solar.max(0.0),
+        ]) {
+            *e += w * h;
+        }
     }
 
     /// Integer watts as the gateway reports them, with `site + battery + solar = load` exact.
@@ -316,6 +347,57 @@ pub fn load_profile(hour: f64) -> f64 {
     let bump =
         |center: f64, width: f64, height: f64| height * (-((hour - center) / width).powi(2)).exp();
     350.0 + bump(7.5, 1.0, 700.0) + bump(13.0, 3.0, 250.0) + bump(19.0, 1.8, 1400.0)
+}
+
+/// One moment of the demo home's simulated past.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PastSample {
+    pub ts: f64,
+    pub solar: f64,
+    pub load: f64,
+    /// Positive when discharging.
+    pub battery: f64,
+    /// Raw state of energy (%).
+    pub soe: f64,
+}
+
+/// The demo home's past from `start` to `end`, one sample every `every` s (at most 20,000):
+/// each day its own cloud cover, the live model's load profile and battery rules (27 kWh,
+/// 10 kW, 20 % reserve), so `--demo` charts show a week at once.
+pub fn past(start: f64, end: f64, every: f64) -> Vec<PastSample> {
+    const FULL_WH: f64 = 27_000.0;
+    const MAX_W: f64 = 10_000.0;
+    const PEAK_W: f64 = 7_000.0;
+    if !(every >= 1.0 && end > start) {
+        return Vec::new();
+    }
+    let n = (((end - start) / every) as usize).min(20_000);
+    let mut out = Vec::with_capacity(n);
+    let mut soe = 50.0;
+    for k in 0..n {
+        let ts = start + k as f64 * every;
+        let hour = local_hour(ts);
+        let day = ((ts / 3600.0 + SITE_UTC_OFFSET_H) / 24.0).floor() as i64;
+        // A fixed cloud cover per day (0.35..1.0) and a little wobble within it.
+        let seed = (day as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40;
+        let cover = 0.35 + 0.65 * (seed % 1000) as f64 / 999.0;
+        let wobble = 1.0 + 0.08 * (ts / 900.0).sin();
+        let solar = (PEAK_W * sun(hour) * cover * wobble).max(0.0);
+        let load = load_profile(hour) * (1.0 + 0.1 * (ts / 1300.0).cos());
+        let mut battery = (load - solar).clamp(-MAX_W, MAX_W);
+        if (battery > 0.0 && soe <= 20.0) || (battery < 0.0 && soe >= 100.0) {
+            battery = 0.0;
+        }
+        soe = (soe - battery * every / 3600.0 / FULL_WH * 100.0).clamp(0.0, 100.0);
+        out.push(PastSample {
+            ts,
+            solar,
+            load,
+            battery,
+            soe,
+        });
+    }
+    out
 }
 
 #[cfg(test)]

@@ -308,6 +308,12 @@ pub fn local_aggregates(site: &Site, m: &Model) -> String {
     ] {
         set(&mut doc, &[section, "instant_power"], Value::Int(w));
     }
+    // The lifetime counters move with the power the model integrated.
+    if !m.frozen {
+        for ((section, key), wh) in super::model::COUNTERS.iter().zip(m.energy) {
+            set(&mut doc, &[section, key], Value::Float(wh));
+        }
+    }
     compact(&doc)
 }
 

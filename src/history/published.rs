@@ -1,0 +1,65 @@
+//! The read-only copy of a recorder that the poller publishes with its snapshot once per
+//! completed step, so requests query history without ever locking the recorder or waiting on
+//! a flush's `fsync`.
+
+use super::query::Status;
+use super::{Recorder, Storage};
+
+/// A frozen recorder (memory only, no file handle) with the status it had when frozen.
+pub struct Published {
+    /// Query it with [`Recorder::today`], [`Recorder::daily`], [`Recorder::trend`], ….
+    pub rec: Recorder,
+    /// The live recorder's status at the freeze (storage health included).
+    pub status: Status,
+    /// Increases with every freeze of this gateway (cache key for rendered bodies).
+    pub seq: u64,
+    /// The data is simulated (`--demo`).
+    pub simulated: bool,
+}
+
+impl std::fmt::Debug for Published {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Published")
+            .field("seq", &self.seq)
+            .field("simulated", &self.simulated)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Recorder {
+    /// A copy of the data for readers: the same archives and days, no file (`flush` on it is a
+    /// no-op), about [`Recorder::heap_bytes`] of memory.
+    pub fn freeze(&self) -> Recorder {
+        Recorder {
+            spec: self.spec.clone(),
+            layout: self.layout.clone(),
+            zone: self.zone.clone(),
+            archives: self.archives.clone(),
+            days: self.days.clone(),
+            cache: self.cache,
+            cursor: self.cursor,
+            state_dirty: false,
+            storage: Storage::Memory,
+            store: None,
+            failing: self.failing.clone(),
+            opened: self.opened.clone(),
+            owns_file: false,
+            counters: self.counters.clone(),
+        }
+    }
+
+    /// [`Recorder::freeze`] with its status, numbered `seq`.
+    pub fn publish(&self, seq: u64, simulated: bool) -> Published {
+        Published {
+            rec: self.freeze(),
+            status: self.status(),
+            seq,
+            simulated,
+        }
+    }
+
+    /// The base step (s).
+    pub fn step(&self) -> u32 {
+        self.spec.step
+    }
+}
