@@ -401,6 +401,12 @@ pub const CONTROL_TOKEN: Key = key(
     "The bearer token for control writes; required with `CONTROL_ENABLED=true`",
 )
 .file("control_token");
+pub const ISLANDING_COOLDOWN: Key = key(
+    &["PW_ISLANDING_COOLDOWN"],
+    "`300`",
+    "Seconds after an islanding command (off-grid / reconnect) before the next is accepted (429 until then)",
+)
+.file("islanding_cooldown");
 pub const CLOUD_OWNER_URL: Key = key(
     &["PW_CLOUD_OWNER_URL"],
     "`https://owner-api.teslamotors.com/`",
@@ -567,6 +573,7 @@ pub static KEYS: &[&Key] = &[
     &WWW_DIR,
     &CONTROL_ENABLED,
     &CONTROL_TOKEN,
+    &ISLANDING_COOLDOWN,
     &CLOUD_OWNER_URL,
     &CLOUD_AUTH_URL,
     &FLEETAPI_URL,

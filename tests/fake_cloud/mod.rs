@@ -46,6 +46,12 @@ pub struct State {
     pub grid_status: String,
     /// Writes answer this error code instead of succeeding.
     pub write_error: Option<u16>,
+    /// Writes (POSTs) are answered after this long.
+    pub write_delay: Duration,
+    /// `disallow_charge_from_grid_with_solar_installed`, as last written.
+    pub disallow_grid_charging: bool,
+    /// `customer_preferred_export_rule`, as last written.
+    pub export_rule: String,
 }
 
 pub struct FakeCloud {
@@ -79,6 +85,9 @@ impl FakeCloud {
             island_status: "on_grid".into(),
             grid_status: "Active".into(),
             write_error: None,
+            write_delay: Duration::ZERO,
+            disallow_grid_charging: false,
+            export_rule: "pv_only".into(),
         }));
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         std_listener.set_nonblocking(true).unwrap();
@@ -116,6 +125,10 @@ impl FakeCloud {
                             let st = st.clone();
                             tokio::spawn(async move {
                                 let (parts, mut body) = req.into_parts();
+                                let delay = st.lock().unwrap().write_delay;
+                                if parts.method == "POST" && !delay.is_zero() {
+                                    tokio::time::sleep(delay).await;
+                                }
                                 let mut buf = Vec::new();
                                 while let Some(chunk) = body.data().await {
                                     let Ok(c) = chunk else { return };
@@ -301,7 +314,7 @@ fn handle(state: &Mutex<State>, parts: &http::request::Parts, body: &[u8]) -> (u
                         .with("battery", true)
                         .with("grid", true)
                         .with("gateway", "teg")
-                        .with("customer_preferred_export_rule", "pv_only"),
+                        .with("customer_preferred_export_rule", s.export_rule.as_str()),
                 )
                 .with("version", "25.10.1 abcdef12")
                 .with("battery_count", 2)
@@ -329,6 +342,20 @@ fn handle(state: &Mutex<State>, parts: &http::request::Parts, body: &[u8]) -> (u
                 match v.get("backup_reserve_percent").and_then(Value::as_i64) {
                     Some(n) => s.reserve = n,
                     None => return err(400, "bad backup_reserve_percent"),
+                }
+            }
+            if leaf == "grid_import_export" {
+                if let Some(b) = v
+                    .get("disallow_charge_from_grid_with_solar_installed")
+                    .and_then(Value::as_bool)
+                {
+                    s.disallow_grid_charging = b;
+                }
+                if let Some(r) = v
+                    .get("customer_preferred_export_rule")
+                    .and_then(Value::as_str)
+                {
+                    s.export_rule = r.to_string();
                 }
             }
             if leaf == "operation" {
