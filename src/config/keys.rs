@@ -619,6 +619,9 @@ pub fn help() -> String {
 USAGE:
     pypowerwall-server [OPTIONS]            serve (configuration from flags and PW_* variables)
     pypowerwall-server --demo               serve simulated data (no Powerwall needed)
+    pypowerwall-server setup [--cn] [--redirect-url URL] [--site ID] [--email EMAIL]
+                                            log in to Tesla (Owner API) and write the token files
+                                            into PW_AUTH_PATH (alias: --setup)
     pypowerwall-server sim [SIM OPTIONS]    run the gateway simulator alone
     pypowerwall-server healthcheck [URL]    exit 0 if URL (default http://127.0.0.1:8675/health) answers 2xx
 
