@@ -1,4 +1,5 @@
-//! The `pypowerwall-server` binary: serve (default), `sim`, `healthcheck`.
+//! The `pypowerwall-server` binary: serve (default), `setup` (alias `--setup`), `sim`,
+//! `healthcheck`.
 
 use std::process::ExitCode;
 
@@ -44,6 +45,17 @@ fn healthcheck(url: Option<String>) -> ExitCode {
     }
 }
 
+/// `setup`: Tesla Owner API login that writes pypowerwall's token files.
+fn setup(args: pico_args::Arguments) -> ExitCode {
+    match pypowerwall_server::cloud::setup::run_cli(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pypowerwall-server setup: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let mut args = pico_args::Arguments::from_env();
     if args.contains(["-h", "--help"]) {
@@ -54,7 +66,18 @@ fn main() -> ExitCode {
         println!("pypowerwall-server {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
+    // `--setup` is the Python server's flag for the same thing.
+    let setup_flag = args.contains("--setup");
     match args.subcommand() {
+        Ok(Some(cmd)) if cmd == "setup" || setup_flag => {
+            // With `--setup` the first free word was not a command: put nothing back, refuse it.
+            if cmd != "setup" {
+                eprintln!("pypowerwall-server --setup: unexpected argument '{cmd}'");
+                return ExitCode::from(2);
+            }
+            return setup(args);
+        }
+        Ok(None) if setup_flag => return setup(args),
         Ok(Some(cmd)) if cmd == "sim" => {
             init_logging(args.contains("--debug"));
             return match sim::run_cli(args) {

@@ -2,11 +2,17 @@
 //! so the gateway selector and "All sites" have something to do) behind a path prefix, then runs
 //! `tests/ui/check.mjs`, which drives Debian's headless Chromium through playwright-core.
 //!
+//! With the `cloud` feature a third gateway, "home", is watched through a fake Tesla cloud
+//! (HTTP/2, `tests/fake_cloud`) and control is on, so the check drives the control card: a reserve
+//! written through the card shows after the next poll.
+//!
 //! Needs `/usr/bin/chromium`, `node` and `tests/ui/node_modules` (`scripts/ui-deps.sh` installs
 //! them). Without them the test is skipped with a message, except under `CI=true`, where it fails.
 //! Screenshots land in `target/ui-artifacts/`.
 
 mod common;
+#[cfg(feature = "cloud")]
+mod fake_cloud;
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -63,11 +69,36 @@ fn web_ui_in_headless_chromium() {
 
     // A second gateway next to the demo one.
     let cabin = common::start_sim(Fixture::Pw3, false);
-    let gateways = format!(
-        r#"[{{"id": "cabin", "name": "Cabin", "host": "{}", "gw_pwd": "{}"}}]"#,
+    let mut gateways = format!(
+        r#"[{{"id": "cabin", "name": "Cabin", "host": "{}", "gw_pwd": "{}"}}"#,
         cabin.addr(),
         common::GW_PWD
     );
+    let mut control_args: Vec<String> = Vec::new();
+    let mut extra: Vec<(&str, String)> = Vec::new();
+    // A cloud-mode gateway with control (the fake cloud applies writes; polls read them back).
+    #[cfg(feature = "cloud")]
+    let _fake = {
+        let fake = fake_cloud::FakeCloud::start("access-0", "refresh-0");
+        let dir = fake_cloud::temp_dir("ui-home");
+        fake_cloud::write_owner_files(
+            &dir,
+            &fake,
+            "access-0",
+            "refresh-0",
+            fake_cloud::now() + 3600,
+        );
+        gateways.push_str(&format!(
+            r#", {{"id": "home", "name": "Home", "cloud_mode": true, "authpath": "{}"}}"#,
+            dir.display()
+        ));
+        extra.push(("PW_CLOUD_OWNER_URL", fake.url()));
+        extra.push(("PW_CLOUD_CA", dir.join("ca.pem").display().to_string()));
+        extra.push(("PW_CONTROL_SECRET", "ui-s3cret".into()));
+        control_args.extend(["--control".into(), "home".into(), "--control-token".into(), "ui-s3cret".into()]);
+        fake
+    };
+    gateways.push(']');
     let vars: HashMap<&str, String> = [
         ("PW_GATEWAYS", gateways),
         ("PW_BIND_ADDRESS", "127.0.0.1".to_string()),
@@ -76,6 +107,7 @@ fn web_ui_in_headless_chromium() {
         ("PW_CACHE_EXPIRE", "2".to_string()),
     ]
     .into_iter()
+    .chain(extra)
     .collect();
     let cli = CliOverrides {
         demo: true,
@@ -92,7 +124,8 @@ fn web_ui_in_headless_chromium() {
     assert!(
         common::wait_for(Duration::from_secs(20), || online("/api/meters/aggregates")
             && online("/api/gateways/demo")
-            && online("/api/gateways/cabin")),
+            && online("/api/gateways/cabin")
+            && (control_args.is_empty() || online("/api/gateways/home"))),
         "the gateways never came online"
     );
 
@@ -103,6 +136,7 @@ fn web_ui_in_headless_chromium() {
         .arg(root.join("tests/ui/check.mjs"))
         .arg(&base)
         .args(["--prefix", PREFIX, "--default-gateway", default_id])
+        .args(&control_args)
         .arg("--out")
         .arg(&out)
         .env("CHROMIUM", &chromium)

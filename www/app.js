@@ -538,6 +538,7 @@
     renderConn();
     renderBanner();
     record(s);
+    if (!FLOW) ctlOnSummary(s);
     const c = charts['c-power'];
     if (Date.now() - lastDraw > 5000 || (c && !c.pts.length)) drawCharts();
   }
@@ -639,6 +640,7 @@
     renderHeader();
     loadHistory();
     connect();
+    ctlSelect();
   }
 
   function clearDashboard() {
@@ -864,6 +866,188 @@
     if (line) line.setAttribute('visibility', 'hidden');
   }
 
+  // ---- control card --------------------------------------------------------------------------
+  // Shown only when GET control/status says control is enabled. Writes go to the selected
+  // gateway in the JSON style ({"value": …} with the bearer token, asked once per browser tab and
+  // kept in sessionStorage), after an in-page confirmation; the shown values come from the polls.
+  const CTL_FIELDS = {
+    reserve: { id: 'c-reserve', label: 'backup reserve', show: (v) => v + '%' },
+    mode: { id: 'c-mode', label: 'mode' },
+    grid_charging: { id: 'c-gc', label: 'grid charging' },
+    grid_export: { id: 'c-ge', label: 'grid export' },
+  };
+  const C = { status: null, cur: {}, dirty: new Set(), busy: false, pending: null, readAt: 0, gen: 0 };
+  const tokKey = () => 'pw.' + BASE + '.control-token';
+  const session = {
+    get() { try { return sessionStorage.getItem(tokKey()) || ''; } catch (e) { return ''; } },
+    set(v) { try { if (v) sessionStorage.setItem(tokKey(), v); else sessionStorage.removeItem(tokKey()); } catch (e) { /* private mode */ } },
+  };
+  const ctlGw = () => (S.api === 'v2' ? S.sel : C.status && C.status.default_gateway);
+  const ctlInfo = () => {
+    const gws = (C.status && C.status.gateways) || [];
+    return gws.find((g) => g.id === ctlGw()) || null;
+  };
+  const ctlPath = (id, action) => (S.api === 'v2' ? 'api/gateways/' + encodeURIComponent(id) + '/control/' : 'control/') + action;
+  function fieldText(a, v) {
+    const f = CTL_FIELDS[a];
+    if (f.show) return f.show(v);
+    const o = [...$(f.id).options].find((x) => x.value === String(v));
+    return o ? o.textContent : String(v);
+  }
+  function ctlMsg(text, kind) {
+    const m = $('c-msg');
+    m.textContent = text;
+    m.className = 'c-msg small' + (kind ? ' ' + kind : '');
+  }
+  function ctlRender() {
+    const card = $('ctl');
+    if (!card) return;
+    const enabled = !!(C.status && C.status.enabled);
+    card.hidden = FLOW || !enabled;
+    if (card.hidden) return;
+    const info = ctlInfo(), actions = (info && info.actions) || [];
+    const note = $('c-note');
+    const form = $('c-form');
+    if (!info) {
+      note.textContent = 'Choose one site above to change its settings.';
+    } else if (!actions.length) {
+      note.textContent = 'This site cannot be controlled: no cloud credentials (run pypowerwall-server setup) and no LAN control.';
+    }
+    note.hidden = !!(info && actions.length);
+    form.hidden = !note.hidden;
+    setText('c-path', info && info.path ? 'via ' + (info.path === 'lan' ? 'LAN' : 'Tesla cloud') : 'read-only');
+    for (const row of form.querySelectorAll('.c-row[data-a]')) row.hidden = !actions.includes(row.dataset.a);
+    $('c-tokrow').hidden = !!session.get();
+    for (const a in CTL_FIELDS) {
+      const input = $(CTL_FIELDS[a].id);
+      if (!C.dirty.has(a) && C.cur[a] != null) input.value = String(C.cur[a]);
+      input.disabled = C.busy;
+    }
+    const r = $('c-reserve');
+    setText('c-reserve-v', C.cur.reserve == null && !C.dirty.has('reserve') ? '—' : r.value + '%');
+    $('c-apply').disabled = C.busy || !C.dirty.size;
+    $('c-reset').disabled = C.busy || !C.dirty.size;
+  }
+  async function ctlRead() {
+    const id = ctlGw(), info = ctlInfo(), my = ++C.gen;
+    if (!id || !info || !info.actions.length) return;
+    C.readAt = Date.now();
+    const got = {};
+    for (const a of Object.keys(CTL_FIELDS).filter((x) => info.actions.includes(x))) {
+      const j = await getJSON(ctlPath(id, a));
+      if (j && a in j) got[a] = a === 'reserve' ? Math.round(num(j.reserve) ?? 0) : String(j[a]);
+    }
+    if (my !== C.gen || id !== ctlGw()) return;
+    C.cur = got;
+    ctlSettle();
+    ctlRender();
+  }
+  // A write is confirmed when the polled value shows it.
+  function ctlSettle() {
+    const p = C.pending;
+    if (!p) return;
+    const done = Object.keys(p.want).every((a) => String(C.cur[a]) === String(p.want[a]));
+    if (done) {
+      C.pending = null;
+      ctlMsg('Done — the site now reports ' + Object.keys(p.want).map((a) => CTL_FIELDS[a].label + ' ' + fieldText(a, p.want[a])).join(', ') + '.', 'ok');
+    } else if (Date.now() - p.at > 120000) {
+      C.pending = null;
+      ctlMsg('Accepted, but the site does not report the new value yet; check again later.', 'bad');
+    }
+  }
+  function ctlOnSummary(s) {
+    if (!C.status || !C.status.enabled) return;
+    const r = num(s.reserve);
+    if (r != null && (s.id == null || s.id === ctlGw())) C.cur.reserve = Math.round(r);
+    // the other values are read now and then, and on every poll while a write settles
+    if (C.pending || Date.now() - C.readAt > 30000) ctlRead();
+    else { ctlSettle(); ctlRender(); }
+  }
+  function ctlSelect() {
+    if (FLOW || !$('ctl')) return;
+    C.dirty.clear(); C.cur = {}; C.pending = null; C.gen++;
+    $('c-confirm').hidden = true;
+    ctlMsg('');
+    ctlRender();
+    ctlRead();
+  }
+  function ctlChanges() {
+    const out = {};
+    for (const a of C.dirty) {
+      const v = $(CTL_FIELDS[a].id).value;
+      out[a] = a === 'reserve' ? +v : a === 'grid_charging' ? v === 'true' : v;
+    }
+    return out;
+  }
+  async function ctlWrite(changes) {
+    const id = ctlGw(), g = S.gateways.find((x) => x.id === id);
+    const token = session.get() || $('c-token').value.trim();
+    C.busy = true; ctlRender();
+    ctlMsg('Sending…');
+    try {
+      for (const a of Object.keys(changes)) {
+        let r, body = {};
+        try {
+          r = await fetch(BASE + ctlPath(id, a), {
+            method: 'POST', cache: 'no-store',
+            headers: { 'Content-Type': 'application/json', Authorization: 'Bearer ' + token },
+            body: JSON.stringify(a === 'islanding' ? changes[a] : { value: changes[a] }),
+          });
+          body = await r.json().catch(() => ({}));
+        } catch (e) {
+          ctlMsg('The server did not answer: ' + e.message, 'bad');
+          return;
+        }
+        if (r.status === 401) {
+          session.set('');
+          $('c-token').value = '';
+          ctlMsg('The control token was refused. Enter it again.', 'bad');
+          return;
+        }
+        session.set(token);
+        if (!r.ok) {
+          const why = body && body.error ? body.error : 'HTTP ' + r.status;
+          ctlMsg(`Could not set ${CTL_FIELDS[a].label}: ${why}` + (r.status === 409 ? ' (try again in a moment)' : ''), 'bad');
+          return;
+        }
+        C.dirty.delete(a);
+      }
+      C.pending = { want: changes, at: Date.now() };
+      ctlMsg(`Sent to ${(g && g.name) || id || 'the site'}; waiting for the next update to show it…`);
+    } finally {
+      C.busy = false;
+      $('c-token').value = '';
+      ctlRender();
+    }
+  }
+  async function ctlInit() {
+    const st = await getJSON('control/status');
+    C.status = st && typeof st.enabled === 'boolean' ? st : null;
+    ctlRender();
+    if (!C.status || !C.status.enabled) return;
+    for (const a in CTL_FIELDS) {
+      $(CTL_FIELDS[a].id).addEventListener('input', () => {
+        if (String($(CTL_FIELDS[a].id).value) === String(C.cur[a])) C.dirty.delete(a); else C.dirty.add(a);
+        $('c-confirm').hidden = true;
+        ctlRender();
+      });
+    }
+    $('c-form').addEventListener('submit', (e) => {
+      e.preventDefault();
+      const ch = ctlChanges();
+      if (!Object.keys(ch).length || C.busy) return;
+      if (!session.get() && !$('c-token').value.trim()) { ctlMsg('Enter the control token first.', 'bad'); $('c-token').focus(); return; }
+      const id = ctlGw(), g = S.gateways.find((x) => x.id === id);
+      setText('c-confirm-t', `Change ${(g && g.name) || id || 'this site'}: ` + Object.keys(ch).map((a) => `${CTL_FIELDS[a].label} → ${fieldText(a, ch[a])}`).join(', ') + '?');
+      $('c-confirm').hidden = false;
+      $('c-yes').focus();
+    });
+    $('c-yes').addEventListener('click', () => { $('c-confirm').hidden = true; ctlWrite(ctlChanges()); });
+    $('c-no').addEventListener('click', () => { $('c-confirm').hidden = true; ctlMsg('Nothing was changed.'); });
+    $('c-reset').addEventListener('click', () => { C.dirty.clear(); $('c-confirm').hidden = true; ctlMsg(''); ctlRender(); });
+    ctlRead();
+  }
+
   // ---- start -------------------------------------------------------------------------------
   async function init() {
     applyTheme();
@@ -916,6 +1100,7 @@
       setInterval(() => { if (S.bucket && S.bucket.t < Math.floor(Date.now() / 60000) * 60 - 60) flushBucket(); drawCharts(); }, 15000);
     }
     connect();
+    if (!FLOW) ctlInit();
     setInterval(refreshGateways, S.api === 'v2' ? 5000 : 10000);
     setInterval(() => { renderConn(); renderHeader(); renderGateways(); }, 1000);
   }

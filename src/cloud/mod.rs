@@ -6,6 +6,8 @@
 //! * `tokens` — pypowerwall's token files in `authpath`, read compatibly, written atomically.
 //! * `session` — an authenticated client: site selection, live status, site info, writes,
 //!   refresh on expiry or 401; one shared session per token file.
+//! * `setup` — `pypowerwall-server setup`: the Owner API login (OAuth 2.0 + PKCE) that writes
+//!   the token files.
 //! * `map` — cloud documents → [`crate::gateway::facade::Facade`] (pypowerwall's cloud mode).
 //! * `source` — the poller's [`crate::gateway::source::Source`] for `cloud_mode` gateways.
 //!
@@ -18,6 +20,7 @@ use std::fmt;
 pub mod http2;
 pub mod map;
 pub mod session;
+pub mod setup;
 pub mod source;
 pub mod tokens;
 pub mod transport;

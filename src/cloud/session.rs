@@ -377,25 +377,8 @@ impl Session {
             .map_err(|_| Error::BadReply(format!("{} {path}: not JSON", method)))
     }
 
-    /// Picks the site: configured `siteid`, else the site file, else the first battery site.
-    pub fn select_site(&mut self) -> Result<Site, Error> {
-        if let Some(s) = &self.site {
-            return Ok(s.clone());
-        }
-        let file_site = match &self.creds {
-            Creds::Owner(_) => tokens::read_site(&self.dir),
-            Creds::Fleet(c) => c.site_id,
-        };
-        if self.kind == Kind::Fleet {
-            if let Some(id) = self.wanted_site.or(file_site) {
-                let s = Site {
-                    id,
-                    ..Site::default()
-                };
-                self.site = Some(s.clone());
-                return Ok(s);
-            }
-        }
+    /// The account's energy sites (Owner API: battery sites only), from `api/1/products`.
+    pub fn sites(&mut self) -> Result<Vec<Site>, Error> {
         let products = self.call("GET", "api/1/products", None)?;
         let list: Vec<Site> = products
             .get("response")
@@ -422,6 +405,29 @@ impl Session {
                     .collect()
             })
             .unwrap_or_default();
+        Ok(list)
+    }
+
+    /// Picks the site: configured `siteid`, else the site file, else the first battery site.
+    pub fn select_site(&mut self) -> Result<Site, Error> {
+        if let Some(s) = &self.site {
+            return Ok(s.clone());
+        }
+        let file_site = match &self.creds {
+            Creds::Owner(_) => tokens::read_site(&self.dir),
+            Creds::Fleet(c) => c.site_id,
+        };
+        if self.kind == Kind::Fleet {
+            if let Some(id) = self.wanted_site.or(file_site) {
+                let s = Site {
+                    id,
+                    ..Site::default()
+                };
+                self.site = Some(s.clone());
+                return Ok(s);
+            }
+        }
+        let list = self.sites()?;
         let pick = if let Some(w) = self.wanted_site {
             list.iter().find(|s| s.id == w).cloned().ok_or_else(|| {
                 Error::Setup(format!("site {w} is not an energy site of this account"))

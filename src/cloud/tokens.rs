@@ -181,6 +181,29 @@ pub fn write_owner(dir: &Path, t: &OwnerTokens, expires_in: i64, extra: &Map) ->
         .map_err(|e| Error::Setup(format!("cannot write {}: {e}", path.display())))
 }
 
+/// Stores a fresh login (set-up) as teslapy and pypowerwall 0.22.2 do: the entry of `email`
+/// becomes `{"url": sso_url, "sso": sso}`; every other entry of the file is kept.
+pub fn write_owner_login(dir: &Path, email: &str, sso_url: &str, sso: Map) -> Result<(), Error> {
+    let path = dir.join(AUTH_FILE);
+    let mut doc = read_json(&path)
+        .ok()
+        .and_then(|d| d.as_object().cloned())
+        .unwrap_or_default();
+    doc.insert(
+        email.to_string(),
+        Map::new().with("url", sso_url).with("sso", sso),
+    );
+    atomic_write(&path, Value::Object(doc).to_py().as_bytes())
+        .map_err(|e| Error::Setup(format!("cannot write {}: {e}", path.display())))
+}
+
+/// Writes `.pypowerwall.site`: the site id as plain text, as pypowerwall writes it.
+pub fn write_site(dir: &Path, id: i64) -> Result<(), Error> {
+    let path = dir.join(SITE_FILE);
+    atomic_write(&path, id.to_string().as_bytes())
+        .map_err(|e| Error::Setup(format!("cannot write {}: {e}", path.display())))
+}
+
 /// `.pypowerwall.site`: the chosen site id, when present and numeric.
 pub fn read_site(dir: &Path) -> Option<i64> {
     fs::read_to_string(dir.join(SITE_FILE))

@@ -237,6 +237,12 @@ pub fn load(
         ControlSettings {
             tokens,
             secret: control_secret,
+            islanding_cooldown: Duration::from_secs(env.int(
+                &keys::ISLANDING_COOLDOWN,
+                300,
+                0,
+                86_400,
+            )? as u64),
         }
     };
     let cloud = CloudSettings {

@@ -420,6 +420,12 @@ pub const CONTROL_TOKEN: Key = key(
     "The bearer token for control writes; required with `CONTROL_ENABLED=true`",
 )
 .file("control_token");
+pub const ISLANDING_COOLDOWN: Key = key(
+    &["PW_ISLANDING_COOLDOWN"],
+    "`300`",
+    "Seconds after an islanding command (off-grid / reconnect) before the next is accepted (429 until then)",
+)
+.file("islanding_cooldown");
 pub const CLOUD_OWNER_URL: Key = key(
     &["PW_CLOUD_OWNER_URL"],
     "`https://owner-api.teslamotors.com/`",
@@ -589,6 +595,7 @@ pub static KEYS: &[&Key] = &[
     &HISTORY_FLUSH,
     &CONTROL_ENABLED,
     &CONTROL_TOKEN,
+    &ISLANDING_COOLDOWN,
     &CLOUD_OWNER_URL,
     &CLOUD_AUTH_URL,
     &FLEETAPI_URL,
@@ -634,6 +641,9 @@ pub fn help() -> String {
 USAGE:
     pypowerwall-server [OPTIONS]            serve (configuration from flags and PW_* variables)
     pypowerwall-server --demo               serve simulated data (no Powerwall needed)
+    pypowerwall-server setup [--cn] [--redirect-url URL] [--site ID] [--email EMAIL]
+                                            log in to Tesla (Owner API) and write the token files
+                                            into PW_AUTH_PATH (alias: --setup)
     pypowerwall-server sim [SIM OPTIONS]    run the gateway simulator alone
     pypowerwall-server healthcheck [URL]    exit 0 if URL (default http://127.0.0.1:8675/health) answers 2xx
 

@@ -279,6 +279,8 @@ pub struct ControlSettings {
     pub tokens: Vec<Secret>,
     /// `PW_CONTROL_SECRET` alone (shown masked in `/stats`).
     pub secret: Option<Secret>,
+    /// `PW_ISLANDING_COOLDOWN`: the wait after an islanding command before the next.
+    pub islanding_cooldown: Duration,
 }
 
 impl std::fmt::Debug for ControlSettings {

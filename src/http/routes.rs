@@ -173,7 +173,7 @@ pub struct PostRoute {
     pub handler: PostHandler,
 }
 
-const CONTROL_DOC: &str = "Two request styles, told apart per request. JSON (seed design): `Authorization: Bearer <CONTROL_TOKEN>` and a body `{\"reserve\": 0-100, \"mode\": \"self_consumption|backup|autonomous\"}`; 403 when control is disabled, 401 bad token, 400 invalid body, 413 body over 4 KB, 502 cloud failure, 503 no cloud credentials. Form (pypowerwall proxy): `value=…&token=…[&mode=…|&level=…]`, the proxy's messages; 400 (also when disabled) or 401. Actions: reserve, mode (both styles); grid_charging, grid_export, max_backup (form only).";
+const CONTROL_DOC: &str = "Two request styles, told apart per request; the token is checked before anything else. JSON: `Authorization: Bearer <token>` and a body with the action's field or `value` (the Python server's): `{\"reserve\": 0-100, \"mode\"?: …}`, `{\"mode\": \"self_consumption|backup|autonomous\", \"reserve\"|\"level\"?: 0-100}`, `{\"grid_charging\": true|false}`, `{\"grid_export\": \"battery_ok|pv_only|never\"}`, `{\"islanding\": \"off_grid|on_grid\", \"confirm\": true}` (off-grid needs confirm); 403 disabled, 401 bad token, 404 unknown action or gateway, 413 body over 4 KB, 400 invalid body, 409 a write to the gateway in flight, 429 islanding cooldown (Retry-After), 503 no write path, 502 cloud failure. Form (pypowerwall proxy): `value=…&token=…[&mode=…|&level=…|&confirm=true]`, the proxy's messages; 400 (also when disabled), 401, 409, 429. Actions: reserve, mode, grid_charging, grid_export, islanding (needs the v1r LAN transport), max_backup (form; v1r only).";
 
 /// Every POST route, first match wins; any other POST is the proxy's 400 `Invalid Request`.
 pub static POST_ROUTES: &[PostRoute] = &[
@@ -181,7 +181,7 @@ pub static POST_ROUTES: &[PostRoute] = &[
         pattern: "/api/gateways/{id}/control/{action}",
         doc_path: "/api/gateways/{id}/control/{action}",
         family: "control",
-        summary: "Control one gateway through Tesla's cloud: reserve or mode",
+        summary: "Control one gateway: reserve, mode, grid charging, grid export, islanding",
         description: CONTROL_DOC,
         handler: control::post,
     },
@@ -189,7 +189,7 @@ pub static POST_ROUTES: &[PostRoute] = &[
         pattern: "/control*",
         doc_path: "/control/{action}",
         family: "control",
-        summary: "Control the default gateway through Tesla's cloud (proxy-compatible)",
+        summary: "Control the default gateway (proxy-compatible)",
         description: CONTROL_DOC,
         handler: control::post,
     },
@@ -253,13 +253,14 @@ pub static ROUTES: &[Route] = &[
     pass("/api/synchrometer/ct_voltage_references", A, "CT voltage references", Pass::Gateway),
     pass("/api/auth/toggle/supported", A, "Auth toggle", Pass::Gateway),
     pass("/api/solar_powerwall", A, "Solar Powerwall", Pass::Gateway),
+    r("/control/status", "control", "Whether control is enabled and what each gateway can do (cloud, LAN, actions, active path); no token needed", control::get_status),
     b("/control/*", "control", "Current control settings (read-only)", BodyKey::Control),
     b("/fans", L, "Fan speeds by device", BodyKey::Path),
     b("/fans/pw*", L, "Fan speeds as FANn_actual / FANn_target", BodyKey::Fixed("/fans/pw")),
     b("/pw/{name}", L, "pypowerwall library calls (level, power, vitals, …)", BodyKey::Pw),
     r("/api/gateways", "gateways", "All gateways with their state", api::gateways),
     r("/api/gateways/{id}", "gateways", "One gateway: details and latest summary", api::gateway),
-    r("/api/gateways/{id}/control/{action}", "control", "One gateway's current reserve or mode (read-only, from the last poll)", control::get_gateway),
+    r("/api/gateways/{id}/control/{action}", "control", "One gateway's current reserve, mode, grid_charging or grid_export (read-only, from the last poll)", control::get_gateway),
     r("/api/gateways/{id}/history", "gateways", "One gateway: 24 h at one point per history step (60 s)", api::gateway_history),
     r("/api/gateways/{id}/{view}", "gateways", "One gateway in the legacy shapes: vitals, aggregates, soe, strings, temps, alerts, fans, freq, pod, battery, status, version", api::gateway_view),
     r("/api/aggregate/power", "aggregate", "Flows summed over gateways with fresh data", api::aggregate_power),
@@ -534,30 +535,39 @@ pub fn openapi_doc() -> Value {
     }
     for route in POST_ROUTES {
         let params = path_params(route.doc_path);
-        let json_body = Map::new().with("type", "object").with(
-            "properties",
+        let percent = || {
             Map::new()
-                .with(
-                    "reserve",
-                    Map::new()
-                        .with("type", "integer")
-                        .with("minimum", 0)
-                        .with("maximum", 100),
-                )
-                .with(
-                    "mode",
-                    Map::new().with("type", "string").with(
-                        "enum",
-                        control::MODES
-                            .iter()
-                            .map(|m| Value::from(*m))
-                            .collect::<Vec<_>>(),
-                    ),
-                ),
-        );
+                .with("type", "integer")
+                .with("minimum", 0)
+                .with("maximum", 100)
+        };
+        let strings = |list: &[&str]| {
+            Map::new().with("type", "string").with(
+                "enum",
+                list.iter().map(|m| Value::from(*m)).collect::<Vec<_>>(),
+            )
+        };
+        let json_body = Map::new()
+            .with("type", "object")
+            .with(
+                "description",
+                "The action's own field, or `value` (the Python server's body) in its place",
+            )
+            .with(
+                "properties",
+                Map::new()
+                    .with("value", Map::new())
+                    .with("reserve", percent())
+                    .with("level", percent())
+                    .with("mode", strings(control::MODES))
+                    .with("grid_charging", Map::new().with("type", "boolean"))
+                    .with("grid_export", strings(control::GRID_EXPORTS))
+                    .with("islanding", strings(&["off_grid", "on_grid"]))
+                    .with("confirm", Map::new().with("type", "boolean")),
+            );
         let form_body = Map::new().with("type", "object").with(
             "properties",
-            ["value", "token", "mode", "level"]
+            ["value", "token", "mode", "level", "confirm"]
                 .iter()
                 .fold(Map::new(), |m, k| {
                     m.with(*k, Map::new().with("type", "string"))
@@ -573,8 +583,14 @@ pub fn openapi_doc() -> Value {
             ("401", "Missing or bad token"),
             ("403", "Control disabled (JSON style)"),
             ("413", "Body over 4096 bytes (JSON style)"),
+            ("404", "Unknown action or gateway (JSON style)"),
+            ("409", "Another write to this gateway is in flight"),
+            ("429", "Islanding cooldown (`Retry-After`)"),
             ("502", "Tesla's cloud failed (JSON style)"),
-            ("503", "No cloud credentials for the gateway (JSON style)"),
+            (
+                "503",
+                "No write path for this action on the gateway (JSON style)",
+            ),
         ] {
             responses.insert(code, Map::new().with("description", what));
         }

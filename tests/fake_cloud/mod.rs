@@ -46,6 +46,22 @@ pub struct State {
     pub grid_status: String,
     /// Writes answer this error code instead of succeeding.
     pub write_error: Option<u16>,
+    /// Writes (POSTs) are answered after this long.
+    pub write_delay: Duration,
+    /// `disallow_charge_from_grid_with_solar_installed`, as last written.
+    pub disallow_grid_charging: bool,
+    /// `customer_preferred_export_rule`, as last written.
+    pub export_rule: String,
+    /// Authorization codes handed out: (code, PKCE challenge, used).
+    pub codes: Vec<(String, String, bool)>,
+    /// Code exchanges whose verifier did not match the challenge.
+    pub pkce_failures: u32,
+    /// The e-mail in the id_token of a login.
+    pub sso_email: String,
+    /// `api/1/products` lists a second battery site (`SITE_ID + 1`, "Fake Cabin").
+    pub second_site: bool,
+    /// `api/1/products` lists no battery site.
+    pub no_sites: bool,
 }
 
 pub struct FakeCloud {
@@ -79,6 +95,14 @@ impl FakeCloud {
             island_status: "on_grid".into(),
             grid_status: "Active".into(),
             write_error: None,
+            write_delay: Duration::ZERO,
+            disallow_grid_charging: false,
+            export_rule: "pv_only".into(),
+            codes: Vec::new(),
+            pkce_failures: 0,
+            sso_email: EMAIL.into(),
+            second_site: false,
+            no_sites: false,
         }));
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         std_listener.set_nonblocking(true).unwrap();
@@ -116,6 +140,10 @@ impl FakeCloud {
                             let st = st.clone();
                             tokio::spawn(async move {
                                 let (parts, mut body) = req.into_parts();
+                                let delay = st.lock().unwrap().write_delay;
+                                if parts.method == "POST" && !delay.is_zero() {
+                                    tokio::time::sleep(delay).await;
+                                }
                                 let mut buf = Vec::new();
                                 while let Some(chunk) = body.data().await {
                                     let Ok(c) = chunk else { return };
@@ -177,12 +205,122 @@ impl Drop for FakeCloud {
     }
 }
 
-fn form(body: &str, key: &str) -> String {
+/// `application/x-www-form-urlencoded` value of `key` (`+` and `%XX` decoded).
+pub fn form(body: &str, key: &str) -> String {
+    let decode = |v: &str| {
+        let b = v.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            match b[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < b.len() => {
+                    let h = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz");
+                    out.push(u8::from_str_radix(h, 16).unwrap_or(b'?'));
+                    i += 2;
+                }
+                c => out.push(c),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
     body.split('&')
         .filter_map(|p| p.split_once('='))
         .find(|(k, _)| *k == key)
-        .map(|(_, v)| v.replace("%2D", "-").replace("%5F", "_"))
+        .map(|(_, v)| decode(v))
         .unwrap_or_default()
+}
+
+/// URL-safe base64 without padding (for the fake's PKCE check and id_token).
+pub fn b64url(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for c in data.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..=c.len() {
+            out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+/// The SSO's redirect target for the `ownerapi` client.
+pub const VOID_CALLBACK: &str = "https://auth.tesla.com/void/callback";
+
+/// Handles the SSO's authorize step (the browser's part: the user logs in and lands on the
+/// callback page), checking the parameters; the final URL, or an error.
+fn authorize(s: &mut State, query: &str) -> (u16, String) {
+    let want = [
+        ("client_id", "ownerapi"),
+        ("response_type", "code"),
+        ("redirect_uri", VOID_CALLBACK),
+        ("code_challenge_method", "S256"),
+        ("scope", "openid email offline_access"),
+    ];
+    for (k, v) in want {
+        if form(query, k) != v {
+            return err(400, &format!("bad {k}"));
+        }
+    }
+    let challenge = form(query, "code_challenge");
+    let state = form(query, "state");
+    if challenge.len() != 43 || state.is_empty() {
+        return err(400, "bad code_challenge or state");
+    }
+    s.minted += 1;
+    let code = format!("code-{}", s.minted);
+    s.codes.push((code.clone(), challenge, false));
+    (
+        200,
+        format!("{VOID_CALLBACK}?code={code}&state={state}&issuer=https%3A%2F%2Fauth.tesla.com%2Foauth2%2Fv3"),
+    )
+}
+
+/// The token endpoint's `authorization_code` grant, PKCE checked; codes work once.
+fn code_grant(s: &mut State, text: &str) -> (u16, String) {
+    if form(text, "client_id") != "ownerapi" || form(text, "redirect_uri") != VOID_CALLBACK {
+        return err(400, "invalid_request");
+    }
+    let code = form(text, "code");
+    let verifier = form(text, "code_verifier");
+    let digest = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
+    let Some(entry) = s.codes.iter_mut().find(|(c, _, used)| *c == code && !used) else {
+        return err(400, "invalid_grant");
+    };
+    entry.2 = true;
+    if b64url(digest.as_ref()) != entry.1 {
+        s.pkce_failures += 1;
+        return err(400, "invalid_grant");
+    }
+    s.minted += 1;
+    let access = format!("access-{}", s.minted);
+    let refresh = format!("refresh-{}", s.minted);
+    s.access_tokens.push(access.clone());
+    s.refresh_token = refresh.clone();
+    let claims = Map::new()
+        .with("email", s.sso_email.as_str())
+        .with("sub", "fake");
+    let id_token = format!(
+        "{}.{}.sig",
+        b64url(br#"{"alg":"none"}"#),
+        b64url(Value::from(claims).to_py().as_bytes())
+    );
+    (
+        200,
+        Value::from(
+            Map::new()
+                .with("access_token", access)
+                .with("refresh_token", refresh)
+                .with("id_token", id_token)
+                .with("expires_in", 28800)
+                .with("state", "ignored")
+                .with("token_type", "Bearer"),
+        )
+        .to_py(),
+    )
 }
 
 fn err(status: u16, e: &str) -> (u16, String) {
@@ -216,6 +354,16 @@ fn handle(state: &Mutex<State>, parts: &http::request::Parts, body: &[u8]) -> (u
         body: text.clone(),
     });
     let route = path.split('?').next().unwrap_or("").to_string();
+    if route == "/oauth2/v3/authorize" && parts.method == "GET" {
+        let query = path.split_once('?').map(|(_, q)| q).unwrap_or("");
+        return authorize(&mut s, query);
+    }
+    if route == "/oauth2/v3/token"
+        && parts.method == "POST"
+        && form(&text, "grant_type") == "authorization_code"
+    {
+        return code_grant(&mut s, &text);
+    }
     if route == "/oauth2/v3/token" {
         if parts.method != "POST" || form(&text, "grant_type") != "refresh_token" {
             return err(400, "unsupported_grant_type");
@@ -250,22 +398,37 @@ fn handle(state: &Mutex<State>, parts: &http::request::Parts, body: &[u8]) -> (u
     }
     let site = format!("/api/1/energy_sites/{SITE_ID}/");
     if route == "/api/1/products" {
-        return response(vec![
-            Value::from(
-                Map::new()
-                    .with("id", 1)
-                    .with("vehicle_id", 2)
-                    .with("display_name", "Car"),
-            ),
-            Value::from(
+        let mut list = vec![Value::from(
+            Map::new()
+                .with("id", 1)
+                .with("vehicle_id", 2)
+                .with("display_name", "Car"),
+        )];
+        if !s.no_sites {
+            list.push(Value::from(
                 Map::new()
                     .with("energy_site_id", SITE_ID)
                     .with("resource_type", "battery")
                     .with("site_name", "Fake Home")
                     .with("gateway_id", DIN),
-            ),
-        ]);
+            ));
+            if s.second_site {
+                list.push(Value::from(
+                    Map::new()
+                        .with("energy_site_id", SITE_ID + 1)
+                        .with("resource_type", "battery")
+                        .with("site_name", "Fake Cabin")
+                        .with("gateway_id", DIN),
+                ));
+            }
+        }
+        return response(list);
     }
+    let second = format!("/api/1/energy_sites/{}/", SITE_ID + 1);
+    let route = match route.strip_prefix(&second) {
+        Some(leaf) if s.second_site => format!("{site}{leaf}"),
+        _ => route,
+    };
     let Some(leaf) = route.strip_prefix(&site) else {
         return err(404, "not found");
     };
@@ -301,7 +464,7 @@ fn handle(state: &Mutex<State>, parts: &http::request::Parts, body: &[u8]) -> (u
                         .with("battery", true)
                         .with("grid", true)
                         .with("gateway", "teg")
-                        .with("customer_preferred_export_rule", "pv_only"),
+                        .with("customer_preferred_export_rule", s.export_rule.as_str()),
                 )
                 .with("version", "25.10.1 abcdef12")
                 .with("battery_count", 2)
@@ -329,6 +492,20 @@ fn handle(state: &Mutex<State>, parts: &http::request::Parts, body: &[u8]) -> (u
                 match v.get("backup_reserve_percent").and_then(Value::as_i64) {
                     Some(n) => s.reserve = n,
                     None => return err(400, "bad backup_reserve_percent"),
+                }
+            }
+            if leaf == "grid_import_export" {
+                if let Some(b) = v
+                    .get("disallow_charge_from_grid_with_solar_installed")
+                    .and_then(Value::as_bool)
+                {
+                    s.disallow_grid_charging = b;
+                }
+                if let Some(r) = v
+                    .get("customer_preferred_export_rule")
+                    .and_then(Value::as_str)
+                {
+                    s.export_rule = r.to_string();
                 }
             }
             if leaf == "operation" {

@@ -15,6 +15,8 @@ const PREFIX = arg('--prefix');
 const here = path.dirname(fileURLToPath(import.meta.url));
 const OUT = path.resolve(arg('--out') || path.join(here, '../../target/ui-artifacts'));
 const EXE = process.env.CHROMIUM || '/usr/bin/chromium';
+const CONTROL = arg('--control');          // a gateway the control card can write to
+const CONTROL_TOKEN = arg('--control-token');
 const ORIGIN = new URL(BASE).origin;
 const started = Date.now();
 
@@ -54,16 +56,24 @@ const ctx = await chromium.launchPersistentContext(userDataDir, {
 
 // Everything the pages do is watched: console errors, page errors, failed and non-local requests.
 const problems = [];
+let expect401 = false;
 let navigating = false;
 function watch(page, label) {
-  page.on('console', (m) => { if (m.type() === 'error') problems.push(`${label} console error: ${m.text()}`); });
+  page.on('console', (m) => {
+    if (m.type() !== 'error') return;
+    if (expect401 && m.text().includes('401 (Unauthorized)')) return; // the wrong-token check
+    problems.push(`${label} console error: ${m.text()}`);
+  });
   page.on('pageerror', (e) => problems.push(`${label} page error: ${e.message}`));
   page.on('requestfailed', (r) => {
     const why = r.failure() ? r.failure().errorText : '?';
     if (navigating && why === 'net::ERR_ABORTED') return; // cancelled by our own reload
     problems.push(`${label} request failed: ${r.url()} ${why}`);
   });
-  page.on('response', (r) => { if (r.status() >= 400) problems.push(`${label} HTTP ${r.status()}: ${r.url()}`); });
+  page.on('response', (r) => {
+    if (r.status() === 401 && expect401 && r.url().includes('/control/')) return; // the wrong-token check
+    if (r.status() >= 400) problems.push(`${label} HTTP ${r.status()}: ${r.url()}`);
+  });
   page.on('request', (r) => {
     const u = r.url();
     if (!u.startsWith(ORIGIN + '/') && !u.startsWith(ORIGIN.replace(/^http/, 'ws') + '/') && !u.startsWith('data:') && !u.startsWith('about:')) problems.push(`${label} external request: ${u}`);
@@ -179,6 +189,91 @@ try {
         await until('pressed', () => page.evaluate((id) => document.querySelector(`#gwsel button[data-id="${id}"]`).getAttribute('aria-pressed') === 'true', g.id));
         return matches(g.id, gatewayValues(g.id));
       });
+    }
+    if (CONTROL) {
+      const card = () => page.evaluate(() => ({ card: !document.getElementById('ctl').hidden, form: !document.getElementById('c-form').hidden, note: document.getElementById('c-note').hidden ? '' : document.getElementById('c-note').textContent }));
+      const summaryReserve = async () => { const g = await api('api/gateways/' + CONTROL); return g && g.summary ? g.summary.reserve : null; };
+      const pick = async (id) => {
+        await page.click(`#gwsel button[data-id="${id}"]`);
+        await until('pressed', () => page.evaluate((x) => document.querySelector(`#gwsel button[data-id="${x}"]`).getAttribute('aria-pressed') === 'true', id));
+      };
+      const msg = () => page.textContent('#c-msg');
+      const setRange = (v) => page.evaluate((x) => { const r = document.getElementById('c-reserve'); r.value = String(x); r.dispatchEvent(new Event('input', { bubbles: true })); }, v);
+      await check('control card: shown (control is on), read-only note for a gateway without a write path', async () => {
+        const other = gateways.find((g) => g.id !== CONTROL);
+        await pick(other.id);
+        const c = await until('card', async () => { const x = await card(); return x.card && !x.form && x.note && x; });
+        return c.note;
+      });
+      let target = 0;
+      await check(`control card: "${CONTROL}" shows its current reserve, mode and grid settings`, async () => {
+        await pick(CONTROL);
+        await until('form', async () => (await card()).form && (await page.textContent('#c-reserve-v')) !== '—');
+        const now = await summaryReserve();
+        const shown = await page.textContent('#c-reserve-v');
+        if (shown !== Math.round(now) + '%') throw new Error(`shows ${shown}, summary reserve ${now}`);
+        target = Math.round(now) === 35 ? 45 : 35;
+        return `${shown}, mode ${await page.$eval('#c-mode', (e) => e.value)}, token asked: ${await page.isVisible('#c-token')}`;
+      });
+      await check('control card: a confirmation comes first, Cancel writes nothing', async () => {
+        const before = await summaryReserve();
+        await setRange(target);
+        await page.fill('#c-token', 'typed-but-cancelled');
+        await page.click('#c-apply');
+        const q = await until('confirmation', async () => (await page.isVisible('#c-confirm')) && page.textContent('#c-confirm-t'));
+        if (!q.includes(`${target}%`)) throw new Error(q);
+        await page.click('#c-no');
+        await sleep(2500);
+        if ((await summaryReserve()) !== before) throw new Error('the reserve changed');
+        return q;
+      });
+      await check('control card: a wrong token is refused and asked again', async () => {
+        expect401 = true;
+        await page.fill('#c-token', 'not-the-token');
+        await page.click('#c-apply');
+        await page.click('#c-yes');
+        const m = await until('refusal', async () => { const t = await msg(); return /refused/.test(t) && t; });
+        await sleep(300);
+        expect401 = false;
+        if (!(await page.isVisible('#c-token'))) throw new Error('token field hidden');
+        return m;
+      });
+      await check('control card: the new reserve is written and shows after the next poll', async () => {
+        await page.fill('#c-token', CONTROL_TOKEN);
+        if ((await page.textContent('#c-reserve-v')) !== `${target}%`) await setRange(target);
+        await page.click('#c-apply');
+        await page.click('#c-yes');
+        const m = await until('done', async () => { const t = await msg(); return /^Done/.test(t) && t; }, 20000);
+        const r = await summaryReserve();
+        if (Math.round(r) !== target) throw new Error(`summary reserve ${r}`);
+        const label = await page.textContent('#soe-res-l');
+        if (label !== `Reserve ${target}%`) throw new Error(`bar says ${label}`);
+        if (await page.isVisible('#c-token')) throw new Error('token asked again');
+        const kept = await page.evaluate(() => Object.keys(sessionStorage).some((k) => k.endsWith('control-token')));
+        if (!kept) throw new Error('token not in sessionStorage');
+        return m;
+      });
+      await check('control card: the token is asked once; a mode change uses it', async () => {
+        const want = (await page.$eval('#c-mode', (e) => e.value)) === 'backup' ? 'self_consumption' : 'backup';
+        await page.selectOption('#c-mode', want);
+        await page.click('#c-apply');
+        await page.click('#c-yes');
+        await until('done', async () => /^Done/.test(await msg()), 20000);
+        const m = await api(`api/gateways/${CONTROL}/control/mode`);
+        if (!m || m.mode !== want) throw new Error(JSON.stringify(m));
+        await page.screenshot({ path: path.join(OUT, 'control-dark.png'), fullPage: true });
+        await page.setViewportSize({ width: 390, height: 844 });
+        await sleep(300);
+        await page.locator('#ctl').screenshot({ path: path.join(OUT, 'control-phone-dark.png') });
+        const over = await page.evaluate(() => document.documentElement.scrollWidth - innerWidth);
+        await page.setViewportSize({ width: 1366, height: 900 });
+        if (over > 0) throw new Error(`phone: ${over}px wider than the screen`);
+        // back to the last gateway, which the reload check expects
+        await pick(gateways[gateways.length - 1].id);
+        return want;
+      });
+    } else {
+      await check('control card hidden while control is off', async () => page.evaluate(() => document.getElementById('ctl').hidden));
     }
     await check('selection survives a reload', async () => {
       await nav(page, () => page.reload({ waitUntil: 'load' }));
