@@ -95,7 +95,12 @@ fn web_ui_in_headless_chromium() {
         extra.push(("PW_CLOUD_OWNER_URL", fake.url()));
         extra.push(("PW_CLOUD_CA", dir.join("ca.pem").display().to_string()));
         extra.push(("PW_CONTROL_SECRET", "ui-s3cret".into()));
-        control_args.extend(["--control".into(), "home".into(), "--control-token".into(), "ui-s3cret".into()]);
+        control_args.extend([
+            "--control".into(),
+            "home".into(),
+            "--control-token".into(),
+            "ui-s3cret".into(),
+        ]);
         fake
     };
     gateways.push(']');

@@ -246,8 +246,8 @@ try {
         const m = await until('done', async () => { const t = await msg(); return /^Done/.test(t) && t; }, 20000);
         const r = await summaryReserve();
         if (Math.round(r) !== target) throw new Error(`summary reserve ${r}`);
-        const label = await page.textContent('#soe-res-l');
-        if (label !== `Reserve ${target}%`) throw new Error(`bar says ${label}`);
+        // the card reads the value back; the battery bar follows with the next summary
+        await until(`bar says Reserve ${target}%`, async () => (await page.textContent('#soe-res-l')) === `Reserve ${target}%`);
         if (await page.isVisible('#c-token')) throw new Error('token asked again');
         const kept = await page.evaluate(() => Object.keys(sessionStorage).some((k) => k.endsWith('control-token')));
         if (!kept) throw new Error('token not in sessionStorage');
