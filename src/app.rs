@@ -96,7 +96,7 @@ fn install_signal_handlers() {
 /// its days in `PW_TIMEZONE` (else the gateway's own zone once known, else UTC); `--demo`'s
 /// gateway gets a simulated week when it has no history yet.
 fn keepers(cfg: &Config) -> Result<Vec<poll::Keeper>, String> {
-    use crate::history::{file_path, Recorder, Spec, Storage, Zone};
+    use crate::history::{file_path, HistoryError, Recorder, Spec, Storage, Zone};
     let h = &cfg.server.history;
     let now = crate::clock::unix_f64(std::time::SystemTime::now());
     if let Some(dir) = &h.dir {
@@ -114,8 +114,20 @@ fn keepers(cfg: &Config) -> Result<Vec<poll::Keeper>, String> {
             Some(dir) => Storage::File(file_path(std::path::Path::new(dir), &g.id)),
             None => Storage::Memory,
         };
-        let mut rec = Recorder::new(Spec::standard(h.step), storage, zone.clone(), now as i64)
-            .map_err(|e| format!("PW_HISTORY_STEP: {e}"))?;
+        let mut rec = match Recorder::new(Spec::standard(h.step), storage, zone.clone(), now as i64)
+        {
+            Ok(rec) => rec,
+            Err(e @ HistoryError::OutOfMemory { .. }) => {
+                return Err(format!(
+                    "gateway '{}': {e} ({} of {} pollers had theirs; configure fewer gateways, \
+                     a shorter history or raise the memory limit)",
+                    g.id,
+                    out.len(),
+                    cfg.gateways.len()
+                ))
+            }
+            Err(e) => return Err(format!("PW_HISTORY_STEP: {e}")),
+        };
         if g.simulated && rec.status().last_sample_ts.is_none() {
             backfill(&mut rec, now);
         }

@@ -11,7 +11,9 @@
 //! forward clears the skipped slots, and entering a page in a
 //! new lap clears the whole page, so retention is at least `rows - PER_PAGE + 1` slots.
 
-use super::{Sample, FLOWS};
+use std::collections::TryReserveError;
+
+use super::{filled, Sample, FLOWS};
 
 /// Bytes of one slot in a page: six `f32` averages, three `u16` SOE values, one `u16` count.
 pub(crate) const SLOT_BYTES: usize = 32;
@@ -175,17 +177,24 @@ impl Archive {
         (keep as usize).div_ceil(PER_PAGE) + 1
     }
 
-    pub fn new(slot_secs: i64, keep: u32) -> Archive {
+    /// An empty archive, or `Err` when memory for its slots cannot be had (the caller says
+    /// which gateway; an allocation failure would otherwise abort the process).
+    pub fn try_new(slot_secs: i64, keep: u32) -> Result<Archive, TryReserveError> {
         let pages = Archive::pages_for(keep);
-        Archive {
+        Ok(Archive {
             slot_secs,
             keep: i64::from(keep),
-            firsts: vec![-1; pages],
-            dirty: vec![false; pages],
-            slots: vec![Slot::default(); pages * PER_PAGE],
+            firsts: filled(pages, -1)?,
+            dirty: filled(pages, false)?,
+            slots: filled(pages * PER_PAGE, Slot::default())?,
             newest: None,
             acc: None,
-        }
+        })
+    }
+
+    #[cfg(test)]
+    pub fn new(slot_secs: i64, keep: u32) -> Archive {
+        Archive::try_new(slot_secs, keep).expect("memory for a test archive")
     }
 
     pub fn rows(&self) -> i64 {

@@ -11,8 +11,10 @@
 //! **Invariant:** energy is never negative; a reset costs at most one interval's counter delta,
 //! which the integral replaces.
 
+use std::collections::TryReserveError;
+
 use super::zone::{Day, Zone};
-use super::FLOWS;
+use super::{filled, FLOWS};
 
 /// Bytes of one day record in a page.
 pub(crate) const DAY_BYTES: usize = 60;
@@ -131,13 +133,19 @@ impl Days {
         (keep as usize).div_ceil(DAYS_PER_PAGE)
     }
 
-    pub fn new(keep: u32) -> Days {
+    /// Empty days, or `Err` when memory for them cannot be had.
+    pub fn try_new(keep: u32) -> Result<Days, TryReserveError> {
         let pages = Days::pages_for(keep);
-        Days {
-            recs: vec![DayRec::EMPTY; pages * DAYS_PER_PAGE],
-            dirty: vec![false; pages],
+        Ok(Days {
+            recs: filled(pages * DAYS_PER_PAGE, DayRec::EMPTY)?,
+            dirty: filled(pages, false)?,
             keep: i64::from(keep),
-        }
+        })
+    }
+
+    #[cfg(test)]
+    pub fn new(keep: u32) -> Days {
+        Days::try_new(keep).expect("memory for test days")
     }
 
     fn pos(&self, day: Day) -> usize {

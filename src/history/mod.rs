@@ -274,6 +274,10 @@ pub fn file_path(dir: &Path, id: &str) -> PathBuf {
 pub enum HistoryError {
     /// The configured archives are out of bounds.
     Spec(String),
+    /// The memory for a gateway's history (about its file size) could not be had.
+    OutOfMemory {
+        bytes: u64,
+    },
     Io {
         what: &'static str,
         path: PathBuf,
@@ -316,6 +320,9 @@ impl fmt::Display for HistoryError {
         };
         match self {
             HistoryError::Spec(why) => write!(f, "history archives: {why}"),
+            HistoryError::OutOfMemory { bytes } => {
+                write!(f, "no memory for its history ({bytes} bytes)")
+            }
             HistoryError::Io { what, path, source } => {
                 write!(
                     f,
@@ -404,6 +411,14 @@ impl fmt::Debug for Recorder {
     }
 }
 
+/// `n` copies of `v`, or `Err` instead of aborting when the memory cannot be had.
+fn filled<T: Clone>(n: usize, v: T) -> Result<Vec<T>, std::collections::TryReserveError> {
+    let mut out = Vec::new();
+    out.try_reserve_exact(n)?;
+    out.resize(n, v);
+    Ok(out)
+}
+
 impl Recorder {
     /// A recorder for `spec`, loading `storage` when it is a readable file of the same layout.
     /// Only an out-of-bounds spec is an error; file problems are logged and shown in
@@ -416,13 +431,17 @@ impl Recorder {
         now: i64,
     ) -> Result<Recorder, HistoryError> {
         let layout = spec.check()?;
+        let oom = |_| HistoryError::OutOfMemory {
+            bytes: layout.file_bytes(),
+        };
+        let mut archives = Vec::with_capacity(spec.archives.len());
+        for a in &spec.archives {
+            let slot_secs = i64::from(a.steps) * i64::from(spec.step);
+            archives.push(Archive::try_new(slot_secs, a.keep).map_err(oom)?);
+        }
         let mut rec = Recorder {
-            archives: spec
-                .archives
-                .iter()
-                .map(|a| Archive::new(i64::from(a.steps) * i64::from(spec.step), a.keep))
-                .collect(),
-            days: Days::new(spec.days),
+            archives,
+            days: Days::try_new(spec.days).map_err(oom)?,
             spec,
             layout,
             zone,
