@@ -32,6 +32,9 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("config_file", config_file),
     ("ws", ws),
     ("map", map),
+    ("history_file", history_file),
+    #[cfg(feature = "mqtt")]
+    ("mqtt_command", mqtt_command),
 ];
 
 /// The TEDAPI protobuf messages: `Message`, `Envelope`, `RoutableMessage`; what decodes must
@@ -311,4 +314,166 @@ pub fn http(data: &[u8]) {
         "not an HTTP answer: {:?}",
         String::from_utf8_lossy(&out[..out.len().min(64)])
     );
+}
+
+/// The small history layout the file target uses (20 pages, so inputs stay small).
+fn history_spec() -> crate::history::Spec {
+    use crate::history::{ArchiveSpec, Spec};
+    Spec {
+        step: 60,
+        archives: vec![
+            ArchiveSpec {
+                steps: 1,
+                keep: 200,
+            },
+            ArchiveSpec {
+                steps: 15,
+                keep: 300,
+            },
+        ],
+        days: 70,
+    }
+}
+
+/// A history file image with a few days in it, made once through the real recorder.
+fn history_base() -> &'static [u8] {
+    use crate::history::{Recorder, Sample, Storage, Zone, FLOWS};
+    static BASE: OnceLock<Vec<u8>> = OnceLock::new();
+    BASE.get_or_init(|| {
+        let path = fuzz_path("base.pwh");
+        let _ = std::fs::remove_file(&path);
+        let Ok(mut rec) = Recorder::new(
+            history_spec(),
+            Storage::File(path.clone()),
+            Zone::utc(),
+            HISTORY_T0,
+        ) else {
+            return Vec::new();
+        };
+        for k in 0..3 * 24 * 12 {
+            let ts = (HISTORY_T0 + k * 300) as f64;
+            let wh = k as f64 * 250.0;
+            rec.record(&Sample {
+                ts,
+                solar: Some(3000.0),
+                home: Some(1200.0),
+                battery: Some(-800.0),
+                grid: Some(-1000.0),
+                soe: Some(50.0 + (k % 40) as f64),
+                meters: [Some(wh); FLOWS],
+            });
+        }
+        let _ = rec.flush();
+        let image = std::fs::read(&path).unwrap_or_default();
+        let _ = std::fs::remove_file(&path);
+        image
+    })
+}
+
+const HISTORY_T0: i64 = 1_700_000_000;
+
+fn fuzz_path(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!(
+        "pypowerwall-fuzz-{}-{:?}-{name}",
+        std::process::id(),
+        std::thread::current().id()
+    ))
+}
+
+/// A history file (`PW_HISTORY_DIR/<id>.pwh`) as the recorder opens it. The input is a list of
+/// patches to a good file — `page`, `offset` (u16), `len`, then `len` bytes, and a flag byte
+/// whose bit 0 re-seals the page (so its damaged content passes the CRC and reaches the
+/// decoders); an input starting with 0 is the whole file instead. The recorder must open it,
+/// record, answer every query and flush without panicking.
+pub fn history_file(data: &[u8]) {
+    use crate::history::{seal_page, Recorder, Sample, Storage, Zone, FLOWS, PAGE_BYTES};
+    let base = history_base();
+    if base.is_empty() {
+        return;
+    }
+    let image = if data.first() == Some(&0) {
+        data[1..].to_vec()
+    } else {
+        let mut image = base.to_vec();
+        let pages = image.len() / PAGE_BYTES;
+        let mut rest = data;
+        while rest.len() >= 5 {
+            let no = usize::from(rest[0]) % pages;
+            let offset = usize::from(u16::from_le_bytes([rest[1], rest[2]])) % PAGE_BYTES;
+            let len = usize::from(rest[3]).min(rest.len() - 5);
+            let reseal = rest[4] & 1 == 1;
+            let bytes = &rest[5..5 + len];
+            let page = &mut image[no * PAGE_BYTES..(no + 1) * PAGE_BYTES];
+            let end = (offset + len).min(PAGE_BYTES);
+            page[offset..end].copy_from_slice(&bytes[..end - offset]);
+            if reseal {
+                seal_page(page, no as u32);
+            }
+            rest = &rest[5 + len..];
+        }
+        image
+    };
+    let path = fuzz_path("h.pwh");
+    if std::fs::write(&path, &image).is_err() {
+        return;
+    }
+    let now = HISTORY_T0 + 4 * 86_400;
+    if let Ok(mut rec) = Recorder::new(
+        history_spec(),
+        Storage::File(path.clone()),
+        Zone::utc(),
+        now,
+    ) {
+        rec.record(&Sample {
+            ts: now as f64,
+            solar: Some(1.0),
+            home: Some(2.0),
+            battery: None,
+            grid: Some(1.0),
+            soe: Some(42.0),
+            meters: [None; FLOWS],
+        });
+        let _ = rec.today(now);
+        let _ = rec.all_days();
+        let _ = rec.last_days(now, 30);
+        let _ = rec.trend(HISTORY_T0 - 86_400, now, 360);
+        let _ = rec.samples(10_000);
+        let _ = rec.status();
+        let _ = rec.flush();
+        let _ = rec.freeze().publish(1, false);
+    }
+    // Whatever was set aside or rewritten goes too.
+    let dir = std::env::temp_dir();
+    let stem = path.file_name().map(|n| n.to_string_lossy().to_string());
+    if let (Ok(rd), Some(stem)) = (std::fs::read_dir(&dir), stem) {
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&stem) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+/// An MQTT command as the broker delivers it: topic, a 0 byte, payload.
+#[cfg(feature = "mqtt")]
+pub fn mqtt_command(data: &[u8]) {
+    use crate::mqtt::control::{bit, parse, parse_topic};
+    let split = data.iter().position(|&b| b == 0).unwrap_or(data.len());
+    let topic = String::from_utf8_lossy(&data[..split]);
+    let payload = data.get(split + 1..).unwrap_or(&[]);
+    if let Some((_gateway, control)) = parse_topic("pypowerwall", &topic) {
+        let _ = bit(control);
+        let _ = parse(control, payload);
+    }
+    let _ = parse("reserve", payload);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_history_target_starts_from_a_real_file() {
+        // 20 pages: header, state, journal (1 + 8), 3 + 4 archive pages, 2 day pages.
+        assert_eq!(super::history_base().len(), 20 * crate::history::PAGE_BYTES);
+        super::history_file(&[]);
+    }
 }

@@ -411,6 +411,18 @@ impl fmt::Debug for Recorder {
     }
 }
 
+/// Recomputes a file page's number and CRC (for the fuzz target, which feeds damaged pages
+/// that still check out, so the decoders behind the CRC are reached). Not a public API.
+#[doc(hidden)]
+pub fn seal_page(page: &mut [u8], no: u32) {
+    if page.len() == PAGE {
+        store::seal(page, no);
+    }
+}
+
+/// Bytes in a history file page.
+pub const PAGE_BYTES: usize = PAGE;
+
 /// `n` copies of `v`, or `Err` instead of aborting when the memory cannot be had.
 fn filled<T: Clone>(n: usize, v: T) -> Result<Vec<T>, std::collections::TryReserveError> {
     let mut out = Vec::new();
