@@ -13,7 +13,8 @@ PORT=${BENCH_PORT:-18704}
 N=${BENCH_REQUESTS:-2000}
 OUT=target/bench/callgrind
 rm -rf "$OUT" && mkdir -p "$OUT"
-command -v valgrind >/dev/null || { echo "valgrind is needed" >&2; exit 1; }
+source scripts/packaging/lib.sh
+pkg_apt valgrind curl python3
 cargo build --release -q
 PW_CACHE_EXPIRE=60 valgrind --tool=callgrind --callgrind-out-file="$OUT/cg.%p" \
     target/release/pypowerwall-server --demo --bind 127.0.0.1 --port "$PORT" > "$OUT/server.log" 2>&1 &

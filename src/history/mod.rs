@@ -574,8 +574,9 @@ impl Recorder {
             Ok(done) if done.pages == 0 => Ok(done),
             Ok(done) => {
                 self.clear_dirty();
-                self.counters.flushes += 1;
-                self.counters.page_writes += done.writes as u64;
+                self.counters.flushes = self.counters.flushes.saturating_add(1);
+                self.counters.page_writes =
+                    self.counters.page_writes.saturating_add(done.writes as u64);
                 if self.failing.take().is_some() {
                     log::info!("history: writing {} again", path.display());
                 }
@@ -659,7 +660,7 @@ impl Recorder {
             power: [0.0; FLOWS],
         });
         let mut w = store::Writer(&mut img[8..]);
-        w.u64(self.counters.flushes + 1);
+        w.u64(self.counters.flushes.saturating_add(1));
         w.f64(c.ts);
         for v in c.meters.iter().chain(&c.power) {
             w.f64(*v);

@@ -362,7 +362,7 @@ impl Store {
         let mut writes = 0;
         let rounds: Vec<_> = pages.rchunks(JOURNAL_SLOTS).rev().collect();
         for round in rounds {
-            self.gen += 1;
+            self.gen = self.gen.wrapping_add(1);
             let mut header = vec![0u8; PAGE];
             let mut w = Writer(&mut header[8..]);
             w.u64(self.gen);
