@@ -385,6 +385,41 @@ try {
     return mode;
   });
 
+  // The History page: tiles equal the API's answer for the same query, with the page's rounding.
+  const hist = await ctx.newPage();
+  watch(hist, 'history');
+  const kwh = (v) => v.toFixed(1) + ' kWh';
+  const histCheck = async (r, gw) => {
+    await hist.click(`#ranges button[data-r="${r}"]`);
+    await hist.click(`#gwsel button[data-id="${gw}"]`);
+    await until('loaded', () => hist.evaluate((x) => location.hash.includes('gw=' + x) && document.getElementById('e-solar').textContent !== '—' && document.querySelector('#c-power svg path.ln'), gw));
+    const days = { '7d': 7, '30d': 30 }[r];
+    const q = `api/timeseries/daily?days=${days}` + (gw === 'aggregate' ? '' : `&gateway=${gw}`);
+    return until(`tiles equal ${q}`, async () => {
+      const d = await api(q);
+      const sum = (k) => d.days.reduce((a, x) => a + ((gw === 'aggregate' ? x.total : x.gateways[gw]) || {})[k] || 0, 0);
+      const want = { 'e-solar': kwh(sum('solar_kwh')), 'e-home': kwh(sum('home_kwh')), 'e-import': kwh(sum('grid_import_kwh')), 'e-export': kwh(sum('grid_export_kwh')), 'e-bin': kwh(sum('battery_charge_kwh')), 'e-bout': kwh(sum('battery_discharge_kwh')) };
+      const got = await hist.evaluate((ids) => Object.fromEntries(ids.map((i) => [i, document.getElementById(i).textContent])), Object.keys(want));
+      return JSON.stringify(got) === JSON.stringify(want) && `${r} ${gw}: solar ${got['e-solar']}, home ${got['e-home']}`;
+    });
+  };
+  await check('/history loads behind the prefix, 7d All sites tiles equal /api/timeseries/daily', async () => {
+    await nav(hist, () => hist.goto(new URL((PREFIX || '/') + 'history', BASE).href, { waitUntil: 'load' }));
+    return histCheck('7d', 'aggregate');
+  });
+  const hg = v2 && (gateways.find((g) => g.simulated && g.id === "demo") || gateways[0]);
+  if (hg) await check(`/history 30d for gateway "${hg.id}" equals the API`, () => histCheck("30d", hg.id));
+  await hist.screenshot({ path: path.join(OUT, 'history-dark.png'), fullPage: true });
+  await check('/history on a phone has no horizontal overflow (light)', async () => {
+    await hist.click('#theme');
+    await hist.setViewportSize({ width: 390, height: 844 });
+    await sleep(300);
+    await hist.screenshot({ path: path.join(OUT, 'history-phone-light.png'), fullPage: true });
+    const over = await hist.evaluate(() => document.documentElement.scrollWidth - innerWidth);
+    if (over > 0) throw new Error(`${over}px wider than the screen`);
+  });
+  await nav(hist, () => hist.close());
+
   if (PREFIX) {
     await check(`works behind the path prefix ${PREFIX}`, async () => {
       const p = await ctx.newPage();
