@@ -27,6 +27,7 @@ async function check(name, fn) {
   try { const r = await fn(); if (r === false) bad(name, 'condition false'); else ok(name + (typeof r === 'string' ? ` (${r})` : '')); }
   catch (e) { bad(name, (e && e.message ? e.message : String(e)).split('\n')[0]); }
 }
+const kwh = (v) => v.toFixed(1) + ' kWh'; // the History page's and dashboard's rounding
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 async function api(p) {
   const r = await fetch(new URL(p, BASE), { cache: 'no-store' });
@@ -385,10 +386,19 @@ try {
     return mode;
   });
 
+  await check("dashboard's today kWh equals /api/timeseries/today", async () => {
+    const sel = await page.evaluate(() => (document.getElementById('site').textContent === 'All sites' ? 'aggregate' : (document.querySelector('#gwlist li.sel') || {}).dataset?.id));
+    return until('today', async () => {
+      const t = await api('api/timeseries/today' + (sel && sel !== 'aggregate' ? '?gateway=' + sel : ''));
+      const d = sel && sel !== 'aggregate' ? t.gateways[sel] : t.total;
+      const want = `solar ${kwh(d.solar_kwh)} · home ${kwh(d.home_kwh)} · grid ${kwh(d.grid_import_kwh)} in, ${kwh(d.grid_export_kwh)} out`;
+      const got = await page.textContent('#today');
+      return got === want && `${sel}: ${got}`;
+    }, 15000);
+  });
   // The History page: tiles equal the API's answer for the same query, with the page's rounding.
   const hist = await ctx.newPage();
   watch(hist, 'history');
-  const kwh = (v) => v.toFixed(1) + ' kWh';
   const histCheck = async (r, gw) => {
     await hist.click(`#ranges button[data-r="${r}"]`);
     await hist.click(`#gwsel button[data-id="${gw}"]`);
