@@ -639,6 +639,7 @@
     renderGateways();
     renderHeader();
     loadHistory();
+    loadToday();
     connect();
     ctlSelect();
   }
@@ -650,6 +651,17 @@
     setText('b-time', '—');
     setText('b-energy', '');
     setText('stamp', '');
+  }
+
+  // ---- today's kWh (/api/timeseries/today) ---------------------------------------------------
+  const fmtKwh = (v) => (num(v) == null ? '—' : v.toFixed(1) + ' kWh');
+  async function loadToday() {
+    if (FLOW || !$('today')) return;
+    const sel = S.sel;
+    const t = await getJSON('api/timeseries/today' + (S.api === 'v2' && sel !== 'aggregate' ? '?gateway=' + encodeURIComponent(sel) : ''));
+    if (sel !== S.sel) return;
+    const d = t && (S.api === 'v2' && sel !== 'aggregate' ? t.gateways && t.gateways[sel] : t.total);
+    setText('today', d ? `solar ${fmtKwh(d.solar_kwh)} · home ${fmtKwh(d.home_kwh)} · grid ${fmtKwh(d.grid_import_kwh)} in, ${fmtKwh(d.grid_export_kwh)} out` : '—');
   }
 
   // ---- history -----------------------------------------------------------------------------
@@ -1096,6 +1108,8 @@
         if (m) select(decodeURIComponent(m[1]));
       });
       loadHistory();
+      loadToday();
+      setInterval(loadToday, 60000);
       setInterval(() => { if (S.api === 'v2') loadHistory(); }, 600000);
       setInterval(() => { if (S.bucket && S.bucket.t < Math.floor(Date.now() / 60000) * 60 - 60) flushBucket(); drawCharts(); }, 15000);
     }

@@ -140,6 +140,10 @@ mod tests {
         assert!(lookup("/nope.js", None).is_none());
         assert!(lookup("/flow", None).is_some_and(|a| a.content_type.starts_with("text/html")));
         assert!(lookup("/flow/", None).is_none());
+        for p in ["/history", "/history.html"] {
+            assert!(lookup(p, None).is_some_and(|a| a.content_type.starts_with("text/html")));
+        }
+        assert!(lookup("/history.js", None).is_some());
         assert_eq!(content_type("/a/b.css"), "text/css");
     }
 

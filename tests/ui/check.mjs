@@ -27,6 +27,7 @@ async function check(name, fn) {
   try { const r = await fn(); if (r === false) bad(name, 'condition false'); else ok(name + (typeof r === 'string' ? ` (${r})` : '')); }
   catch (e) { bad(name, (e && e.message ? e.message : String(e)).split('\n')[0]); }
 }
+const kwh = (v) => v.toFixed(1) + ' kWh'; // the History page's and dashboard's rounding
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 async function api(p) {
   const r = await fetch(new URL(p, BASE), { cache: 'no-store' });
@@ -384,6 +385,50 @@ try {
     if (!mode.startsWith('flow ') || !mode.endsWith(' none')) throw new Error(mode);
     return mode;
   });
+
+  await check("dashboard's today kWh equals /api/timeseries/today", async () => {
+    const sel = await page.evaluate(() => (document.getElementById('site').textContent === 'All sites' ? 'aggregate' : (document.querySelector('#gwlist li.sel') || {}).dataset?.id));
+    return until('today', async () => {
+      const t = await api('api/timeseries/today' + (sel && sel !== 'aggregate' ? '?gateway=' + sel : ''));
+      const d = sel && sel !== 'aggregate' ? t.gateways[sel] : t.total;
+      const want = `solar ${kwh(d.solar_kwh)} · home ${kwh(d.home_kwh)} · grid ${kwh(d.grid_import_kwh)} in, ${kwh(d.grid_export_kwh)} out`;
+      const got = await page.textContent('#today');
+      return got === want && `${sel}: ${got}`;
+    }, 15000);
+  });
+  // The History page: tiles equal the API's answer for the same query, with the page's rounding.
+  const hist = await ctx.newPage();
+  watch(hist, 'history');
+  const histCheck = async (r, gw) => {
+    await hist.click(`#ranges button[data-r="${r}"]`);
+    await hist.click(`#gwsel button[data-id="${gw}"]`);
+    await until('loaded', () => hist.evaluate((x) => location.hash.includes('gw=' + x) && document.getElementById('e-solar').textContent !== '—' && document.querySelector('#c-power svg path.ln'), gw));
+    const days = { '7d': 7, '30d': 30 }[r];
+    const q = `api/timeseries/daily?days=${days}` + (gw === 'aggregate' ? '' : `&gateway=${gw}`);
+    return until(`tiles equal ${q}`, async () => {
+      const d = await api(q);
+      const sum = (k) => d.days.reduce((a, x) => a + ((gw === 'aggregate' ? x.total : x.gateways[gw]) || {})[k] || 0, 0);
+      const want = { 'e-solar': kwh(sum('solar_kwh')), 'e-home': kwh(sum('home_kwh')), 'e-import': kwh(sum('grid_import_kwh')), 'e-export': kwh(sum('grid_export_kwh')), 'e-bin': kwh(sum('battery_charge_kwh')), 'e-bout': kwh(sum('battery_discharge_kwh')) };
+      const got = await hist.evaluate((ids) => Object.fromEntries(ids.map((i) => [i, document.getElementById(i).textContent])), Object.keys(want));
+      return JSON.stringify(got) === JSON.stringify(want) && `${r} ${gw}: solar ${got['e-solar']}, home ${got['e-home']}`;
+    });
+  };
+  await check('/history loads behind the prefix, 7d All sites tiles equal /api/timeseries/daily', async () => {
+    await nav(hist, () => hist.goto(new URL((PREFIX || '/') + 'history', BASE).href, { waitUntil: 'load' }));
+    return histCheck('7d', 'aggregate');
+  });
+  const hg = v2 && (gateways.find((g) => g.simulated && g.id === "demo") || gateways[0]);
+  if (hg) await check(`/history 30d for gateway "${hg.id}" equals the API`, () => histCheck("30d", hg.id));
+  await hist.screenshot({ path: path.join(OUT, 'history-dark.png'), fullPage: true });
+  await check('/history on a phone has no horizontal overflow (light)', async () => {
+    await hist.click('#theme');
+    await hist.setViewportSize({ width: 390, height: 844 });
+    await sleep(300);
+    await hist.screenshot({ path: path.join(OUT, 'history-phone-light.png'), fullPage: true });
+    const over = await hist.evaluate(() => document.documentElement.scrollWidth - innerWidth);
+    if (over > 0) throw new Error(`${over}px wider than the screen`);
+  });
+  await nav(hist, () => hist.close());
 
   if (PREFIX) {
     await check(`works behind the path prefix ${PREFIX}`, async () => {
