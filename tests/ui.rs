@@ -74,7 +74,9 @@ fn web_ui_in_headless_chromium() {
         cabin.addr(),
         common::GW_PWD
     );
+    #[cfg_attr(not(feature = "cloud"), allow(unused_mut))]
     let mut control_args: Vec<String> = Vec::new();
+    #[cfg_attr(not(feature = "cloud"), allow(unused_mut))]
     let mut extra: Vec<(&str, String)> = Vec::new();
     // A cloud-mode gateway with control (the fake cloud applies writes; polls read them back).
     #[cfg(feature = "cloud")]
