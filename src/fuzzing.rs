@@ -44,7 +44,12 @@ pub fn proto(data: &[u8]) {
         let again = proto::Message::decode(&m.encode());
         assert!(again.is_ok(), "re-encoded Message does not decode");
     }
-    let _ = proto::Envelope::decode(data);
+    // Envelopes (FileStore update, TEG island mode, error responses included) re-encode to the
+    // same value.
+    if let Ok(e) = proto::Envelope::decode(data) {
+        let again = proto::Envelope::decode(&e.encode());
+        assert!(again.is_ok(), "re-encoded Envelope does not decode");
+    }
     if let Ok(m) = proto::RoutableMessage::decode(data) {
         let again = proto::RoutableMessage::decode(&m.encode());
         assert!(again.is_ok(), "re-encoded RoutableMessage does not decode");

@@ -340,3 +340,80 @@ fn config_errors_name_the_key() {
     assert_eq!(c.gateways[0].mode, config::Mode::V1rWifi);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn signed_writes_change_the_site_and_refusals_are_reported() {
+    use pypowerwall_server::gateway::v1r::ConfigChange;
+    let sim = v1r_sim();
+    let leader = sim.din();
+    let mut c = client(&sim, KEY, "FGHIJ");
+    assert_eq!(c.din().unwrap(), leader);
+    c.write_config(
+        leader,
+        &[
+            ConfigChange::Reserve(50.0),
+            ConfigChange::Mode("backup".into()),
+            ConfigChange::GridCharging(false),
+            ConfigChange::GridExport("never".into()),
+        ],
+    )
+    .unwrap();
+    // Read back: raw scale on the gateway (app 50 → 52.5).
+    let config = c.config(leader).unwrap();
+    assert_eq!(
+        config
+            .path(&["site_info", "backup_reserve_percent"])
+            .and_then(Value::as_f64),
+        Some(52.5)
+    );
+    assert_eq!(
+        config.get("default_real_mode").and_then(Value::as_str),
+        Some("backup")
+    );
+    assert_eq!(
+        config.path(&[
+            "site_info",
+            "disallow_charge_from_grid_with_solar_installed"
+        ]),
+        Some(&Value::Bool(true))
+    );
+    assert_eq!(
+        config
+            .path(&["site_info", "customer_preferred_export_rule"])
+            .and_then(Value::as_str),
+        Some("never")
+    );
+    assert_eq!(config.get("vin").and_then(Value::as_str), Some(leader));
+    // Island mode: off-grid then reconnect, visible in the status the poller reads.
+    assert_eq!(c.set_island_mode(leader, true).unwrap(), Some(1));
+    let grid = |c: &mut V1rClient| {
+        c.status(leader)
+            .unwrap()
+            .path(&["control", "islanding", "gridOK"])
+            .and_then(Value::as_bool)
+    };
+    assert_eq!(grid(&mut c), Some(false));
+    assert_eq!(c.set_island_mode(leader, false).unwrap(), Some(1));
+    assert_eq!(grid(&mut c), Some(true));
+    // The knob: the gateway refuses, and says so.
+    sim.set_v1r_refuse_writes(true);
+    let e = c
+        .write_config(leader, &[ConfigChange::Reserve(10.0)])
+        .unwrap_err();
+    assert!(e.to_string().contains("refused"), "{e}");
+    assert!(c.set_island_mode(leader, false).is_err());
+    sim.set_v1r_refuse_writes(false);
+    // A wrong key never writes.
+    let mut wrong = client(&sim, WRONG_KEY, "FGHIJ");
+    let e = wrong
+        .write_config(leader, &[ConfigChange::Reserve(10.0)])
+        .unwrap_err();
+    assert!(e.to_string().contains("UNKNOWN_KEY_ID"), "{e}");
+    assert_eq!(
+        c.config(leader)
+            .unwrap()
+            .path(&["site_info", "backup_reserve_percent"])
+            .and_then(Value::as_f64),
+        Some(52.5)
+    );
+}

@@ -181,7 +181,12 @@ fn body_kind(body: &Body) -> String {
         Body::SystemInfoRequest | Body::SystemInfoResponse(_) | Body::Common(_) => {
             "system-info part".into()
         }
-        Body::ReadFile { .. } | Body::ReadFileResponse { .. } => "FileStore part".into(),
+        Body::ErrorResponse { code, message } => format!("error response {code} ({message})"),
+        Body::ReadFile { .. }
+        | Body::ReadFileResponse { .. }
+        | Body::UpdateFile { .. }
+        | Body::UpdateFileResponse { .. } => "FileStore part".into(),
+        Body::SetIslandMode { .. } | Body::SetIslandModeResponse { .. } => "TEG part".into(),
         Body::Query(_) | Body::QueryResponse { .. } => "query part".into(),
         Body::Other { field, .. } => format!("envelope field {field}"),
     }

@@ -126,6 +126,7 @@ pub(super) fn test_route(shared: &Shared, req: &Request) -> Response {
             state.set_local_fault(Fault::None, None);
             state.vitals = true;
             state.v1r_pending = false;
+            state.v1r_refuse_writes = false;
             state.retry_after = None;
             return ok();
         }
@@ -145,6 +146,10 @@ pub(super) fn test_route(shared: &Shared, req: &Request) -> Response {
         }
         "/test/v1r/pending/on" | "/test/v1r/pending/off" => {
             state.v1r_pending = path.ends_with("/on");
+            return ok();
+        }
+        "/test/v1r/refuse-writes/on" | "/test/v1r/refuse-writes/off" => {
+            state.v1r_refuse_writes = path.ends_with("/on");
             return ok();
         }
         "/test/v1r/logout" => {

@@ -82,6 +82,8 @@ pub struct Model {
     /// Name of the active upstream scenario ("" when none).
     pub scenario: String,
     pub touched: Touched,
+    /// `config.json` as a v1r write left it (text, hash); `None`: the fixture's.
+    pub config: Option<std::sync::Arc<(String, Vec<u8>)>>,
     /// Lifetime counters (Wh) that grow with the simulated power: [`COUNTERS`] order.
     pub energy: [f64; 6],
     /// Unix time the simulator started and the model last stepped to.
@@ -123,6 +125,7 @@ impl Model {
             grid_up: true,
             scenario: String::new(),
             touched: Touched::default(),
+            config: None,
             energy: COUNTERS.map(|(section, key)| {
                 site.local_aggregates
                     .tpl
@@ -170,6 +173,43 @@ impl Model {
         self.touched.grid = true;
         self.touched.power = true;
         self.grid_up
+    }
+
+    /// The current `config.json` text and hash.
+    pub fn config_file<'a>(&'a self, site: &'a Site) -> (&'a str, &'a [u8]) {
+        match &self.config {
+            Some(c) => (c.0.as_str(), c.1.as_slice()),
+            None => (site.config_text, site.config_hash.as_slice()),
+        }
+    }
+
+    #[cfg_attr(not(feature = "v1r"), allow(dead_code))]
+    /// A v1r config write: stores the text (new hash = SHA-256) and follows the reserve.
+    pub fn write_config(&mut self, text: String) {
+        let hash = ring::digest::digest(&ring::digest::SHA256, text.as_bytes())
+            .as_ref()
+            .to_vec();
+        if let Some(raw) = crate::json::parse(&text).ok().and_then(|v| {
+            v.path(&["site_info", "backup_reserve_percent"])
+                .and_then(|r| r.as_f64())
+        }) {
+            self.reserve_pct = raw.clamp(0.0, 100.0);
+        }
+        self.config = Some(std::sync::Arc::new((text, hash)));
+    }
+
+    #[cfg_attr(not(feature = "v1r"), allow(dead_code))]
+    /// Takes the reserve a v1r write set on `other` (a copy of this model).
+    pub fn write_reserve_from(&mut self, other: &Model) {
+        self.reserve_pct = other.reserve_pct;
+    }
+
+    #[cfg_attr(not(feature = "v1r"), allow(dead_code))]
+    /// v1r island mode: the grid contactor opens (`false`) or closes.
+    pub fn set_grid(&mut self, up: bool) {
+        if self.grid_up != up {
+            self.toggle_grid();
+        }
     }
 
     /// `/test/scenario/<name>`; false for an unknown name.

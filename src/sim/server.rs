@@ -59,6 +59,8 @@ pub(super) struct State {
     pub(super) v1r_pending: bool,
     /// v1r: the login generation; its token is the only Bearer accepted (`/test/v1r/logout`).
     pub(super) v1r_token: u64,
+    /// v1r: config writes and island-mode commands are refused (`/test/v1r/refuse-writes`).
+    pub(super) v1r_refuse_writes: bool,
 }
 
 impl State {
@@ -192,6 +194,11 @@ impl SimHandle {
         self.shared.lock().v1r_pending = on;
     }
 
+    /// v1r: refuse config writes and island-mode commands (a common `errorResponse`).
+    pub fn set_v1r_refuse_writes(&self, on: bool) {
+        self.shared.lock().v1r_refuse_writes = on;
+    }
+
     /// v1r: invalidate the current Bearer token (the client has to log in again).
     pub fn expire_v1r_token(&self) {
         self.shared.lock().v1r_token += 1;
@@ -289,6 +296,7 @@ pub fn start(opts: SimOptions) -> Result<SimHandle, String> {
             vitals: true,
             v1r_pending: false,
             v1r_token: 0,
+            v1r_refuse_writes: false,
         }),
         counters: Default::default(),
         total: AtomicUsize::new(0),
@@ -574,7 +582,7 @@ fn route(shared: &Shared, req: &Request) -> Action {
 
 fn tedapi_route(shared: &Shared, req: &Request) -> Action {
     let site = &shared.site;
-    let (fault, model, now, pending, generation, retry_after) = {
+    let (fault, model, now, pending, generation, retry_after, refuse) = {
         let mut state = shared.lock();
         state.catch_up();
         (
@@ -584,8 +592,10 @@ fn tedapi_route(shared: &Shared, req: &Request) -> Action {
             state.v1r_pending,
             state.v1r_token,
             state.retry_after.clone(),
+            state.v1r_refuse_writes,
         )
     };
+    let _ = refuse;
     let _ = (now, pending);
     #[cfg(feature = "v1r")]
     let v1r_gate = shared.v1r.as_ref();
@@ -607,15 +617,27 @@ fn tedapi_route(shared: &Shared, req: &Request) -> Action {
         ("GET", "/tedapi/din", _) => (Kind::Din, tedapi::din(site)),
         #[cfg(feature = "v1r")]
         ("POST", "/tedapi/v1r", _) if v1r_gate.is_some() => match v1r_gate {
-            Some(gate) => super::v1r::post(
-                gate,
-                site,
-                &model,
-                &req.body,
-                now,
-                pending,
-                fault == Fault::BadJson,
-            ),
+            Some(gate) => {
+                let mut written = model.clone();
+                let answer = super::v1r::post(
+                    gate,
+                    site,
+                    &mut written,
+                    &req.body,
+                    now,
+                    pending,
+                    fault == Fault::BadJson,
+                    refuse,
+                );
+                // A write changed the site: keep it (config.json and the grid contactor).
+                if written.config != model.config || written.grid_up != model.grid_up {
+                    let mut state = shared.lock();
+                    state.model.config = written.config.clone();
+                    state.model.set_grid(written.grid_up);
+                    state.model.write_reserve_from(&written);
+                }
+                answer
+            }
             None => (Kind::Other, Response::json(404, "")),
         },
         ("POST", "/tedapi/v1", _) => {

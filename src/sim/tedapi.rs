@@ -123,12 +123,13 @@ pub fn post(
     let breaking = |s: String| if break_json { cut(s) } else { s };
     let (kind, bytes) = match &msg.envelope.body {
         Body::ReadFile { name, .. } => {
+            let (text, hash) = model.config_file(site);
             let reply = Message::reply(
                 sender,
                 Body::ReadFileResponse {
                     name: name.clone(),
-                    blob: breaking(site.config_text.to_string()).into_bytes(),
-                    hash: site.config_hash.clone(),
+                    blob: breaking(text.to_string()).into_bytes(),
+                    hash: hash.to_vec(),
                 },
             );
             (Kind::Config, reply.encode())

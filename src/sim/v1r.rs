@@ -22,7 +22,7 @@ use super::model::Model;
 use super::tedapi::{self, Kind, PROTOBUF};
 use crate::gateway::proto::bytes_to_sign;
 use crate::gateway::proto::{
-    Envelope, Message, Participant, RoutableMessage, DOMAIN_ENERGY_DEVICE,
+    Body, Envelope, Message, Participant, RoutableMessage, DOMAIN_CONFIG_JSON, DOMAIN_ENERGY_DEVICE,
 };
 
 /// Longest signature lifetime accepted (clients use 12 s).
@@ -101,14 +101,16 @@ fn fault(code: i32, uuid: &[u8]) -> Response {
 }
 
 /// `POST /tedapi/v1r`: (the payload kind for the counters, the answer).
+#[allow(clippy::too_many_arguments)]
 pub fn post(
     gate: &V1rGate,
     site: &Site,
-    model: &Model,
+    model: &mut Model,
     body: &[u8],
     now: f64,
     pending: bool,
     break_json: bool,
+    refuse_writes: bool,
 ) -> (Kind, Response) {
     let Ok(msg) = RoutableMessage::decode(body) else {
         return (Kind::Other, fault(FAULT_DECODING, &[]));
@@ -152,6 +154,20 @@ pub fn post(
             return (Kind::Other, fault(FAULT_TIMEOUT, &uuid));
         }
     }
+    if let Some(body) = write(site, model, &envelope.body, refuse_writes) {
+        let reply = Envelope {
+            delivery_channel: envelope.delivery_channel,
+            sender: Some(Participant::Din(site.din.to_string())),
+            recipient: envelope.sender.clone(),
+            body,
+        };
+        let m = RoutableMessage {
+            payload: reply.encode(),
+            request_uuid: uuid,
+            ..RoutableMessage::default()
+        };
+        return (Kind::Other, Response::new(200, PROTOBUF, m.encode()));
+    }
     // Answer the bare envelope as `/tedapi/v1` answers it inside a Message.
     let wrapped = Message { envelope, tail: 1 };
     let (kind, resp) = tedapi::post(site, model, &wrapped.encode(), None, break_json);
@@ -166,10 +182,63 @@ pub fn post(
     (kind, Response::new(200, PROTOBUF, reply.encode()))
 }
 
+/// A write (config update, island mode) applied to `model`, or `None` for a read. With
+/// `refuse` (`/test/v1r/refuse-writes/on`) every write gets a common `errorResponse`.
+fn write(site: &Site, model: &mut Model, body: &Body, refuse: bool) -> Option<Body> {
+    let error = |code: i32, message: &str| Body::ErrorResponse {
+        code,
+        message: message.to_string(),
+    };
+    match body {
+        Body::UpdateFile { .. } | Body::SetIslandMode { .. } if refuse => {
+            Some(error(7, "write refused by the gateway (simulator knob)"))
+        }
+        Body::UpdateFile {
+            domain,
+            name,
+            blob,
+            hash,
+        } => {
+            if *domain != DOMAIN_CONFIG_JSON || name != "config.json" {
+                return Some(error(5, "unknown file"));
+            }
+            if hash.as_slice() != model.config_file(site).1 {
+                return Some(error(
+                    10,
+                    "hash mismatch: config.json changed since it was read",
+                ));
+            }
+            let Some(text) = std::str::from_utf8(blob)
+                .ok()
+                .filter(|t| crate::json::parse(t).is_ok_and(|v| v.as_object().is_some()))
+            else {
+                return Some(error(3, "config.json must be a JSON object"));
+            };
+            model.write_config(text.to_string());
+            Some(Body::UpdateFileResponse {
+                name: name.clone(),
+                hash: model.config_file(site).1.to_vec(),
+            })
+        }
+        Body::SetIslandMode {
+            mode: 6,
+            force: true,
+        } => {
+            model.set_grid(false);
+            Some(Body::SetIslandModeResponse { result: Some(1) })
+        }
+        Body::SetIslandMode { mode: 1, .. } => {
+            model.set_grid(true);
+            Some(Body::SetIslandModeResponse { result: Some(1) })
+        }
+        Body::SetIslandMode { .. } => Some(Body::SetIslandModeResponse { result: Some(0) }),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gateway::proto::Body;
     use crate::gateway::v1r::{config_envelope, signed_request, RsaKey};
     use crate::sim::Fixture;
 
@@ -185,10 +254,10 @@ mod tests {
         now: f64,
     ) -> RoutableMessage {
         let site = Site::load(Fixture::Pw3).unwrap();
-        let model = Model::new(&site, true, 0.0);
+        let mut model = Model::new(&site, true, 0.0);
         let gate = V1rGate::new(PUB).unwrap();
         let req = signed_request(key, sign_din, &env.encode(), signed_at, "u").unwrap();
-        let (_, resp) = post(&gate, &site, &model, &req, now, false, false);
+        let (_, resp) = post(&gate, &site, &mut model, &req, now, false, false, false);
         assert_eq!(resp.status, 200);
         RoutableMessage::decode(&resp.body).unwrap()
     }
@@ -229,7 +298,7 @@ mod tests {
             FAULT_TIMEOUT
         );
         // A tampered signature.
-        let model = Model::new(&site, true, 0.0);
+        let mut model = Model::new(&site, true, 0.0);
         let gate = V1rGate::new(PUB).unwrap();
         let mut m = RoutableMessage::decode(
             &signed_request(&key, site.din, &env.encode(), 1000.0, "u").unwrap(),
@@ -238,12 +307,30 @@ mod tests {
         if let Some(b) = m.signature.last_mut() {
             *b ^= 1;
         }
-        let (_, resp) = post(&gate, &site, &model, &m.encode(), 1000.0, false, false);
+        let (_, resp) = post(
+            &gate,
+            &site,
+            &mut model,
+            &m.encode(),
+            1000.0,
+            false,
+            false,
+            false,
+        );
         assert_eq!(
             RoutableMessage::decode(&resp.body).unwrap().fault,
             FAULT_INVALID_SIGNATURE
         );
-        let (_, resp) = post(&gate, &site, &model, b"\xff\xff", 1000.0, false, false);
+        let (_, resp) = post(
+            &gate,
+            &site,
+            &mut model,
+            b"\xff\xff",
+            1000.0,
+            false,
+            false,
+            false,
+        );
         assert_eq!(
             RoutableMessage::decode(&resp.body).unwrap().fault,
             FAULT_DECODING

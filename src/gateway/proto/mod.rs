@@ -91,7 +91,9 @@ pub enum Body {
     SystemInfoRequest,
     /// Field 4 with `getSystemInfoResponse` (field 3).
     SystemInfoResponse(SystemInfo),
-    /// Field 4 with something else (e.g. an error response): raw bytes of field 4.
+    /// Field 4 with `errorResponse` (field 1): its `google.rpc.Status` code and message.
+    ErrorResponse { code: i32, message: String },
+    /// Field 4 with something else: raw bytes of field 4.
     Common(Vec<u8>),
     /// Field 15 `readFileRequest` (field 1).
     ReadFile { domain: i32, name: String },
@@ -101,6 +103,21 @@ pub enum Body {
         blob: Vec<u8>,
         hash: Vec<u8>,
     },
+    /// Field 15 `updateFileRequest` (field 5): write `blob` as file `name` if the stored file
+    /// still has `hash` (the hash of the preceding read: an optimistic lock). v1r only.
+    UpdateFile {
+        domain: i32,
+        name: String,
+        blob: Vec<u8>,
+        hash: Vec<u8>,
+    },
+    /// Field 15 `updateFileResponse` (field 6): the file (name, usually no blob) and its new hash.
+    UpdateFileResponse { name: String, hash: Vec<u8> },
+    /// Field 5 (TEG) `setIslandModeRequest` (field 3): mode 6 + force opens the grid contactor
+    /// (intentional islanding), mode 1 closes it. v1r only.
+    SetIslandMode { mode: i32, force: bool },
+    /// Field 5 (TEG) `setIslandModeResponse` (field 4): `result` (1 is the observed success).
+    SetIslandModeResponse { result: Option<i32> },
     /// Field 16 `queryRequest` (field 1).
     Query(Query),
     /// Field 16 `queryResponse` (field 2): status and the JSON `data`.
@@ -260,6 +277,18 @@ impl Envelope {
                 put_bytes(&mut inner, 3, &info.encode());
                 put_bytes(&mut out, 4, &inner);
             }
+            Body::ErrorResponse { code, message } => {
+                let mut status = Vec::new();
+                if *code != 0 {
+                    put_varint(&mut status, 1, *code as i64);
+                }
+                put_bytes(&mut status, 2, message.as_bytes());
+                let mut err = Vec::new();
+                put_bytes(&mut err, 1, &status);
+                let mut inner = Vec::new();
+                put_bytes(&mut inner, 1, &err);
+                put_bytes(&mut out, 4, &inner);
+            }
             Body::Common(raw) => put_bytes(&mut out, 4, raw),
             Body::ReadFile { domain, name } => {
                 let mut req = Vec::new();
@@ -270,17 +299,59 @@ impl Envelope {
                 put_bytes(&mut out, 15, &fs);
             }
             Body::ReadFileResponse { name, blob, hash } => {
-                let mut file = Vec::new();
-                put_bytes(&mut file, 1, name.as_bytes());
-                put_bytes(&mut file, 100, blob);
                 let mut resp = Vec::new();
-                put_bytes(&mut resp, 1, &file);
+                put_bytes(&mut resp, 1, &file(name, blob));
                 if !hash.is_empty() {
                     put_bytes(&mut resp, 2, hash);
                 }
                 let mut fs = Vec::new();
                 put_bytes(&mut fs, 2, &resp);
                 put_bytes(&mut out, 15, &fs);
+            }
+            Body::UpdateFile {
+                domain,
+                name,
+                blob,
+                hash,
+            } => {
+                let mut req = Vec::new();
+                put_varint(&mut req, 1, *domain as i64);
+                put_bytes(&mut req, 2, &file(name, blob));
+                put_bytes(&mut req, 3, hash);
+                let mut fs = Vec::new();
+                put_bytes(&mut fs, 5, &req);
+                put_bytes(&mut out, 15, &fs);
+            }
+            Body::UpdateFileResponse { name, hash } => {
+                let mut resp = Vec::new();
+                let mut f = Vec::new();
+                put_bytes(&mut f, 1, name.as_bytes());
+                put_bytes(&mut resp, 1, &f);
+                if !hash.is_empty() {
+                    put_bytes(&mut resp, 2, hash);
+                }
+                let mut fs = Vec::new();
+                put_bytes(&mut fs, 6, &resp);
+                put_bytes(&mut out, 15, &fs);
+            }
+            Body::SetIslandMode { mode, force } => {
+                let mut req = Vec::new();
+                put_varint(&mut req, 1, *mode as i64);
+                if *force {
+                    put_varint(&mut req, 2, 1);
+                }
+                let mut teg = Vec::new();
+                put_bytes(&mut teg, 3, &req);
+                put_bytes(&mut out, 5, &teg);
+            }
+            Body::SetIslandModeResponse { result } => {
+                let mut resp = Vec::new();
+                if let Some(r) = result {
+                    put_varint(&mut resp, 1, *r as i64);
+                }
+                let mut teg = Vec::new();
+                put_bytes(&mut teg, 4, &resp);
+                put_bytes(&mut out, 5, &teg);
             }
             Body::Query(q) => {
                 let mut req = Vec::new();
@@ -320,6 +391,7 @@ impl Envelope {
                 (2, 2) => e.sender = Participant::decode(r.read_bytes(b)?)?,
                 (3, 2) => e.recipient = Participant::decode(r.read_bytes(b)?)?,
                 (4, 2) => e.body = decode_common(r.read_bytes(b)?)?,
+                (5, 2) => e.body = decode_teg(r.read_bytes(b)?)?,
                 (15, 2) => e.body = decode_filestore(r.read_bytes(b)?)?,
                 (16, 2) => e.body = decode_graphql(r.read_bytes(b)?)?,
                 (f, 2) if (5..=17).contains(&f) => {
@@ -429,6 +501,28 @@ fn decode_common(b: &[u8]) -> Result<Body> {
                 body = Body::SystemInfoRequest;
             }
             26 => body = Body::SystemInfoResponse(SystemInfo::decode(r.read_bytes(b)?)?),
+            10 => {
+                let (mut code, mut message) = (0, String::new());
+                let e = r.read_bytes(b)?;
+                let mut er = BytesReader::from_bytes(e);
+                while !er.is_eof() {
+                    match er.next_tag(e)? {
+                        10 => {
+                            let st = er.read_bytes(e)?;
+                            let mut sr = BytesReader::from_bytes(st);
+                            while !sr.is_eof() {
+                                match sr.next_tag(st)? {
+                                    8 => code = sr.read_int32(st)?,
+                                    18 => message = lossy(sr.read_bytes(st)?),
+                                    t => sr.read_unknown(st, t)?,
+                                }
+                            }
+                        }
+                        t => er.read_unknown(e, t)?,
+                    }
+                }
+                body = Body::ErrorResponse { code, message };
+            }
             t => r.read_unknown(b, t)?,
         }
     }
@@ -462,22 +556,107 @@ fn decode_filestore(b: &[u8]) -> Result<Body> {
                 let (mut name, mut blob, mut hash) = (String::new(), Vec::new(), Vec::new());
                 while !qr.is_eof() {
                     match qr.next_tag(q)? {
-                        10 => {
-                            let f = qr.read_bytes(q)?;
-                            let mut fr = BytesReader::from_bytes(f);
-                            while !fr.is_eof() {
-                                match fr.next_tag(f)? {
-                                    10 => name = lossy(fr.read_bytes(f)?),
-                                    802 => blob = fr.read_bytes(f)?.to_vec(),
-                                    t => fr.read_unknown(f, t)?,
-                                }
-                            }
-                        }
+                        10 => (name, blob) = decode_file(qr.read_bytes(q)?)?,
                         18 => hash = qr.read_bytes(q)?.to_vec(),
                         t => qr.read_unknown(q, t)?,
                     }
                 }
                 body = Body::ReadFileResponse { name, blob, hash };
+            }
+            42 => {
+                let q = r.read_bytes(b)?;
+                let mut qr = BytesReader::from_bytes(q);
+                let (mut domain, mut name, mut blob, mut hash) =
+                    (0, String::new(), Vec::new(), Vec::new());
+                while !qr.is_eof() {
+                    match qr.next_tag(q)? {
+                        8 => domain = qr.read_int32(q)?,
+                        18 => (name, blob) = decode_file(qr.read_bytes(q)?)?,
+                        26 => hash = qr.read_bytes(q)?.to_vec(),
+                        t => qr.read_unknown(q, t)?,
+                    }
+                }
+                body = Body::UpdateFile {
+                    domain,
+                    name,
+                    blob,
+                    hash,
+                };
+            }
+            50 => {
+                let q = r.read_bytes(b)?;
+                let mut qr = BytesReader::from_bytes(q);
+                let (mut name, mut hash) = (String::new(), Vec::new());
+                while !qr.is_eof() {
+                    match qr.next_tag(q)? {
+                        10 => name = decode_file(qr.read_bytes(q)?)?.0,
+                        18 => hash = qr.read_bytes(q)?.to_vec(),
+                        t => qr.read_unknown(q, t)?,
+                    }
+                }
+                body = Body::UpdateFileResponse { name, hash };
+            }
+            t => r.read_unknown(b, t)?,
+        }
+    }
+    Ok(body)
+}
+
+/// `FileStoreAPIFile {1 name, 100 blob}`.
+fn file(name: &str, blob: &[u8]) -> Vec<u8> {
+    let mut f = Vec::new();
+    put_bytes(&mut f, 1, name.as_bytes());
+    put_bytes(&mut f, 100, blob);
+    f
+}
+
+/// `FileStoreAPIFile` → (name, blob).
+fn decode_file(f: &[u8]) -> Result<(String, Vec<u8>)> {
+    let mut fr = BytesReader::from_bytes(f);
+    let (mut name, mut blob) = (String::new(), Vec::new());
+    while !fr.is_eof() {
+        match fr.next_tag(f)? {
+            10 => name = lossy(fr.read_bytes(f)?),
+            802 => blob = fr.read_bytes(f)?.to_vec(),
+            t => fr.read_unknown(f, t)?,
+        }
+    }
+    Ok((name, blob))
+}
+
+/// Field 5 (`TEGMessages`): the island-mode request and response; anything else stays raw.
+fn decode_teg(b: &[u8]) -> Result<Body> {
+    let mut r = BytesReader::from_bytes(b);
+    let mut body = Body::Other {
+        field: 5,
+        bytes: b.to_vec(),
+    };
+    while !r.is_eof() {
+        match r.next_tag(b)? {
+            26 => {
+                let q = r.read_bytes(b)?;
+                let mut qr = BytesReader::from_bytes(q);
+                let (mut mode, mut force) = (0, false);
+                while !qr.is_eof() {
+                    match qr.next_tag(q)? {
+                        8 => mode = qr.read_int32(q)?,
+                        16 => force = qr.read_bool(q)?,
+                        t => qr.read_unknown(q, t)?,
+                    }
+                }
+                body = Body::SetIslandMode { mode, force };
+            }
+            34 => {
+                let q = r.read_bytes(b)?;
+                let mut qr = BytesReader::from_bytes(q);
+                let mut result = None;
+                while !qr.is_eof() {
+                    match qr.next_tag(q)? {
+                        8 => result = Some(qr.read_int32(q)?),
+                        t => qr.read_unknown(q, t)?,
+                    }
+                }
+                body = Body::SetIslandModeResponse { result };
             }
             t => r.read_unknown(b, t)?,
         }

@@ -201,3 +201,66 @@ fn garbage_never_panics() {
         let _ = Message::decode(&good[..cut]);
     }
 }
+
+#[test]
+fn v1r_write_envelopes_round_trip() {
+    let envelope = |body| Envelope {
+        delivery_channel: CHANNEL_HERMES_COMMAND,
+        sender: Some(Participant::AuthorizedClient(1)),
+        recipient: Some(Participant::Din(DIN.into())),
+        body,
+    };
+    let update = envelope(Body::UpdateFile {
+        domain: DOMAIN_CONFIG_JSON,
+        name: "config.json".into(),
+        blob: br#"{"vin": "x"}"#.to_vec(),
+        hash: vec![1, 2, 3],
+    });
+    let bytes = update.encode();
+    // Field 15 {5 {1 domain, 2 file {1 name, 100 blob}, 3 hash}}.
+    assert!(hex(&bytes).contains("7a"), "{}", hex(&bytes));
+    assert!(
+        hex(&bytes).contains("a206"),
+        "blob is field 100: {}",
+        hex(&bytes)
+    );
+    for body in [
+        Body::UpdateFile {
+            domain: DOMAIN_CONFIG_JSON,
+            name: "config.json".into(),
+            blob: b"{}".to_vec(),
+            hash: vec![9; 32],
+        },
+        Body::UpdateFileResponse {
+            name: "config.json".into(),
+            hash: vec![7; 32],
+        },
+        Body::SetIslandMode {
+            mode: 6,
+            force: true,
+        },
+        Body::SetIslandMode {
+            mode: 1,
+            force: false,
+        },
+        Body::SetIslandModeResponse { result: Some(1) },
+        Body::SetIslandModeResponse { result: None },
+        Body::ErrorResponse {
+            code: 7,
+            message: "write refused".into(),
+        },
+    ] {
+        let e = envelope(body);
+        assert_eq!(Envelope::decode(&e.encode()).unwrap(), e);
+        let bytes = e.encode();
+        for cut in 0..bytes.len() {
+            let _ = Envelope::decode(&bytes[..cut]);
+        }
+    }
+    // setIslandModeRequest {mode 6, force true} inside TEG field 5: `2a 06 1a 04 08 06 10 01`.
+    let island = envelope(Body::SetIslandMode {
+        mode: 6,
+        force: true,
+    });
+    assert!(hex(&island.encode()).ends_with("2a061a0408061001"));
+}

@@ -38,6 +38,7 @@ use crate::gateway::Firmware;
 use crate::json::Value;
 
 mod client;
+mod control;
 mod reply;
 #[cfg(test)]
 mod tests;
@@ -45,6 +46,7 @@ mod tests;
 pub use crate::config::rsa_key::{KEY_BITS, REGISTER_KEY_FILENAME};
 pub use crate::gateway::proto::{config_envelope, SIGNATURE_TTL};
 pub use client::{V1rClient, V1rOptions};
+pub use control::{apply as apply_config_changes, reserve_app_to_raw, ConfigChange};
 pub use reply::*;
 
 /// Consecutive LAN failures that switch leader queries to the Wi-Fi host.
