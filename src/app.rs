@@ -295,7 +295,7 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
         tls,
         ws,
         aggregates: Aggregates::default(),
-        control: crate::http::control::Controller::new(&cfg),
+        control: crate::http::control::Controller::new(&cfg, hub.clone()),
         metrics: Default::default(),
         permits: server::Permits::new(cfg.server.workers),
         mqtt: crate::mqtt::Status::new(&cfg.mqtt),

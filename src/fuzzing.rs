@@ -267,7 +267,7 @@ fn ctx() -> &'static Ctx {
             origins: Vec::new(),
         });
         Ctx {
-            control: crate::http::control::Controller::new(&cfg),
+            control: crate::http::control::Controller::new(&cfg, hub.clone()),
             permits: server::Permits::new(cfg.server.workers),
             config: cfg.public(),
             hub,

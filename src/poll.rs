@@ -211,6 +211,12 @@ fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>, mut
         );
         while !stop.load(Ordering::Relaxed) {
             let now = Instant::now();
+            if hub.take_settings_changed(idx) {
+                // A control write: show its result now rather than at the next tick.
+                source.settings_changed();
+                attempt = Attempt::Full;
+                break;
+            }
             if now >= next {
                 break;
             }

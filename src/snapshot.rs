@@ -142,6 +142,9 @@ pub struct Hub {
     /// Called after every publish with the gateway's index (issue 16: wakes the MQTT
     /// publisher). Must return at once: it runs on the poller's thread.
     listener: std::sync::OnceLock<Box<dyn Fn(usize) + Send + Sync>>,
+    /// Per gateway: a control write changed its settings; its poller polls now and re-reads
+    /// them ([`Hub::settings_changed`]).
+    changed: Vec<std::sync::atomic::AtomicBool>,
 }
 
 impl Hub {
@@ -156,6 +159,10 @@ impl Hub {
         let _ = tedapi;
         let offline = [false, true].map(|t| render::offline(t, &settings));
         Hub {
+            changed: gateways
+                .iter()
+                .map(|_| std::sync::atomic::AtomicBool::new(false))
+                .collect(),
             slots: gateways
                 .into_iter()
                 .map(|g| RwLock::new(Arc::new(g)))
@@ -197,6 +204,21 @@ impl Hub {
                 f(i);
             }
         }
+    }
+
+    /// Tells gateway `i`'s poller that a control write changed its settings: it polls within
+    /// 200 ms and re-reads `config.json`.
+    pub fn settings_changed(&self, i: usize) {
+        if let Some(f) = self.changed.get(i) {
+            f.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// Whether [`Hub::settings_changed`] was called for `i` since the last call (the poller's).
+    pub fn take_settings_changed(&self, i: usize) -> bool {
+        self.changed
+            .get(i)
+            .is_some_and(|f| f.swap(false, std::sync::atomic::Ordering::SeqCst))
     }
 
     /// Sets the one publish listener (see `listener`); false when one is already set.

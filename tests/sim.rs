@@ -601,7 +601,7 @@ fn stats_count_requests_by_kind() {
     let text = c.get("/test/stats").text();
     assert_eq!(
         text,
-        r#"{"din":1,"config":1,"status":2,"controller":1,"components":1,"firmware":1,"device_routed":0,"login":1,"api":1,"other":1,"total":10}"#
+        r#"{"din":1,"config":1,"status":2,"controller":1,"components":1,"firmware":1,"device_routed":0,"login":1,"api":1,"other":1,"write":0,"total":10}"#
     );
     assert_eq!(sim.stats().status, 2);
     c.get("/test/stats/reset");

@@ -43,6 +43,9 @@ pub trait Source: Send {
     fn forwarder(&self) -> Option<std::sync::Arc<super::local::Forwarder>> {
         None
     }
+    /// A control write changed the gateway's settings: the next poll re-reads what it
+    /// otherwise refreshes once a minute (`config.json`), so reads show the new values at once.
+    fn settings_changed(&mut self) {}
 }
 
 /// pypowerwall 0.22.2 falls back to the last non-empty git hash when a firmware answer has none.
@@ -144,6 +147,12 @@ impl Source for Tedapi {
     fn mode(&self) -> &'static str {
         "tedapi"
     }
+
+    fn settings_changed(&mut self) {
+        if let Some(l) = self.link.as_mut() {
+            l.settings_changed();
+        }
+    }
 }
 
 /// Raw state kept between ticks.
@@ -179,6 +188,11 @@ impl<C: Fetch> Link<C> {
 }
 
 impl<C> Link<C> {
+    /// The next tick re-reads config, firmware and components.
+    pub(crate) fn settings_changed(&mut self) {
+        self.slow_at = None;
+    }
+
     /// The native `/api/meters/aggregates` fetcher of this link (tests).
     #[cfg(all(test, feature = "v1r"))]
     pub(crate) fn native(&self) -> Option<&Native> {

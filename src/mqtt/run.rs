@@ -464,7 +464,9 @@ fn incoming(sh: &Shared, p: Publish) {
             return Err("MQTT_CONTROLS bit not set".to_string());
         }
         if !sh.ctx.control.can_write(i) {
-            return Err("this gateway has no cloud write path (cloud credentials)".into());
+            return Err(
+                "this gateway has no write path (v1r on the LAN, or cloud credentials)".into(),
+            );
         }
         let write = match control::parse(control, &p.payload)? {
             control::Cmd::Write(w) => w,

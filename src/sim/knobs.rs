@@ -26,6 +26,8 @@ pub struct Stats {
     pub login: u64,
     pub api: u64,
     pub other: u64,
+    /// Signed v1r writes applied (refused ones count as `other`).
+    pub write: u64,
     pub total: u64,
 }
 
@@ -42,6 +44,7 @@ impl Stats {
             "login" => self.login,
             "api" => self.api,
             "other" => self.other,
+            "write" => self.write,
             "total" => self.total,
             _ => return None,
         })

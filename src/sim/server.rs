@@ -123,7 +123,7 @@ pub(super) struct Shared {
     v1r: Option<super::v1r::V1rGate>,
     pub(super) tls: Arc<rustls::ServerConfig>,
     pub(super) state: Mutex<State>,
-    pub(super) counters: [AtomicUsize; 10],
+    pub(super) counters: [AtomicUsize; Kind::ALL.len()],
     pub(super) total: AtomicUsize,
     pub(super) stop: AtomicBool,
     pub(super) active: AtomicUsize,
@@ -353,6 +353,7 @@ impl Shared {
             login: c(Kind::Login),
             api: c(Kind::Api),
             other: c(Kind::Other),
+            write: c(Kind::Write),
             total: self.total.load(Ordering::Relaxed) as u64,
         }
     }

@@ -40,10 +40,12 @@ pub enum Kind {
     Login,
     Api,
     Other,
+    /// A signed v1r write (config update, island mode) applied to the site.
+    Write,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Din,
         Kind::Config,
         Kind::Status,
@@ -54,6 +56,7 @@ impl Kind {
         Kind::Login,
         Kind::Api,
         Kind::Other,
+        Kind::Write,
     ];
 
     pub fn name(self) -> &'static str {
@@ -68,6 +71,7 @@ impl Kind {
             Kind::Login => "login",
             Kind::Api => "api",
             Kind::Other => "other",
+            Kind::Write => "write",
         }
     }
 }

@@ -155,6 +155,10 @@ pub fn post(
         }
     }
     if let Some(body) = write(site, model, &envelope.body, refuse_writes) {
+        let kind = match body {
+            Body::ErrorResponse { .. } => Kind::Other,
+            _ => Kind::Write,
+        };
         let reply = Envelope {
             delivery_channel: envelope.delivery_channel,
             sender: Some(Participant::Din(site.din.to_string())),
@@ -166,7 +170,7 @@ pub fn post(
             request_uuid: uuid,
             ..RoutableMessage::default()
         };
-        return (Kind::Other, Response::new(200, PROTOBUF, m.encode()));
+        return (kind, Response::new(200, PROTOBUF, m.encode()));
     }
     // Answer the bare envelope as `/tedapi/v1` answers it inside a Message.
     let wrapped = Message { envelope, tail: 1 };

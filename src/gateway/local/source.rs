@@ -329,6 +329,10 @@ impl Source for Auto {
         self.current.probe()
     }
 
+    fn settings_changed(&mut self) {
+        self.current.settings_changed()
+    }
+
     fn cooldown_remaining(&self) -> Option<Duration> {
         self.current.cooldown_remaining()
     }

@@ -350,6 +350,32 @@ pub(crate) fn reserve(operation: &Py<Option<Value>>) -> Option<f64> {
     Some(if scaled > 0.0 { scaled } else { 0.0 })
 }
 
+/// `pw.get_grid_charging()` over TEDAPI: `config.json` stores the inverse
+/// (`disallow_charge_from_grid_with_solar_installed`); absent means allowed. `None` without a
+/// config.
+pub(crate) fn grid_charging(config: &Value) -> Option<bool> {
+    config.as_object()?;
+    match lookup(
+        config,
+        &["site_info", "disallow_charge_from_grid_with_solar_installed"],
+    ) {
+        Value::Null => Some(true),
+        Value::Bool(disallow) => Some(!disallow),
+        _ => None,
+    }
+}
+
+/// `pw.get_grid_export()` over TEDAPI: `customer_preferred_export_rule`, `battery_ok` when
+/// unset (Tesla's default, as the cloud reports it).
+pub(crate) fn grid_export(config: &Value) -> Option<String> {
+    config.as_object()?;
+    let rule = lookup(config, &["site_info", "customer_preferred_export_rule"])
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .unwrap_or("battery_ok");
+    Some(rule.to_string())
+}
+
 /// `pw.get_mode()`: the configured `real_mode` when it is a non-empty string.
 pub(crate) fn mode(operation: &Py<Option<Value>>) -> Option<String> {
     let op = operation.as_ref().ok()?.as_ref()?;

@@ -84,23 +84,55 @@ fn command(din: &str, body: Body) -> Envelope {
     }
 }
 
-fn refused(body: &Body) -> Error {
+/// Why a write did not take effect: the gateway answered and said no, or the write could not
+/// be carried out (LAN down, key not accepted, unusable reply) — only the second may be tried
+/// another way (the cloud).
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteError {
+    /// The gateway answered the signed write with an `errorResponse`.
+    Refused(String),
+    /// The write did not reach the gateway or its answer was unusable.
+    Failed(Error),
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriteError::Refused(why) => write!(f, "the gateway refused the write: {why}"),
+            WriteError::Failed(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<Error> for WriteError {
+    fn from(e: Error) -> WriteError {
+        WriteError::Failed(e)
+    }
+}
+
+fn refused(body: &Body) -> WriteError {
     match body {
-        Body::ErrorResponse { code, message } => Error::Rejected(format!(
-            "the gateway refused the write: {message} (code {code})"
-        )),
-        other => Error::BadReply(format!("unexpected answer to a write: {other:?}")),
+        Body::ErrorResponse { code, message } => {
+            WriteError::Refused(format!("{message} (code {code})"))
+        }
+        other => WriteError::Failed(Error::BadReply(format!(
+            "unexpected answer to a write: {other:?}"
+        ))),
     }
 }
 
 impl V1rClient {
     /// Reads `config.json` with its hash, applies `changes` and writes it back.
-    pub fn write_config(&mut self, leader: &str, changes: &[ConfigChange]) -> Result<(), Error> {
+    pub fn write_config(
+        &mut self,
+        leader: &str,
+        changes: &[ConfigChange],
+    ) -> Result<(), WriteError> {
         let inner = self.post(leader, &config_envelope(leader))?;
         let env =
             Envelope::decode(&inner).map_err(|e| Error::BadReply(format!("config read: {e}")))?;
         let Body::ReadFileResponse { blob, hash, .. } = env.body else {
-            return Err(Error::BadReply("config read: no FileStore answer".into()));
+            return Err(Error::BadReply("config read: no FileStore answer".into()).into());
         };
         let mut config = json::parse_bytes(&blob)
             .map_err(|_| Error::BadReply("config.json read over v1r is not JSON".into()))?;
@@ -125,7 +157,11 @@ impl V1rClient {
 
     /// Island mode: `off_grid` sends mode 6 + force (open the contactor), else mode 1. The
     /// gateway's `result` (1 observed as success).
-    pub fn set_island_mode(&mut self, leader: &str, off_grid: bool) -> Result<Option<i32>, Error> {
+    pub fn set_island_mode(
+        &mut self,
+        leader: &str,
+        off_grid: bool,
+    ) -> Result<Option<i32>, WriteError> {
         let (mode, force) = if off_grid { (6, true) } else { (1, false) };
         let inner = self.post(
             leader,

@@ -46,7 +46,7 @@ mod tests;
 pub use crate::config::rsa_key::{KEY_BITS, REGISTER_KEY_FILENAME};
 pub use crate::gateway::proto::{config_envelope, SIGNATURE_TTL};
 pub use client::{V1rClient, V1rOptions};
-pub use control::{apply as apply_config_changes, reserve_app_to_raw, ConfigChange};
+pub use control::{apply as apply_config_changes, reserve_app_to_raw, ConfigChange, WriteError};
 pub use reply::*;
 
 /// Consecutive LAN failures that switch leader queries to the Wi-Fi host.
@@ -244,21 +244,9 @@ impl V1r {
 
     fn connect(&self) -> Result<Link<Transport>, Error> {
         let cfg = &self.cfg;
-        // Loaded once, when the configuration was read.
-        let key = cfg.rsa_key.clone().ok_or_else(|| {
-            Error::Rejected("PW_RSA_KEY_PATH: no RSA private key was loaded".into())
-        })?;
-        let password = cfg.customer_password().ok_or_else(|| {
-            Error::Rejected("v1r needs PW_PASSWORD or PW_GW_PWD (its last 5 characters)".into())
-        })?;
-        let lan = V1rClient::new(V1rOptions {
-            host: cfg.host.clone(),
-            password: password.clone(),
-            key,
-            timeout: cfg.timeout,
-            pin: cfg.tls_fingerprint,
-            query_set: cfg.query_set,
-        })?;
+        let opts = lan_options(cfg)?;
+        let password = opts.password.clone();
+        let lan = V1rClient::new(opts)?;
         let wifi = match (&cfg.wifi_host, &cfg.gw_pwd, cfg.mode) {
             (Some(host), Some(gw_pwd), Mode::V1rWifi) => {
                 let mut o = source::options(cfg);
@@ -294,6 +282,26 @@ impl V1r {
     }
 }
 
+/// The LAN client settings of a v1r gateway (the poller's and the control writer's): the key
+/// loaded with the configuration and the customer password.
+pub fn lan_options(cfg: &GatewayConfig) -> Result<V1rOptions, Error> {
+    let key = cfg
+        .rsa_key
+        .clone()
+        .ok_or_else(|| Error::Rejected("PW_RSA_KEY_PATH: no RSA private key was loaded".into()))?;
+    let password = cfg.customer_password().ok_or_else(|| {
+        Error::Rejected("v1r needs PW_PASSWORD or PW_GW_PWD (its last 5 characters)".into())
+    })?;
+    Ok(V1rOptions {
+        host: cfg.host.clone(),
+        password,
+        key,
+        timeout: cfg.timeout,
+        pin: cfg.tls_fingerprint,
+        query_set: cfg.query_set,
+    })
+}
+
 /// `password`, else the last 5 characters of `gw_pwd` (upstream `gw_pwd[-5:]`).
 pub fn customer_password(cfg: &GatewayConfig) -> Option<String> {
     cfg.customer_password().map(|s| s.expose().to_string())
@@ -323,5 +331,11 @@ impl Source for V1r {
 
     fn mode(&self) -> &'static str {
         self.cfg.mode.name()
+    }
+
+    fn settings_changed(&mut self) {
+        if let Some(l) = self.link.as_mut() {
+            l.settings_changed();
+        }
     }
 }

@@ -129,6 +129,7 @@ pub fn post(ctx: &Ctx, req: &PostReq<'_>) -> Answer {
         return Answer::json(400, INVALID_REQUEST);
     }
     let value = form_value(body, "value");
+    let mut path = None;
     let message = if value.is_empty() {
         match req.action {
             "max_backup" => r#"{"error": "max_backup requires v1r LAN transport"}"#.to_string(),
@@ -139,11 +140,16 @@ pub fn post(ctx: &Ctx, req: &PostReq<'_>) -> Answer {
         match asked(req.action, &value, body) {
             Asked::Answer(s) => s,
             Asked::Write(w, failed) => match ctl.write(i, &w, "form", &req.remote) {
-                Ok(v) => match w {
-                    Write::GridCharging(_) => r#"{"grid_charging": "Set Successfully"}"#.into(),
-                    Write::GridExport(_) => r#"{"grid_export": "Set Successfully"}"#.into(),
-                    _ => v.to_py(),
-                },
+                Ok(done) => {
+                    path = Some(done.path);
+                    match w {
+                        Write::GridCharging(_) => {
+                            r#"{"grid_charging": "Set Successfully"}"#.into()
+                        }
+                        Write::GridExport(_) => r#"{"grid_export": "Set Successfully"}"#.into(),
+                        _ => done.result.to_py(),
+                    }
+                }
                 Err(e @ Error::Busy) => {
                     let msg = format!("Control Command Error: {e}");
                     return Answer::json(409, error_text(&msg));
@@ -152,6 +158,9 @@ pub fn post(ctx: &Ctx, req: &PostReq<'_>) -> Answer {
                     return cooldown_answer(Answer::json(429, error_text(&e.to_string())), s)
                 }
                 Err(Error::Unsupported(why)) => error_text(&why),
+                Err(e @ (Error::Refused(_) | Error::Lan(_))) => {
+                    error_text(&format!("Control Command Error: {e}"))
+                }
                 Err(Error::NoSession(CloudError::NotCompiled)) => NOT_COMPILED.into(),
                 Err(Error::NoSession(_)) => NO_CLOUD.into(),
                 Err(Error::Cloud(CloudError::Setup(_))) => error_text(failed),
@@ -169,5 +178,9 @@ pub fn post(ctx: &Ctx, req: &PostReq<'_>) -> Answer {
     } else {
         200
     };
-    Answer::json(status, message)
+    let mut a = Answer::json(status, message);
+    if let Some(p) = path {
+        a.headers.push(("X-Control-Path", p.into()));
+    }
+    a
 }

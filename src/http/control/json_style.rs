@@ -5,8 +5,10 @@
 //! Answers: 403 disabled; 401 missing or bad token — before anything else, the body included;
 //! 404 unknown action or gateway; 413 body over 4 KB; 400 invalid body; 409 a write to the
 //! gateway is in flight; 429 islanding cooldown (`Retry-After`); 503 no write path (no cloud
-//! credentials, islanding without LAN); 501 cloud not compiled in; 502 the cloud failed;
-//! 200 `{"ok": true, "gateway", "action", <the values written>, "result"}`.
+//! credentials, islanding without LAN); 501 cloud not compiled in; 502 the cloud failed, the
+//! gateway refused the LAN write, or the LAN write failed with no cloud to fall back to;
+//! 200 `{"ok": true, "gateway", "action", <the values written>, "path": "lan"|"cloud",
+//! "result"}` (and `X-Control-Path`).
 
 use super::{err, gateway_index, Error, Island, PostReq, Write, ACTIONS, GRID_EXPORTS, MODES};
 use crate::cloud::Error as CloudError;
@@ -163,14 +165,17 @@ pub fn post(ctx: &Ctx, req: &PostReq<'_>) -> Answer {
     };
     let id = ctl.id(i).to_string();
     match ctl.write(i, &w, "JSON", &req.remote) {
-        Ok(result) => {
+        Ok(done) => {
             let mut m = Map::new()
                 .with("ok", true)
                 .with("gateway", id.as_str())
                 .with("action", req.action);
             written(&mut m, &w);
-            m.insert("result", result);
-            Answer::json(200, Value::from(m).to_py())
+            m.insert("path", done.path);
+            m.insert("result", done.result);
+            let mut a = Answer::json(200, Value::from(m).to_py());
+            a.headers.push(("X-Control-Path", done.path.into()));
+            a
         }
         Err(Error::Busy) => err(
             409,
@@ -183,6 +188,7 @@ pub fn post(ctx: &Ctx, req: &PostReq<'_>) -> Answer {
         }
         Err(Error::NoSession(e)) => err(503, &format!("gateway '{id}' cannot be controlled: {e}")),
         Err(Error::Cloud(e)) => err(502, &e.to_string()),
+        Err(e @ (Error::Refused(_) | Error::Lan(_))) => err(502, &e.to_string()),
     }
 }
 

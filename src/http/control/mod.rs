@@ -10,9 +10,17 @@
 //!
 //! Writes to one gateway are serialised: a second write while one is in flight is refused (409),
 //! never queued. Islanding (off-grid / reconnect) has a cooldown (`PW_ISLANDING_COOLDOWN`, 429
-//! with `Retry-After`) and off-grid needs an explicit confirmation. Reserve, mode, grid charging
-//! and grid export go through Tesla's cloud with the gateway's cloud credentials; islanding needs
-//! the v1r LAN transport, which has no write path in this build yet, and says so.
+//! with `Retry-After`) and off-grid needs an explicit confirmation.
+//!
+//! Paths: a gateway polled over v1r (`PW_RSA_KEY_PATH`) writes on the LAN first — a signed
+//! read-modify-write of `config.json` for reserve, mode, grid charging and grid export, the
+//! signed island-mode command for islanding ([`crate::gateway::v1r`]'s client, its own
+//! connection, logged in on first use). When the LAN write cannot be carried out (LAN down, key
+//! not accepted) and the gateway has cloud credentials, the same write goes through Tesla's
+//! cloud; a gateway that answers and refuses is reported as it is (502), never retried
+//! elsewhere. Without v1r every write but islanding goes through the cloud. Each answer says the
+//! path it took (`X-Control-Path: lan|cloud`), `/control/status` which one is active, and a
+//! write makes the gateway's poller poll at once and re-read `config.json`.
 //!
 //! Tokens are compared in constant time and never logged; every write is logged with the
 //! gateway, the change, the request style and the client address. Reads of the current values
@@ -31,6 +39,9 @@ use crate::cloud::Error as CloudError;
 use crate::config::{CloudAuth, Config};
 use crate::json::{py_float, Map, Value};
 use crate::secret::Secret;
+use crate::snapshot::Hub;
+
+mod lan;
 
 pub use json_style::parse_json_write;
 pub use request::{ct_eq, form_value, PostReq};
@@ -106,6 +117,10 @@ pub enum Error {
     NoSession(CloudError),
     /// The cloud refused or failed the write.
     Cloud(CloudError),
+    /// The gateway answered the LAN write and refused it.
+    Refused(String),
+    /// The LAN write could not be carried out and no cloud path could take it.
+    Lan(String),
 }
 
 impl std::fmt::Display for Error {
@@ -119,6 +134,8 @@ impl std::fmt::Display for Error {
             Error::Unsupported(why) => write!(f, "{why}"),
             Error::NoSession(e) => write!(f, "cannot be controlled: {e}"),
             Error::Cloud(e) => write!(f, "{e}"),
+            Error::Refused(why) => write!(f, "the gateway refused the write: {why}"),
+            Error::Lan(why) => write!(f, "the LAN write failed: {why}"),
         }
     }
 }
@@ -138,9 +155,19 @@ impl Cooldown {
     }
 }
 
-/// One gateway's control paths: its cloud credentials and, once opened, the shared session.
+/// A write that took effect: the answer's `result` and the path it took.
+#[derive(Debug)]
+pub struct Done {
+    pub result: Value,
+    /// `lan` or `cloud` (the `X-Control-Path` header).
+    pub path: &'static str,
+}
+
+/// One gateway's control paths: its v1r LAN writer, its cloud credentials and, once opened,
+/// the shared cloud session.
 struct Target {
     id: String,
+    lan: Option<lan::Lan>,
     auth: Option<CloudAuth>,
     timeout: Duration,
     session: Mutex<Option<Arc<Mutex<Session>>>>,
@@ -154,20 +181,24 @@ pub struct Controller {
     tokens: Vec<Secret>,
     targets: Vec<Target>,
     islanding_cooldown: Duration,
+    /// Told after a write, so that the gateway's poller re-reads its settings at once.
+    hub: Arc<Hub>,
 }
 
 impl Controller {
     /// From the configuration. Opening a session only reads token files; when control is
     /// enabled this is done at start so that the log says which gateways can be controlled.
-    pub fn new(cfg: &Config) -> Controller {
+    pub fn new(cfg: &Config, hub: Arc<Hub>) -> Controller {
         let c = Controller {
             tokens: cfg.server.control.tokens.clone(),
             islanding_cooldown: cfg.server.control.islanding_cooldown,
+            hub,
             targets: cfg
                 .gateways
                 .iter()
                 .map(|g| Target {
                     id: g.id.clone(),
+                    lan: lan::Lan::new(g),
                     auth: g.cloud.clone(),
                     timeout: g.timeout,
                     session: Mutex::new(None),
@@ -179,6 +210,18 @@ impl Controller {
         if c.enabled() {
             log::warn!("control writes are enabled: use with caution");
             for (i, t) in c.targets.iter().enumerate() {
+                if t.lan.is_some() {
+                    log::info!(
+                        "control: gateway '{}' on the LAN (v1r signed writes){}",
+                        t.id,
+                        if c.can_write_cloud(i) {
+                            ", cloud as fallback"
+                        } else {
+                            ""
+                        }
+                    );
+                    continue;
+                }
                 match c.session(i) {
                     Ok(s) => {
                         let kind = s.lock().map(|s| s.kind()).unwrap_or(Kind::Owner);
@@ -236,50 +279,64 @@ impl Controller {
         Ok(s)
     }
 
-    /// Gateway `i` has a cloud write path: cloud credentials configured and cloud support
+    /// Gateway `i` has a write path: v1r on the LAN, or cloud credentials with cloud support
     /// compiled in.
     pub fn can_write(&self, i: usize) -> bool {
+        self.lan(i) || self.can_write_cloud(i)
+    }
+
+    fn can_write_cloud(&self, i: usize) -> bool {
         cfg!(feature = "cloud") && self.targets.get(i).is_some_and(|t| t.auth.is_some())
     }
 
     /// Gateway `i`'s cloud session opens (token files present and readable): what
     /// `/control/status` reports as `cloud`.
     fn cloud_ready(&self, i: usize) -> bool {
-        self.can_write(i) && self.session(i).is_ok()
+        self.can_write_cloud(i) && self.session(i).is_ok()
     }
 
-    /// Gateway `i` can write over the LAN (v1r). No LAN write path exists in this build.
-    pub fn lan(&self, _i: usize) -> bool {
-        false
+    /// Gateway `i` writes over the LAN (polled over v1r with its key loaded).
+    pub fn lan(&self, i: usize) -> bool {
+        self.targets.get(i).is_some_and(|t| t.lan.is_some())
     }
 
-    /// The actions gateway `i` can carry out now.
+    /// The actions gateway `i` can carry out now (the LAN does all of them).
     pub fn actions(&self, i: usize) -> Vec<&'static str> {
+        let lan = self.lan(i);
+        let cloud = self.cloud_ready(i);
         ACTIONS
             .iter()
             .copied()
-            .filter(|a| {
-                (self.cloud_ready(i) && CLOUD_ACTIONS.contains(a))
-                    || (self.lan(i) && *a != "islanding")
-            })
+            .filter(|a| lan || (cloud && CLOUD_ACTIONS.contains(a)))
             .collect()
     }
 
-    /// The path writes to gateway `i` take: `lan` first, else `cloud`, else none.
+    /// The path the next write to gateway `i` takes: `lan` unless its last LAN write could
+    /// not be carried out and the cloud can take over, else `cloud`, else none.
     pub fn path(&self, i: usize) -> Option<&'static str> {
-        if self.lan(i) {
-            Some("lan")
-        } else if self.cloud_ready(i) {
-            Some("cloud")
-        } else {
-            None
+        let lan_failing = self
+            .targets
+            .get(i)
+            .and_then(|t| t.lan.as_ref())
+            .map(|l| l.last_error().is_some());
+        match lan_failing {
+            Some(false) => Some("lan"),
+            Some(true) if self.cloud_ready(i) => Some("cloud"),
+            Some(true) => Some("lan"),
+            None if self.cloud_ready(i) => Some("cloud"),
+            None => None,
         }
+    }
+
+    /// Why the last LAN write to gateway `i` could not be carried out (cleared by a success).
+    fn lan_error(&self, i: usize) -> Option<String> {
+        self.targets.get(i)?.lan.as_ref()?.last_error()
     }
 
     /// One write on gateway `i`, logged (`style` and `origin` say where it came from). The
     /// caller has done the authorisation. A write already in flight on this gateway makes it
     /// [`Error::Busy`]; islanding within the cooldown is [`Error::Cooldown`].
-    pub fn write(&self, i: usize, w: &Write, style: &str, origin: &str) -> Result<Value, Error> {
+    pub fn write(&self, i: usize, w: &Write, style: &str, origin: &str) -> Result<Done, Error> {
         let t = self
             .targets
             .get(i)
@@ -298,11 +355,16 @@ impl Controller {
         };
         let out = self.write_locked(i, t, w);
         match &out {
-            Ok(_) => log::info!(
-                "control: gateway '{}': set {} ({style} request from {origin}): done",
-                t.id,
-                w.describe()
-            ),
+            Ok(done) => {
+                // Reads (`GET /control/*`, the API, MQTT) show the new values after this poll.
+                self.hub.settings_changed(i);
+                log::info!(
+                    "control: gateway '{}': set {} ({style} request from {origin}): done ({})",
+                    t.id,
+                    w.describe(),
+                    done.path
+                )
+            }
             Err(e) => log::warn!(
                 "control: gateway '{}': set {} ({style} request from {origin}) failed: {e}",
                 t.id,
@@ -312,16 +374,41 @@ impl Controller {
         out
     }
 
-    fn write_locked(&self, i: usize, t: &Target, w: &Write) -> Result<Value, Error> {
-        if let Write::Islanding(_) = w {
-            let cd = t.islanding.lock().unwrap_or_else(|e| e.into_inner());
+    fn write_locked(&self, i: usize, t: &Target, w: &Write) -> Result<Done, Error> {
+        if let Write::Islanding(island) = w {
+            let mut cd = t.islanding.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(s) = cd.remaining(Instant::now(), self.islanding_cooldown) {
                 return Err(Error::Cooldown(s));
             }
-            // The cooldown starts when a command is sent to a gateway (a LAN path).
-            return Err(Error::Unsupported(
-                "islanding requires the v1r LAN transport (not available for this gateway)".into(),
-            ));
+            let Some(lan) = t.lan.as_ref() else {
+                return Err(Error::Unsupported(
+                    "islanding requires the v1r LAN transport (PW_RSA_KEY_PATH; not available \
+                     for this gateway)"
+                        .into(),
+                ));
+            };
+            // The cooldown starts when a command is sent, whatever the gateway answers: the
+            // contactor may have moved.
+            cd.last = Some(Instant::now());
+            drop(cd);
+            return match lan.island(*island) {
+                Ok(result) => Ok(Done { result, path: "lan" }),
+                Err(lan::Failure::Refused(why)) => Err(Error::Refused(why)),
+                Err(lan::Failure::Unavailable(why)) => Err(Error::Lan(why)),
+            };
+        }
+        if let Some(lan) = t.lan.as_ref() {
+            match lan.write(w) {
+                Ok(result) => return Ok(Done { result, path: "lan" }),
+                Err(lan::Failure::Refused(why)) => return Err(Error::Refused(why)),
+                Err(lan::Failure::Unavailable(why)) if self.can_write_cloud(i) => {
+                    log::warn!(
+                        "control: gateway '{}': LAN write not possible ({why}); using the cloud",
+                        t.id
+                    );
+                }
+                Err(lan::Failure::Unavailable(why)) => return Err(Error::Lan(why)),
+            }
         }
         let session = self.session(i).map_err(Error::NoSession)?;
         let mut s = session.lock().unwrap_or_else(|e| e.into_inner());
@@ -333,7 +420,11 @@ impl Controller {
             Write::GridExport(e) => s.set_grid_export(e),
             Write::Islanding(_) => unreachable!("handled above"),
         };
-        out.map_err(Error::Cloud)
+        out.map(|result| Done {
+            result,
+            path: "cloud",
+        })
+        .map_err(Error::Cloud)
     }
 }
 
@@ -478,6 +569,10 @@ pub fn get_status(req: &Req<'_>) -> Answer {
             let mut m = Map::new().with("id", ctl.id(i));
             m.insert("cloud", enabled && ctl.cloud_ready(i));
             m.insert("lan", enabled && ctl.lan(i));
+            m.insert(
+                "lan_error",
+                ctl.lan_error(i).filter(|_| enabled).map_or(Value::Null, Value::from),
+            );
             let actions: Vec<Value> = if enabled {
                 ctl.actions(i).into_iter().map(Value::from).collect()
             } else {
