@@ -234,6 +234,7 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
             #[cfg(feature = "v1r")]
             rsa_key: None,
             wifi_host: None,
+            wifi_v1r_fallback: false,
         });
         sim_handle = Some(handle);
     }

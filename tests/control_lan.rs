@@ -3,7 +3,8 @@
 //! (`X-Control-Path: lan`) and the next poll — started at once — shows it; off-grid needs a
 //! confirmation and starts the cooldown (429 + `Retry-After`); a refusing gateway is reported
 //! (502 / the proxy's 400); a LAN that cannot take the write (unregistered key) falls back to the
-//! cloud, and `/control/status` says which path is active.
+//! cloud, a LAN that is down to signed writes over the Wi-Fi host when that is opted into
+//! (`PW_WIFI_V1R_FALLBACK`), and `/control/status` says which path is active.
 #![cfg(all(feature = "v1r", feature = "cloud"))]
 
 mod common;
@@ -323,4 +324,43 @@ fn a_lan_that_cannot_write_falls_back_to_the_cloud() {
     assert!(r.body.contains("LAN write failed"), "{}", r.body);
     assert_eq!(sim.stats().write, 0);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_lan_that_is_down_writes_over_the_wifi_host_when_opted_in() {
+    let sim = v1r_sim();
+    let wifi = sim.addr().to_string();
+    // Nothing listens on the LAN address.
+    let lan = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let k = key("test_rsa_private.pem");
+    let mut env = vec![
+        ("PW_RSA_KEY_PATH", k.as_str()),
+        ("PW_WIFI_HOST", wifi.as_str()),
+        ("PW_WIFI_V1R_FALLBACK", "yes"),
+    ];
+    env.extend_from_slice(CONTROL);
+    // The poller starts on the Wi-Fi host (Basic-auth TEDAPI), as with the LAN down at start.
+    let app = common::start_server(&lan, &env);
+    online(&app);
+    let r = post_json(
+        &app,
+        "/control/reserve",
+        Some("tok-lan"),
+        r#"{"value": 45}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(header(&r, "X-Control-Path"), Some("wifi"));
+    assert_eq!(sim.stats().write, 1);
+    assert!(
+        wait_for(Duration::from_secs(3), || (reserve(&app) - 45.0).abs()
+            < 1e-6),
+        "reserve after the write: {}",
+        reserve(&app)
+    );
+    let st = status_of(&app);
+    assert_eq!(st.get("path").and_then(Value::as_str), Some("wifi"));
+    assert!(st.get("lan_error").and_then(Value::as_str).is_some());
 }

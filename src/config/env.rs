@@ -350,6 +350,7 @@ pub fn load(
     let password = env.secret(&keys::PASSWORD);
     let rsa_key_path = env.opt(&keys::RSA_KEY_PATH);
     let wifi_host = env.opt(&keys::WIFI_HOST);
+    let wifi_v1r_fallback = env.yes(&keys::WIFI_V1R_FALLBACK, false);
 
     let defaults = GatewayDefaults {
         poll_interval: Duration::from_secs(cache_expire as u64),
@@ -439,6 +440,7 @@ pub fn load(
                         .filter(|_| matches!(mode, Mode::V1r | Mode::V1rWifi)),
                     #[cfg(feature = "v1r")]
                     rsa_key,
+                    wifi_v1r_fallback: wifi_v1r_fallback && mode == Mode::V1rWifi,
                     wifi_host: wifi_host.filter(|_| mode == Mode::V1rWifi),
                 },
             );
@@ -467,6 +469,7 @@ pub fn load(
                 #[cfg(feature = "v1r")]
                 rsa_key: None,
                 wifi_host: None,
+                wifi_v1r_fallback: false,
             });
         }
     }

@@ -31,6 +31,7 @@ const GATEWAY_KEYS: &[&str] = &[
     "mode",
     "rsa_key_path",
     "wifi_host",
+    "wifi_v1r_fallback",
 ];
 
 /// Reads a YAML or JSON configuration file into a value.
@@ -235,16 +236,13 @@ fn gateway(
             },
         }
     };
-    let cloud_mode = match m.get("cloud_mode") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(v) => {
-            return Err(err(
-                "cloud_mode",
-                format!("'{}' is not true or false", v.to_py()),
-            ))
-        }
+    let flag = |key: &str| match m.get(key) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(v) => Err(err(key, format!("'{}' is not true or false", v.to_py()))),
     };
+    let wifi_v1r_fallback = flag("wifi_v1r_fallback")?;
+    let cloud_mode = flag("cloud_mode")?;
     let siteid = match text("siteid")? {
         None => None,
         Some(v) => Some(
@@ -400,6 +398,7 @@ fn gateway(
         rsa_key_path: rsa_key_path.filter(|_| matches!(mode, Mode::V1r | Mode::V1rWifi)),
         #[cfg(feature = "v1r")]
         rsa_key,
+        wifi_v1r_fallback: wifi_v1r_fallback && mode == Mode::V1rWifi,
         wifi_host: wifi_host.filter(|_| mode == Mode::V1rWifi),
     })
 }

@@ -252,6 +252,13 @@ pub const WIFI_HOST: Key = key(
     "v1r: the gateway's Wi-Fi TEDAPI host (needs `PW_GW_PWD`) for followers and LAN failover",
 )
 .stats(|c| opt(gw(c).and_then(|g| g.wifi_host.as_deref())));
+pub const WIFI_V1R_FALLBACK: Key = key(
+    &["PW_WIFI_V1R_FALLBACK"],
+    "`no`",
+    "v1r: `yes` sends control writes signed (v1r) to `PW_WIFI_HOST` when the LAN cannot take them, before the cloud (pypowerwall 0.22.2's opt-in `wifi_v1r_fallback`)",
+)
+.file("wifi_v1r_fallback")
+.stats(|c| gw(c).is_some_and(|g| g.wifi_v1r_fallback).into());
 pub const NEG_SOLAR: Key = key(
     &["PW_NEG_SOLAR"],
     "`yes`",
@@ -561,6 +568,7 @@ pub static KEYS: &[&Key] = &[
     &GW_PWD,
     &RSA_KEY_PATH,
     &WIFI_HOST,
+    &WIFI_V1R_FALLBACK,
     &NEG_SOLAR,
     &SITE_ZERO_THRESHOLD,
     &SUPPRESS_NETWORK_ERRORS,

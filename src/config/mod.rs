@@ -201,6 +201,9 @@ pub struct GatewayConfig {
     pub rsa_key: Option<std::sync::Arc<rsa_key::RsaKey>>,
     /// v1r: the gateway's Wi-Fi TEDAPI host for followers and LAN failover (`PW_WIFI_HOST`).
     pub wifi_host: Option<String>,
+    /// v1r: control writes go signed to `wifi_host` when the LAN cannot take them
+    /// (`PW_WIFI_V1R_FALLBACK`).
+    pub wifi_v1r_fallback: bool,
     /// Tesla cloud credentials: the transport in cloud modes, and the control path.
     pub cloud: Option<CloudAuth>,
 }
@@ -546,6 +549,7 @@ pub struct PublicGateway {
     pub mode: Mode,
     pub rsa_key_path: Option<String>,
     pub wifi_host: Option<String>,
+    pub wifi_v1r_fallback: bool,
     /// The masks of the gateway and customer passwords, when given.
     pub gw_pwd_mask: Option<String>,
     pub password_mask: Option<String>,
@@ -565,6 +569,7 @@ impl GatewayConfig {
             mode: self.mode,
             rsa_key_path: self.rsa_key_path.clone(),
             wifi_host: self.wifi_host.clone(),
+            wifi_v1r_fallback: self.wifi_v1r_fallback,
             gw_pwd_mask: self.gw_pwd.as_ref().map(mask),
             password_mask: self.password.as_ref().map(mask),
         }

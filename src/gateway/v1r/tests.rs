@@ -275,6 +275,7 @@ fn customer_password_is_the_end_of_gw_pwd() {
         rsa_key_path: None,
         rsa_key: None,
         wifi_host: None,
+        wifi_v1r_fallback: false,
         cloud: None,
     };
     assert_eq!(customer_password(&cfg).as_deref(), Some("FGHIJ"));
@@ -313,6 +314,7 @@ fn r14_native_login_uses_the_customer_password_as_given() {
             rsa_key_path: Some("test_rsa_private.pem".into()),
             rsa_key: Some(key.clone()),
             wifi_host: None,
+            wifi_v1r_fallback: false,
             cloud: None,
         };
         let link = V1r::new(cfg).connect().unwrap();

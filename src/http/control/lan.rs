@@ -1,6 +1,7 @@
 //! The LAN write path of one v1r gateway: its own signed client (not the poller's, so a write
-//! never waits for a tick), logged in and with the leader DIN on first use, and the answers in
-//! pypowerwall 0.22.2's shapes for a v1r write.
+//! never waits for a tick), logged in and with the leader DIN on first use; with
+//! `PW_WIFI_V1R_FALLBACK` the same signed writes to the Wi-Fi host when the LAN cannot take
+//! them; and the answers in pypowerwall 0.22.2's shapes for a v1r write.
 
 #[cfg(feature = "v1r")]
 use std::sync::Mutex;
@@ -31,10 +32,51 @@ mod imp {
         leader: String,
     }
 
-    pub struct Lan {
+    /// One signed route to the leader (the LAN port, or the Wi-Fi host).
+    struct Route {
         opts: V1rOptions,
         conn: Mutex<Option<Connected>>,
-        /// The last write that could not be carried out (cleared by a success).
+    }
+
+    impl Route {
+        fn new(opts: V1rOptions) -> Route {
+            Route {
+                opts,
+                conn: Mutex::new(None),
+            }
+        }
+
+        /// Runs `f` with the connected client (logged in, leader known); a failure that is
+        /// not the gateway's answer drops the connection, so the next write logs in again.
+        fn with<T>(
+            &self,
+            f: &dyn Fn(&mut V1rClient, &str) -> Result<T, WriteError>,
+        ) -> Result<T, WriteError> {
+            let mut slot = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+            let out = (|| {
+                let c = match slot.take() {
+                    Some(c) => slot.insert(c),
+                    None => {
+                        let mut client = V1rClient::new(self.opts.clone())?;
+                        client.login()?;
+                        let leader = client.din()?;
+                        slot.insert(Connected { client, leader })
+                    }
+                };
+                f(&mut c.client, &c.leader)
+            })();
+            if let Err(WriteError::Failed(_)) = out {
+                *slot = None;
+            }
+            out
+        }
+    }
+
+    pub struct Lan {
+        lan: Route,
+        /// `PW_WIFI_V1R_FALLBACK`: the same signed writes to `PW_WIFI_HOST`.
+        wifi: Option<Route>,
+        /// The last write the LAN could not carry out (cleared by a success).
         last_error: Mutex<Option<String>>,
     }
 
@@ -98,11 +140,25 @@ mod imp {
                 return None;
             }
             let opts = v1r::lan_options(cfg).ok()?;
+            let wifi = match (&cfg.wifi_host, cfg.wifi_v1r_fallback) {
+                (Some(host), true) => Some(Route::new(V1rOptions {
+                    host: host.clone(),
+                    // The pinned certificate is the LAN port's.
+                    pin: None,
+                    ..opts.clone()
+                })),
+                _ => None,
+            };
             Some(Lan {
-                opts,
-                conn: Mutex::new(None),
+                lan: Route::new(opts),
+                wifi,
                 last_error: Mutex::new(None),
             })
+        }
+
+        /// Writes may go signed to the Wi-Fi host when the LAN cannot take them.
+        pub fn has_wifi(&self) -> bool {
+            self.wifi.is_some()
         }
 
         pub fn last_error(&self) -> Option<String> {
@@ -112,62 +168,59 @@ mod imp {
                 .clone()
         }
 
-        /// Runs `f` with the connected client; a failure drops the connection (the next write
-        /// logs in again) and is remembered for `/control/status`.
-        fn with<T>(
+        /// `f` over the LAN, else (opt-in) over the Wi-Fi host: the result and the route
+        /// (`lan`, `wifi`). A write is only sent after its signed config read succeeded on
+        /// that route, so a failed route sent nothing.
+        fn run<T>(
             &self,
-            f: impl FnOnce(&mut V1rClient, &str) -> Result<T, WriteError>,
-        ) -> Result<T, Failure> {
-            let mut slot = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-            let out =
-                (|| {
-                    if slot.is_none() {
-                        let mut client = V1rClient::new(self.opts.clone())?;
-                        client.login()?;
-                        let leader = client.din()?;
-                        *slot = Some(Connected { client, leader });
-                    }
-                    let c = slot.as_mut().ok_or(WriteError::Failed(
-                        crate::wire::Error::Unreachable("no LAN connection".into()),
-                    ))?;
-                    f(&mut c.client, &c.leader)
-                })();
+            f: &dyn Fn(&mut V1rClient, &str) -> Result<T, WriteError>,
+        ) -> Result<(T, &'static str), Failure> {
+            let out = self.lan.with(f);
             let mut last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
-            match out {
+            let lan_error = match out {
                 Ok(v) => {
                     *last = None;
-                    Ok(v)
+                    return Ok((v, "lan"));
                 }
                 // The gateway answered: the LAN works.
                 Err(WriteError::Refused(why)) => {
                     *last = None;
-                    Err(Failure::Refused(why))
+                    return Err(Failure::Refused(why));
                 }
-                Err(WriteError::Failed(e)) => {
-                    *slot = None;
-                    *last = Some(e.to_string());
-                    Err(Failure::Unavailable(e.to_string()))
-                }
+                Err(WriteError::Failed(e)) => e.to_string(),
+            };
+            *last = Some(lan_error.clone());
+            drop(last);
+            let Some(wifi) = &self.wifi else {
+                return Err(Failure::Unavailable(lan_error));
+            };
+            match wifi.with(f) {
+                Ok(v) => Ok((v, "wifi")),
+                Err(WriteError::Refused(why)) => Err(Failure::Refused(why)),
+                Err(WriteError::Failed(e)) => Err(Failure::Unavailable(format!(
+                    "{lan_error}; over the Wi-Fi host: {e}"
+                ))),
             }
         }
 
         /// Reserve, mode, grid charging or grid export as one signed `config.json` write.
-        pub fn write(&self, w: &Write) -> Result<Value, Failure> {
+        pub fn write(&self, w: &Write) -> Result<(Value, &'static str), Failure> {
             let changes = changes(w);
-            self.with(|c, leader| c.write_config(leader, &changes))?;
-            Ok(result(w))
+            let ((), path) = self.run(&|c, leader| c.write_config(leader, &changes))?;
+            Ok((result(w), path))
         }
 
         /// The signed island-mode command: `{"mode", "force", "result"}` as pypowerwall
         /// 0.22.2 answers it.
-        pub fn island(&self, island: Island) -> Result<Value, Failure> {
+        pub fn island(&self, island: Island) -> Result<(Value, &'static str), Failure> {
             let off = island == Island::OffGrid;
-            let r = self.with(|c, leader| c.set_island_mode(leader, off))?;
-            Ok(Map::new()
+            let (r, path) = self.run(&|c, leader| c.set_island_mode(leader, off))?;
+            let value = Map::new()
                 .with("mode", if off { 6 } else { 1 })
                 .with("force", off)
                 .with("result", r.map_or(Value::Null, |n| Value::from(n as i64)))
-                .into())
+                .into();
+            Ok((value, path))
         }
     }
 }
@@ -183,13 +236,16 @@ mod imp {
         pub fn new(_cfg: &GatewayConfig) -> Option<Lan> {
             None
         }
+        pub fn has_wifi(&self) -> bool {
+            match *self {}
+        }
         pub fn last_error(&self) -> Option<String> {
             match *self {}
         }
-        pub fn write(&self, _w: &Write) -> Result<Value, Failure> {
+        pub fn write(&self, _w: &Write) -> Result<(Value, &'static str), Failure> {
             match *self {}
         }
-        pub fn island(&self, _i: Island) -> Result<Value, Failure> {
+        pub fn island(&self, _i: Island) -> Result<(Value, &'static str), Failure> {
             match *self {}
         }
     }

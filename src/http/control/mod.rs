@@ -159,7 +159,7 @@ impl Cooldown {
 #[derive(Debug)]
 pub struct Done {
     pub result: Value,
-    /// `lan` or `cloud` (the `X-Control-Path` header).
+    /// `lan`, `wifi` (signed v1r to the Wi-Fi host) or `cloud` (the `X-Control-Path` header).
     pub path: &'static str,
 }
 
@@ -312,17 +312,15 @@ impl Controller {
     }
 
     /// The path the next write to gateway `i` takes: `lan` unless its last LAN write could
-    /// not be carried out and the cloud can take over, else `cloud`, else none.
+    /// not be carried out and another route can take over (`wifi`, then `cloud`), else
+    /// `cloud`, else none.
     pub fn path(&self, i: usize) -> Option<&'static str> {
-        let lan_failing = self
-            .targets
-            .get(i)
-            .and_then(|t| t.lan.as_ref())
-            .map(|l| l.last_error().is_some());
-        match lan_failing {
-            Some(false) => Some("lan"),
-            Some(true) if self.cloud_ready(i) => Some("cloud"),
-            Some(true) => Some("lan"),
+        let lan = self.targets.get(i).and_then(|t| t.lan.as_ref());
+        match lan.map(|l| (l.last_error().is_some(), l.has_wifi())) {
+            Some((false, _)) => Some("lan"),
+            Some((true, true)) => Some("wifi"),
+            Some((true, false)) if self.cloud_ready(i) => Some("cloud"),
+            Some((true, false)) => Some("lan"),
             None if self.cloud_ready(i) => Some("cloud"),
             None => None,
         }
@@ -392,22 +390,14 @@ impl Controller {
             cd.last = Some(Instant::now());
             drop(cd);
             return match lan.island(*island) {
-                Ok(result) => Ok(Done {
-                    result,
-                    path: "lan",
-                }),
+                Ok((result, path)) => Ok(Done { result, path }),
                 Err(lan::Failure::Refused(why)) => Err(Error::Refused(why)),
                 Err(lan::Failure::Unavailable(why)) => Err(Error::Lan(why)),
             };
         }
         if let Some(lan) = t.lan.as_ref() {
             match lan.write(w) {
-                Ok(result) => {
-                    return Ok(Done {
-                        result,
-                        path: "lan",
-                    })
-                }
+                Ok((result, path)) => return Ok(Done { result, path }),
                 Err(lan::Failure::Refused(why)) => return Err(Error::Refused(why)),
                 Err(lan::Failure::Unavailable(why)) if self.can_write_cloud(i) => {
                     log::warn!(
