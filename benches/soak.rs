@@ -282,6 +282,22 @@ fn main() {
             }
         })
     };
+    // RSS at each minute mark: a leak grows with every minute, allocator warm-up levels off.
+    let timeline = {
+        let (pid, stop) = (pid.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut marks = Vec::new();
+            let mut next = start + Duration::from_secs(60);
+            while !stop.load(Ordering::Relaxed) {
+                if Instant::now() >= next {
+                    marks.push(proc_figures(&pid).0);
+                    next += Duration::from_secs(60);
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            marks
+        })
+    };
     std::thread::sleep(WARM_UP.min(Duration::from_secs(secs / 2)));
     let warm = proc_figures(&pid);
     for h in http {
@@ -291,6 +307,7 @@ fn main() {
     stop.store(true, Ordering::Relaxed);
     let _ = faults.join();
     let last = proc_figures(&pid);
+    let marks = timeline.join().unwrap_or_default();
 
     let mut lat = counts
         .latencies_us
@@ -326,6 +343,15 @@ fn main() {
         last.0,
         last.0 as i64 - warm.0 as i64
     );
+    let minutes: Vec<String> = marks.iter().map(|k| k.to_string()).collect();
+    println!("rss by minute (KiB) {}", minutes.join(" "));
+    if let (Some(first), Some(end)) = (marks.first(), marks.last()) {
+        println!(
+            "rss growth from minute 1 to {}: {} KiB",
+            marks.len(),
+            *end as i64 - *first as i64
+        );
+    }
     println!("fds                 {} -> {}", warm.1, last.1);
     println!("threads             {} -> {}", warm.2, last.2);
     let errors = counts

@@ -8,6 +8,7 @@
 #   benches/soak.sh                  # 10 minutes
 #   SOAK_SECS=120 benches/soak.sh    # shorter
 #   SOAK_CONNS=50 SOAK_WS=200 SOAK_RATE=10 (requests/s per connection) SOAK_NICE=10
+#   SOAK_BIN=dist/x86_64-unknown-linux-musl/pypowerwall-server   # soak a release binary
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${SOAK_SECS:-600}
@@ -28,7 +29,7 @@ echo "building (release) ..."
 nice -n "$NICE" cargo build --release -q
 nice -n "$NICE" cargo bench --bench soak --no-run -q 2>/dev/null
 SOAK=$(find target/release/deps -maxdepth 1 -name 'soak-*' -type f -executable -printf '%T@ %p\n' | sort -rn | awk 'NR == 1 {print $2}')
-BIN=target/release/pypowerwall-server
+BIN=${SOAK_BIN:-target/release/pypowerwall-server}
 
 wait_url() { # URL SECONDS
     for _ in $(seq 1 $(($2 * 10))); do

@@ -58,7 +58,9 @@ fn setup(args: pico_args::Arguments) -> ExitCode {
 
 fn main() -> ExitCode {
     let mut args = pico_args::Arguments::from_env();
-    if args.contains(["-h", "--help"]) {
+    // `sim --help` is the simulator's own help.
+    let sim = std::env::args_os().nth(1).is_some_and(|a| a == "sim");
+    if !sim && args.contains(["-h", "--help"]) {
         print!("{}", config::help());
         return ExitCode::SUCCESS;
     }

@@ -720,3 +720,18 @@ fn cli_arguments() {
     assert!(sim::parse_args(args(&["--cert", "x"])).is_err());
     assert!(sim::parse_args(args(&["--bogus"])).is_err());
 }
+
+#[test]
+fn sim_help_is_the_simulators_own() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pypowerwall-server"))
+        .args(["sim", "--help"])
+        .output()
+        .expect("the binary runs");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("usage: pypowerwall-server sim"),
+        "sim --help printed: {text}"
+    );
+    assert!(text.contains("--fixture"));
+}

@@ -42,6 +42,8 @@ pub struct Native {
     backoff: Duration,
     /// The last attempt failed (log the next failure quietly).
     failing: bool,
+    /// The gateway's id in log lines.
+    id: String,
 }
 
 /// Hand-written so neither the password nor the token is printed.
@@ -75,7 +77,14 @@ impl Native {
             blocked_until: None,
             backoff: FAIL_BACKOFF,
             failing: false,
+            id: "default".into(),
         })
+    }
+
+    /// This fetcher belongs to gateway `id` (its log lines say so).
+    pub fn named(mut self, id: &str) -> Native {
+        self.id = id.to_string();
+        self
     }
 
     /// True when the customer login will send `password` (tests).
@@ -124,7 +133,8 @@ impl Native {
                 self.failing = true;
                 log::log!(
                     level,
-                    "gateway local API {AGGREGATES} not available ({e}); next try in {} s",
+                    "gateway '{}': local API {AGGREGATES} not available ({e}); next try in {} s",
+                    self.id,
                     self.backoff.as_secs()
                 );
                 self.blocked_until = now.checked_add(self.backoff);

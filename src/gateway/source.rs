@@ -123,7 +123,10 @@ fn link<'a>(
     if link.is_none() {
         let opts = options(cfg);
         let client = Client::new(opts.clone())?;
-        *link = Some(Link::new(client, Native::new(&opts).ok()));
+        *link = Some(Link::new(
+            client,
+            Native::new(&opts).ok().map(|n| n.named(&cfg.id)),
+        ));
     }
     link.as_mut().ok_or(Error::BadReply("no link".into()))
 }

@@ -246,6 +246,7 @@ pub fn run_cli(mut args: pico_args::Arguments) -> Result<(), String> {
         print!("{USAGE}");
         return Ok(());
     }
+    let bare = args.clone().finish().is_empty();
     let opts = parse_args(args)?;
     let (fixture, frozen) = (opts.fixture, opts.frozen);
     let handle = start(opts)?;
@@ -255,6 +256,12 @@ pub fn run_cli(mut args: pico_args::Arguments) -> Result<(), String> {
         if frozen { ", frozen" } else { "" },
         handle.addr()
     );
+    if bare {
+        log::info!(
+            "no options given: a moving demo site on the default address, no password \
+             (pypowerwall-server sim --help lists the options)"
+        );
+    }
     loop {
         std::thread::park();
     }
