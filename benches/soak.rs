@@ -46,8 +46,9 @@ const FAULT_ON: Duration = Duration::from_secs(30);
 /// Errors this long after a fault is switched off still count as inside its window (the
 /// server recovers within two poll intervals, plus a back-off step).
 const GRACE: Duration = Duration::from_secs(20);
-/// RSS, fds and threads are first read after this.
-const WARM_UP: Duration = Duration::from_secs(30);
+/// RSS, fds and threads are first read after this: the first two history steps (60 s each)
+/// allocate the published copies of the recorder (~1 MiB each), so RSS levels off in minute 3.
+const WARM_UP: Duration = Duration::from_secs(180);
 
 /// Shared counters.
 #[derive(Default)]

@@ -2,7 +2,7 @@
 # Soak benchmark: the release server against the built-in simulator for SOAK_SECS (default 600)
 # with 50 keep-alive HTTP connections and 200 WebSocket clients, while the simulator has a fault
 # switched on for the first 30 s of every minute (benches/soak.rs does the load and the faults).
-# Prints requests, errors outside fault windows, p50/p99, RSS / fds / threads after warm-up
+# Prints requests, errors outside fault windows, p50/p99, RSS / fds / threads after warm-up (3 min)
 # and at the end. Loopback only; stops by itself.
 #
 #   benches/soak.sh                  # 10 minutes

@@ -114,8 +114,11 @@ fn keepers(cfg: &Config) -> Result<Vec<poll::Keeper>, String> {
             Some(dir) => Storage::File(file_path(std::path::Path::new(dir), &g.id)),
             None => Storage::Memory,
         };
-        let mut rec = match Recorder::new(Spec::standard(h.step), storage, zone.clone(), now as i64)
-        {
+        // A gateway's own `timezone` (configuration file) comes before PW_TIMEZONE.
+        let own = g.timezone.as_deref().and_then(|n| Zone::named(n).ok());
+        let fixed = own.is_some() || h.timezone.is_some();
+        let zone = own.unwrap_or_else(|| zone.clone());
+        let mut rec = match Recorder::new(Spec::standard(h.step), storage, zone, now as i64) {
             Ok(rec) => rec,
             Err(e @ HistoryError::OutOfMemory { .. }) => {
                 return Err(format!(
@@ -131,13 +134,7 @@ fn keepers(cfg: &Config) -> Result<Vec<poll::Keeper>, String> {
         if g.simulated && rec.status().last_sample_ts.is_none() {
             backfill(&mut rec, now);
         }
-        out.push(poll::Keeper::new(
-            &g.id,
-            rec,
-            h.flush,
-            h.timezone.is_some(),
-            g.simulated,
-        ));
+        out.push(poll::Keeper::new(&g.id, rec, h.flush, fixed, g.simulated));
     }
     Ok(out)
 }
@@ -235,6 +232,8 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
             rsa_key: None,
             wifi_host: None,
             wifi_v1r_fallback: false,
+            solar_only: false,
+            timezone: None,
         });
         sim_handle = Some(handle);
     }
@@ -272,6 +271,7 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
             name: g.name.clone(),
             host: g.host.clone(),
             simulated: g.simulated,
+            solar_only: g.solar_only,
             mode: g.mode,
             forward: None,
             health: Health::default(),

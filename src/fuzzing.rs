@@ -241,6 +241,7 @@ fn ctx() -> &'static Ctx {
                 name: g.name.clone(),
                 host: g.host.clone(),
                 simulated: false,
+                solar_only: false,
                 mode: g.mode,
                 forward: None,
                 health: Health::default(),

@@ -200,6 +200,7 @@ fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>, mut
                 name: cfg.name.clone(),
                 host: cfg.host.clone(),
                 simulated: cfg.simulated,
+                solar_only: cfg.solar_only,
                 // `auto` publishes the mode it is trying or has chosen.
                 mode: crate::config::Mode::parse(source.mode()).unwrap_or(cfg.mode),
                 forward: source.forwarder(),

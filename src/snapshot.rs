@@ -103,6 +103,8 @@ pub struct GatewaySnapshot {
     pub name: String,
     pub host: String,
     pub simulated: bool,
+    /// A solar-only gateway (`type: inverter`): see [`Summary::site_part`].
+    pub solar_only: bool,
     pub mode: crate::config::Mode,
     /// Local modes: the login session the fallback branch forwards non-`/api` paths with.
     pub forward: Option<Arc<crate::gateway::local::Forwarder>>,
@@ -115,6 +117,20 @@ pub struct GatewaySnapshot {
 }
 
 pub use crate::render::history::{History, Point};
+
+/// The summaries the site total adds up: gateways with fresh data, each as
+/// [`crate::render::Summary::site_part`] counts it.
+pub fn site_parts(views: &[View]) -> Vec<crate::render::Summary> {
+    let powerwalls = views.iter().any(|v| !v.snapshot.solar_only);
+    views
+        .iter()
+        .filter(|v| v.fresh)
+        .filter_map(|v| {
+            let g = v.snapshot.good.as_ref()?;
+            Some(g.summary.site_part(v.snapshot.solar_only, powerwalls))
+        })
+        .collect()
+}
 
 /// What a request sees of a gateway: data (live or failure bodies) and its state.
 #[derive(Debug, Clone)]
@@ -229,6 +245,11 @@ impl Hub {
     /// Changes whenever any gateway publishes.
     pub fn generation(&self) -> usize {
         self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// At least one gateway is not solar-only ([`Summary::site_part`]).
+    pub fn has_powerwalls(&self) -> bool {
+        (0..self.slots.len()).any(|i| self.snapshot(i).is_some_and(|s| !s.solar_only))
     }
 
     /// Index of the gateway with this id.

@@ -12,11 +12,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{agent, fetch, start_sim_with_password, wait_for, CUSTOMER_PWD};
+use common::{agent, fetch, same_shape, start_sim_with_password, wait_for, CUSTOMER_PWD, PEER};
 use pypowerwall_server::json::{self, Value};
 use pypowerwall_server::sim::{Fixture, SimHandle};
-
-const PEER: &str = "/work/shared/peer/pypowerwall-server-0.13.0";
 
 struct Server {
     child: Child,
@@ -145,46 +143,6 @@ fn sample_times(s: &Server) -> Vec<i64> {
     match v.get("samples") {
         Some(Value::Array(a)) => a.iter().map(|x| num(x, &["ts"]) as i64).collect(),
         _ => panic!("no samples: {}", v.to_py()),
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "bool",
-        Value::Int(_) | Value::Float(_) => "number",
-        Value::Str(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
-
-/// Every key of `want` (0.13.0's answer) is in `got` with the same JSON type, recursively
-/// (first elements of arrays; objects keyed by gateway id compare their first entry; a
-/// `null` in the sample matches anything).
-fn same_shape(want: &Value, got: &Value, at: &str, by_id: bool) {
-    match (want, got) {
-        (Value::Null, _) => {}
-        (Value::Object(w), Value::Object(g)) if by_id => {
-            if let (Some((_, wv)), Some((_, gv))) = (w.iter().next(), g.iter().next()) {
-                same_shape(wv, gv, &format!("{at}.<id>"), false);
-            }
-        }
-        (Value::Object(w), Value::Object(g)) => {
-            for (k, wv) in w.iter() {
-                let gv = g
-                    .get(k)
-                    .unwrap_or_else(|| panic!("{at}: key {k} missing in {}", got.to_py()));
-                let keyed = matches!(k.as_str(), "gateways" | "gateway_names" | "storage");
-                same_shape(wv, gv, &format!("{at}.{k}"), keyed);
-            }
-        }
-        (Value::Array(w), Value::Array(g)) => {
-            if let (Some(wv), Some(gv)) = (w.first(), g.first()) {
-                same_shape(wv, gv, &format!("{at}[0]"), false);
-            }
-        }
-        (w, g) => assert_eq!(kind(w), kind(g), "{at}: {} vs {}", w.to_py(), g.to_py()),
     }
 }
 

@@ -487,6 +487,7 @@ fn label_values_from_configuration_are_escaped() {
         name: name.into(),
         host: "192.0.2.1".into(),
         simulated: false,
+        solar_only: false,
         mode: pypowerwall_server::config::Mode::Tedapi,
         forward: None,
         health: Health::default(),

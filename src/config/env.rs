@@ -441,6 +441,8 @@ pub fn load(
                     #[cfg(feature = "v1r")]
                     rsa_key,
                     wifi_v1r_fallback: wifi_v1r_fallback && mode == Mode::V1rWifi,
+                    solar_only: false,
+                    timezone: None,
                     wifi_host: wifi_host.filter(|_| mode == Mode::V1rWifi),
                 },
             );
@@ -470,6 +472,8 @@ pub fn load(
                 rsa_key: None,
                 wifi_host: None,
                 wifi_v1r_fallback: false,
+                solar_only: false,
+                timezone: None,
             });
         }
     }

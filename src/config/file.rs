@@ -32,6 +32,10 @@ const GATEWAY_KEYS: &[&str] = &[
     "rsa_key_path",
     "wifi_host",
     "wifi_v1r_fallback",
+    // pypowerwall-server's gateways.yaml
+    "port",
+    "type",
+    "fleetapi",
 ];
 
 /// Reads a YAML or JSON configuration file into a value.
@@ -159,6 +163,23 @@ pub fn server_settings(
     Ok(out)
 }
 
+/// `host` with `port` (pypowerwall-server's separate `port:` key); `None` when the host already
+/// names a port. An IPv6 literal gets brackets.
+fn join_port(host: &str, port: i64) -> Option<String> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if bare.matches(':').count() > 1 {
+        // IPv6: bracketed with a port after it, or a bare literal.
+        if host.starts_with('[') && !host.ends_with(']') {
+            return None;
+        }
+        return Some(format!("[{bare}]:{port}"));
+    }
+    if host.contains(':') {
+        return None;
+    }
+    Some(format!("{host}:{port}"))
+}
+
 /// True for ids made of letters, digits, `-` and `_` (they appear in URLs).
 pub fn valid_id(id: &str) -> bool {
     !id.is_empty()
@@ -242,7 +263,45 @@ fn gateway(
         Some(v) => Err(err(key, format!("'{}' is not true or false", v.to_py()))),
     };
     let wifi_v1r_fallback = flag("wifi_v1r_fallback")?;
-    let cloud_mode = flag("cloud_mode")?;
+    // pypowerwall-server: FleetAPI credentials (`.pypowerwall.fleetapi` in `authpath`); with no
+    // host the gateway is watched through the FleetAPI.
+    let fleetapi = flag("fleetapi")?;
+    let solar_only = match m.get("type") {
+        None | Some(Value::Null) => false,
+        Some(Value::Str(t)) if t == "powerwall" => false,
+        Some(Value::Str(t)) if t == "inverter" => true,
+        Some(v) => {
+            return Err(err(
+                "type",
+                format!(
+                    "'{}' is not one of: powerwall, inverter (solar only)",
+                    scalar_text(v).unwrap_or_default()
+                ),
+            ))
+        }
+    };
+    let port = match m.get("port") {
+        None | Some(Value::Null) => None,
+        Some(Value::Int(p)) if (1..=65535).contains(p) => Some(*p),
+        Some(v) => {
+            return Err(err(
+                "port",
+                format!(
+                    "'{}' is not a port number (1-65535)",
+                    scalar_text(v).unwrap_or_default()
+                ),
+            ))
+        }
+    };
+    // pypowerwall-server's per-gateway zone: where this gateway's history days end.
+    let timezone = match text("timezone")? {
+        Some(tz) => match crate::history::Zone::named(&tz) {
+            Ok(_) => Some(tz),
+            Err(e) => return Err(err("timezone", e.to_string())),
+        },
+        None => None,
+    };
+    let cloud_mode = flag("cloud_mode")? || (fleetapi && !m.contains_key("host"));
     let siteid = match text("siteid")? {
         None => None,
         Some(v) => Some(
@@ -254,12 +313,14 @@ fn gateway(
     let email = text("email")?;
     let authpath = text("authpath")?;
     // Cloud credentials: the transport with cloud_mode, else the control path.
-    let cloud = (cloud_mode || email.is_some() || authpath.is_some()).then(|| {
-        defaults.cloud.auth(
+    let cloud = (cloud_mode || fleetapi || email.is_some() || authpath.is_some()).then(|| {
+        let mut auth = defaults.cloud.auth(
             authpath.as_deref().unwrap_or(&defaults.auth_path),
             email.clone(),
             siteid,
-        )
+        );
+        auth.fleet |= fleetapi;
+        auth
     });
     let host =
         match text("host")? {
@@ -271,6 +332,16 @@ fn gateway(
                     .into(),
             )),
         };
+    let host = match port {
+        None => host,
+        Some(p) if host.is_empty() => return Err(err("port", format!("{p} needs a 'host'"))),
+        Some(p) => join_port(&host, p).ok_or_else(|| {
+            err(
+                "port",
+                format!("the host '{host}' already has a port; give it in one place"),
+            )
+        })?,
+    };
     if !host.is_empty() {
         validate_host(&format!("{origin}: gateway '{id}' host"), &host)?;
     }
@@ -399,6 +470,8 @@ fn gateway(
         #[cfg(feature = "v1r")]
         rsa_key,
         wifi_v1r_fallback: wifi_v1r_fallback && mode == Mode::V1rWifi,
+        solar_only,
+        timezone,
         wifi_host: wifi_host.filter(|_| mode == Mode::V1rWifi),
     })
 }

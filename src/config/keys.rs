@@ -257,7 +257,6 @@ pub const WIFI_V1R_FALLBACK: Key = key(
     "`no`",
     "v1r: `yes` sends control writes signed (v1r) to `PW_WIFI_HOST` when the LAN cannot take them, before the cloud (pypowerwall 0.22.2's opt-in `wifi_v1r_fallback`)",
 )
-.file("wifi_v1r_fallback")
 .stats(|c| gw(c).is_some_and(|g| g.wifi_v1r_fallback).into());
 pub const NEG_SOLAR: Key = key(
     &["PW_NEG_SOLAR"],

@@ -206,6 +206,12 @@ pub struct GatewayConfig {
     pub wifi_v1r_fallback: bool,
     /// Tesla cloud credentials: the transport in cloud modes, and the control path.
     pub cloud: Option<CloudAuth>,
+    /// A solar-only gateway (pypowerwall-server's `type: inverter`): no batteries, and its
+    /// solar is left out of the aggregate when Powerwall gateways are configured.
+    pub solar_only: bool,
+    /// The zone this gateway's history days end in (the file's per-gateway `timezone`, as
+    /// pypowerwall-server has it); `None`: `PW_TIMEZONE`, else the gateway's own zone.
+    pub timezone: Option<String>,
 }
 
 /// Where a gateway's Tesla cloud credentials live (pypowerwall's token files) and which cloud
@@ -550,6 +556,8 @@ pub struct PublicGateway {
     pub rsa_key_path: Option<String>,
     pub wifi_host: Option<String>,
     pub wifi_v1r_fallback: bool,
+    pub solar_only: bool,
+    pub timezone: Option<String>,
     /// The masks of the gateway and customer passwords, when given.
     pub gw_pwd_mask: Option<String>,
     pub password_mask: Option<String>,
@@ -570,6 +578,8 @@ impl GatewayConfig {
             rsa_key_path: self.rsa_key_path.clone(),
             wifi_host: self.wifi_host.clone(),
             wifi_v1r_fallback: self.wifi_v1r_fallback,
+            solar_only: self.solar_only,
+            timezone: self.timezone.clone(),
             gw_pwd_mask: self.gw_pwd.as_ref().map(mask),
             password_mask: self.password.as_ref().map(mask),
         }

@@ -199,6 +199,10 @@ pub struct AggregateBodies {
     pub history: Body,
     /// The `/ws/aggregate` message.
     pub message: Arc<str>,
+    /// What the pypowerwall-server shapes are built from, when first asked for.
+    views: Vec<View>,
+    total: Summary,
+    peer: std::sync::OnceLock<super::peer::PeerBodies>,
 }
 
 /// Cache of [`AggregateBodies`], keyed by the hub generation and the earliest data expiry.
@@ -247,11 +251,7 @@ fn num(v: Option<f64>) -> Value {
 fn build(views: &[View]) -> AggregateBodies {
     let now = clock::unix_f64(SystemTime::now());
     let fresh: Vec<&View> = views.iter().filter(|v| v.fresh).collect();
-    let total = Summary::total(
-        fresh
-            .iter()
-            .filter_map(|v| v.snapshot.good.as_ref().map(|g| &g.summary)),
-    );
+    let total = Summary::total(&crate::snapshot::site_parts(views));
     let power = Map::new()
         .with("site", num(total.site))
         .with("solar", num(total.solar))
@@ -263,7 +263,10 @@ fn build(views: &[View]) -> AggregateBodies {
             ids(views.iter().filter(|v| v.state == State::Stale)),
         )
         .with("offline", ids(views.iter().filter(|v| !v.fresh)))
-        .with("ts", now);
+        .with("ts", now)
+        // pypowerwall-server's names for the same values.
+        .with("grid", num(total.site))
+        .with("timestamp", now);
     let soe = Map::new()
         .with("percentage", num(total.soe.map(app_scale)))
         .with("percentage_raw", num(total.soe))
@@ -277,7 +280,22 @@ fn build(views: &[View]) -> AggregateBodies {
                     .as_ref()
                     .is_some_and(|g| g.summary.full_pack_energy.is_some())
             })),
-        );
+        )
+        // pypowerwall-server's names.
+        .with("raw_percentage", num(total.soe))
+        .with(
+            "num_gateways",
+            fresh
+                .iter()
+                .filter(|v| {
+                    v.snapshot
+                        .good
+                        .as_ref()
+                        .is_some_and(|g| g.summary.soe.is_some())
+                })
+                .count() as i64,
+        )
+        .with("timestamp", now);
     let count = |s: State| views.iter().filter(|v| v.state == s).count() as i64;
     let list: Vec<Value> = views
         .iter()
@@ -322,6 +340,9 @@ fn build(views: &[View]) -> AggregateBodies {
         status: Body::json(Value::Object(status).to_py()),
         history: Body::json(history.to_py()),
         message,
+        views: views.to_vec(),
+        total,
+        peer: std::sync::OnceLock::new(),
     }
 }
 
@@ -388,4 +409,25 @@ pub fn aggregate_status(req: &Req<'_>) -> Answer {
 
 pub fn aggregate_history(req: &Req<'_>) -> Answer {
     aggregate(req, |b| &b.history)
+}
+
+impl AggregateBodies {
+    fn peer(&self, config: &[crate::config::PublicGateway]) -> &super::peer::PeerBodies {
+        self.peer
+            .get_or_init(|| super::peer::build(&self.views, &self.total, config))
+    }
+}
+
+/// `GET /api/aggregate`, `/api/aggregate/{battery,strings,alerts,vitals}`: pypowerwall-server's
+/// shapes (`super::peer`).
+pub fn aggregate_peer(req: &Req<'_>) -> Answer {
+    let bodies = req.ctx.aggregates.get(req.ctx, req.now);
+    let p = bodies.peer(&req.ctx.config.gateways);
+    Answer::route(match req.path.trim_end_matches('/').rsplit('/').next() {
+        Some("battery") => &p.battery,
+        Some("strings") => &p.strings,
+        Some("alerts") => &p.alerts,
+        Some("vitals") => &p.vitals,
+        _ => &p.root,
+    })
 }

@@ -14,6 +14,7 @@ pub mod api;
 pub mod control;
 pub mod metrics;
 pub mod mqtt;
+pub mod peer;
 pub mod router;
 pub mod routes;
 pub mod server;

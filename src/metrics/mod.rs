@@ -490,12 +490,8 @@ fn island(r: &mut Registry, id: &str, vitals: Option<&Value>) {
 
 /// The site total, computed exactly as `/api/aggregate/*` are.
 fn aggregate(r: &mut Registry, views: &[View]) {
-    let fresh: Vec<&Summary> = views
-        .iter()
-        .filter(|v| v.fresh)
-        .filter_map(|v| v.snapshot.good.as_ref().map(|g| &g.summary))
-        .collect();
-    let total = Summary::total(fresh.iter().copied());
+    let fresh = crate::snapshot::site_parts(views);
+    let total = Summary::total(&fresh);
     for (m, p) in METERS
         .iter()
         .zip([total.site, total.battery, total.load, total.solar])

@@ -114,6 +114,7 @@ impl Publisher {
         let hub = &sh.ctx.hub;
         let now = Instant::now();
         let mut summaries: Vec<Summary> = Vec::new();
+        let powerwalls = hub.has_powerwalls();
         let mut energy: Vec<Vec<(usize, f64)>> = Vec::new();
         let mut any_online = false;
         let mut all_fresh = true;
@@ -147,7 +148,7 @@ impl Publisher {
                         view.snapshot
                             .good
                             .as_ref()
-                            .map(|g| g.summary.clone())
+                            .map(|g| g.summary.site_part(snap.solar_only, powerwalls))
                             .unwrap_or_default(),
                     );
                     energy.push(state::energy_counters(f, &hub.settings));

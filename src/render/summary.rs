@@ -64,6 +64,17 @@ impl Summary {
     }
 
     /// The sum of several gateways: flows add up, SOE is weighted by full-pack energy.
+    /// This gateway's part of the site total: a solar-only gateway's (`type: inverter`) solar
+    /// is left out when the site has Powerwall gateways (pypowerwall-server's rule). The one
+    /// place `/api/aggregate/*`, `/metrics` and MQTT apply it.
+    pub fn site_part(&self, solar_only: bool, site_has_powerwalls: bool) -> Summary {
+        let mut s = self.clone();
+        if solar_only && site_has_powerwalls {
+            s.solar = None;
+        }
+        s
+    }
+
     pub fn total<'a>(parts: impl IntoIterator<Item = &'a Summary>) -> Summary {
         let mut t = Summary::default();
         let add = |a: &mut Option<f64>, b: Option<f64>| {

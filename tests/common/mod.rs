@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use pypowerwall_server::app::{self, App};
 use pypowerwall_server::config::{self, CliOverrides};
+use pypowerwall_server::json::Value;
 use pypowerwall_server::sim::{self, Fixture, SimHandle, SimOptions};
 
 pub const GW_PWD: &str = "ABCDEFGHIJ";
@@ -159,4 +160,71 @@ pub fn sim_get(sim: &SimHandle, path: &str) -> Got {
         &format!("https://{}{}", sim.addr(), path),
         None,
     )
+}
+
+/// Answers of the Python pypowerwall-server 0.13.0 (`../shared/peer/`), for shape checks.
+pub const PEER: &str = "/work/shared/peer/pypowerwall-server-0.13.0";
+
+pub fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Int(_) | Value::Float(_) => "number",
+        Value::Str(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// Every key of `want` (0.13.0's answer) is in `got` with the same JSON type, recursively
+/// (first elements of arrays; maps keyed by gateway id or device name compare an entry of the
+/// same kind; a `null` in the sample matches anything).
+pub fn same_shape(want: &Value, got: &Value, at: &str, by_id: bool) {
+    shape(want, got, at, by_id, false)
+}
+
+/// [`same_shape`], where our `null` also matches anything of the sample's: values the
+/// simulator's fixture does not have, when the keys and containers are what is checked.
+pub fn same_keys(want: &Value, got: &Value, at: &str, by_id: bool) {
+    shape(want, got, at, by_id, true)
+}
+
+fn shape(want: &Value, got: &Value, at: &str, by_id: bool, lenient: bool) {
+    match (want, got) {
+        (Value::Null, _) => {}
+        (_, Value::Null) if lenient => {}
+        (Value::Object(w), Value::Object(g)) if by_id => {
+            // Keyed by data (gateway ids, device names): compare the first entry with ours of
+            // the same kind (`TEPOD--…` with `TEPOD--…`), else with our first.
+            if let Some((wk, wv)) = w.iter().next() {
+                let kind = wk.split("--").next().unwrap_or(wk);
+                let gv = g
+                    .iter()
+                    .find(|(k, _)| k.split("--").next() == Some(kind) && wk.contains("--"))
+                    .or_else(|| g.iter().next())
+                    .map(|(_, v)| v);
+                if let Some(gv) = gv {
+                    shape(wv, gv, &format!("{at}.<{kind}>"), false, lenient);
+                }
+            }
+        }
+        (Value::Object(w), Value::Object(g)) => {
+            for (k, wv) in w.iter() {
+                let gv = g
+                    .get(k)
+                    .unwrap_or_else(|| panic!("{at}: key {k} missing in {}", got.to_py()));
+                let keyed = matches!(
+                    k.as_str(),
+                    "gateways" | "gateway_names" | "storage" | "vitals" | "temps"
+                );
+                shape(wv, gv, &format!("{at}.{k}"), keyed, lenient);
+            }
+        }
+        (Value::Array(w), Value::Array(g)) => {
+            if let (Some(wv), Some(gv)) = (w.first(), g.first()) {
+                shape(wv, gv, &format!("{at}[0]"), false, lenient);
+            }
+        }
+        (w, g) => assert_eq!(kind(w), kind(g), "{at}: {} vs {}", w.to_py(), g.to_py()),
+    }
 }

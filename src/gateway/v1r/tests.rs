@@ -276,6 +276,8 @@ fn customer_password_is_the_end_of_gw_pwd() {
         rsa_key: None,
         wifi_host: None,
         wifi_v1r_fallback: false,
+        solar_only: false,
+        timezone: None,
         cloud: None,
     };
     assert_eq!(customer_password(&cfg).as_deref(), Some("FGHIJ"));
@@ -315,6 +317,8 @@ fn r14_native_login_uses_the_customer_password_as_given() {
             rsa_key: Some(key.clone()),
             wifi_host: None,
             wifi_v1r_fallback: false,
+            solar_only: false,
+            timezone: None,
             cloud: None,
         };
         let link = V1r::new(cfg).connect().unwrap();
