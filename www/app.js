@@ -833,8 +833,8 @@
     let from = now - S.range;
     const pts = S.hist.filter((p) => p[0] >= from);
     if (S.bucket && S.bucket.n.some(Boolean) && (!pts.length || pts[pts.length - 1][0] < S.bucket.t)) pts.push(bucketPoint(S.bucket));
-    // less data than the range: the axis starts at the first point (at least 10 min shown)
-    if (pts.length) from = Math.max(from, Math.min(pts[0][0], now - 600));
+    // less data than the range: the axis starts at the first point (at least 2 min shown)
+    if (pts.length) from = Math.max(from, Math.min(pts[0][0], now - 120));
     return { pts, from, to: now };
   }
 
