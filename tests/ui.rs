@@ -8,7 +8,10 @@
 //!
 //! Needs `/usr/bin/chromium`, `node` and `tests/ui/node_modules` (`scripts/ui-deps.sh` installs
 //! them). Without them the test is skipped with a message, except under `CI=true`, where it fails.
-//! Screenshots land in `target/ui-artifacts/`.
+//! A second server (no demo) has `PW_STYLE=solar` and, next to a simulated gateway, one that
+//! never answers (`127.0.0.1:1`): the check sees the solar-only page and the Offline state there.
+//!
+//! Screenshots land in `target/ui-shots/`.
 
 mod common;
 #[cfg(feature = "cloud")]
@@ -25,7 +28,7 @@ use pypowerwall_server::config::{self, CliOverrides};
 use pypowerwall_server::sim::Fixture;
 
 const PREFIX: &str = "/pw/";
-const BUDGET: Duration = Duration::from_secs(120);
+const BUDGET: Duration = Duration::from_secs(300);
 
 fn missing_tools(root: &Path, chromium: &str) -> Vec<String> {
     let mut missing = Vec::new();
@@ -110,7 +113,7 @@ fn web_ui_in_headless_chromium() {
         ("PW_GATEWAYS", gateways),
         ("PW_BIND_ADDRESS", "127.0.0.1".to_string()),
         ("PROXY_BASE_URL", PREFIX.to_string()),
-        ("PW_STYLE", "solar".to_string()),
+        ("PW_STYLE", "grafana-dark".to_string()),
         ("PW_CACHE_EXPIRE", "2".to_string()),
     ]
     .into_iter()
@@ -136,14 +139,48 @@ fn web_ui_in_headless_chromium() {
         "the gateways never came online"
     );
 
+    // The solar-only server: a simulated gateway and an unreachable one.
+    let sun = common::start_sim(Fixture::Pw2, false);
+    let solar_vars: HashMap<&str, String> = [
+        (
+            "PW_GATEWAYS",
+            format!(
+                r#"[{{"id": "sun", "name": "Sun", "host": "{}", "gw_pwd": "{pwd}"}}, {{"id": "shed", "name": "Shed", "host": "127.0.0.1:1", "gw_pwd": "{pwd}"}}]"#,
+                sun.addr(),
+                pwd = common::GW_PWD
+            ),
+        ),
+        ("PW_BIND_ADDRESS", "127.0.0.1".to_string()),
+        ("PW_STYLE", "solar".to_string()),
+        ("PW_CACHE_EXPIRE", "2".to_string()),
+    ]
+    .into_iter()
+    .collect();
+    let mut solar_cfg = config::load(&|k| solar_vars.get(k).cloned(), &CliOverrides::default())
+        .expect("solar config");
+    solar_cfg.server.port = 0;
+    let solar = app::start(solar_cfg).expect("solar server starts");
+    assert!(
+        common::wait_for(Duration::from_secs(20), || common::get(
+            &solar,
+            "/api/gateways/sun"
+        )
+        .body
+        .contains("\"state\": \"online\"")),
+        "the solar server's gateway never came online"
+    );
+
     let base = format!("http://{}/", app.addr());
-    let out = root.join("target/ui-artifacts");
+    let solar_base = format!("http://{}/", solar.addr());
+    let out = root.join("target/ui-shots");
     let started = Instant::now();
     let mut child = Command::new("node")
         .arg(root.join("tests/ui/check.mjs"))
         .arg(&base)
         .args(["--prefix", PREFIX, "--default-gateway", default_id])
         .args(&control_args)
+        .arg("--solar-base")
+        .arg(&solar_base)
         .arg("--out")
         .arg(&out)
         .env("CHROMIUM", &chromium)
@@ -183,6 +220,7 @@ fn web_ui_in_headless_chromium() {
         println!("--- stderr ---\n{stderr}");
     }
     app.stop();
+    solar.stop();
     match status {
         None => panic!("the UI check took longer than {BUDGET:?}"),
         Some(s) => assert!(

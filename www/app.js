@@ -11,9 +11,11 @@
   const FLOW = root.dataset.mode === 'flow';
   const STYLES = ['clear', 'black', 'white', 'grafana', 'grafana-dark', 'dakboard', 'solar'];
   // Everything is relative to where this page is served, so a reverse-proxy prefix just works.
-  const BASE = location.pathname.replace(/(?:index\.html|flow(?:\.html)?)$/, '').replace(/\/?$/, '/');
+  const BASE = location.pathname.replace(/(?:index\.html|flow(?:\.html)?|console)$/, '').replace(/\/?$/, '/');
   const SVGNS = 'http://www.w3.org/2000/svg';
+  // One threshold for "idle" everywhere (flow lines, nodes, tiles, the battery card, tooltips).
   const IDLE_W = 15;
+  const sgn = (w) => (w == null || !(Math.abs(w) >= IDLE_W) ? 0 : w > 0 ? 1 : -1);
   const REDUCED = matchMedia('(prefers-reduced-motion: reduce)').matches;
 
   const store = {
@@ -115,6 +117,12 @@
       if (stats) S.simulated = S.simulated || !!stats.simulated;
     }
     root.dataset.style = st;
+    solarOnly(st);
+  }
+  // PW_STYLE=solar (solar-only sites): no Powerwall node, charge or Powerwall cards.
+  function solarOnly(st) {
+    if (st === 'solar') root.dataset.nobatt = '1';
+    else delete root.dataset.nobatt;
   }
 
   // ---- power flow diagram ------------------------------------------------------------------
@@ -124,45 +132,58 @@
     home: '<path d="M3.5 11 12 3.8l8.5 7.2M5.8 9.3V20.5h12.4V9.3M10 20.5v-5.5h4v5.5"/>',
     batt: '<rect x="6.5" y="2.5" width="11" height="19" rx="2.5"/>',
   };
-  // Node centres (viewBox 520 × 410) and where the flow lines leave each node.
-  const N = { solar: [260, 92], grid: [88, 205], home: [432, 205], batt: [260, 318] };
-  const R = 34, CX = 260, CY = 205, RC = 26;
-  const P = {
-    solar: [CX, N.solar[1] + R], batt: [CX, N.batt[1] - R], grid: [N.grid[0] + R, CY], home: [N.home[0] - R, CY],
+  // Two layouts: wide (viewBox 520 × 424) and, for narrow screens (phones), a tighter one with
+  // larger nodes, so the circles and the moving dots stay big. Node centres, radius, box.
+  const GEOM = {
+    wide: { N: { solar: [260, 92], grid: [88, 205], home: [432, 205], batt: [260, 318] }, R: 34, box: [0, -14, 520, 424] },
+    narrow: { N: { solar: [190, 104], grid: [60, 236], home: [320, 236], batt: [190, 368] }, R: 46, box: [0, -14, 380, 488] },
   };
-  const PATHS = {
-    sh: { d: `M${P.solar} V${CY - RC} Q${CX},${CY} ${CX + RC},${CY} H${P.home[0]}`, c: 'solar' },
-    sb: { d: `M${P.solar} V${P.batt[1]}`, c: 'solar' },
-    sg: { d: `M${P.solar} V${CY - RC} Q${CX},${CY} ${CX - RC},${CY} H${P.grid[0]}`, c: 'solar' },
-    gh: { d: `M${P.grid} H${P.home[0]}`, c: 'grid' },
-    gb: { d: `M${P.grid} H${CX - RC} Q${CX},${CY} ${CX},${CY + RC} V${P.batt[1]}`, c: 'grid' },
-    bh: { d: `M${P.batt} V${CY + RC} Q${CX},${CY} ${CX + RC},${CY} H${P.home[0]}`, c: 'batt' },
-  };
+  let N, R, PATHS, BOX, geomName = '';
+  function setGeom(name) {
+    const g = GEOM[name];
+    geomName = name; N = g.N; R = g.R; BOX = g.box;
+    const CX = N.solar[0], CY = N.grid[1], RC = R * 0.77;
+    const P = { solar: [CX, N.solar[1] + R], batt: [CX, N.batt[1] - R], grid: [N.grid[0] + R, CY], home: [N.home[0] - R, CY] };
+    PATHS = {
+      sh: { d: `M${P.solar} V${CY - RC} Q${CX},${CY} ${CX + RC},${CY} H${P.home[0]}`, c: 'solar' },
+      sb: { d: `M${P.solar} V${P.batt[1]}`, c: 'solar', b: 1 },
+      sg: { d: `M${P.solar} V${CY - RC} Q${CX},${CY} ${CX - RC},${CY} H${P.grid[0]}`, c: 'solar' },
+      gh: { d: `M${P.grid} H${P.home[0]}`, c: 'grid' },
+      gb: { d: `M${P.grid} H${CX - RC} Q${CX},${CY} ${CX},${CY + RC} V${P.batt[1]}`, c: 'grid', b: 1 },
+      bh: { d: `M${P.batt} V${CY + RC} Q${CX},${CY} ${CX + RC},${CY} H${P.home[0]}`, c: 'batt', b: 1 },
+    };
+  }
   const flowEls = {};
   const flowAnim = {}; // key → {v: px/s signed, off}
   const nodeEls = {};
 
+  const narrowFor = (host) => { const w = host.clientWidth || innerWidth; return w < 470 && (!FLOW || host.clientHeight >= w * 1.05); };
   function buildFlow() {
     const host = $('flow');
     if (!host) return;
     // the compact view shows the diagram alone, whatever page it is on
     if (FLOW && host.parentNode !== doc.body) doc.body.insertBefore(host, doc.body.firstChild);
-    const svg = el('svg', { viewBox: '0 -14 520 424', role: 'img', 'aria-label': 'Power flow' });
+    setGeom(narrowFor(host) ? 'narrow' : 'wide');
+    if (nodeEls.svg) nodeEls.svg.remove();
+    const svg = el('svg', { viewBox: BOX.join(' '), role: 'img', 'aria-label': 'Power flow' });
+    svg.style.aspectRatio = BOX[2] + ' / ' + BOX[3];
+    svg.dataset.geom = geomName;
     const title = el('title', {}, svg);
     title.textContent = 'Power flow';
     const tracks = el('g', {}, svg);
     const flows = el('g', {}, svg);
     for (const k in PATHS) {
-      el('path', { d: PATHS[k].d, class: 'fl-bg' }, tracks);
-      flowEls[k] = el('path', { d: PATHS[k].d, class: 'fl ' + PATHS[k].c }, flows);
-      flowAnim[k] = { v: 0, off: 0 };
+      el('path', { d: PATHS[k].d, class: 'fl-bg' + (PATHS[k].b ? ' b' : '') }, tracks);
+      flowEls[k] = el('path', { d: PATHS[k].d, class: 'fl ' + PATHS[k].c + (PATHS[k].b ? ' b' : '') }, flows);
+      flowAnim[k] = flowAnim[k] || { v: 0, off: 0 };
     }
     const labels = { solar: 'Solar', grid: 'Grid', home: 'Home', batt: 'Powerwall' };
     for (const k in N) {
       const [x, y] = N[k];
       const g = el('g', { class: 'node ' + k }, svg);
       el('circle', { class: 'ring', cx: x, cy: y, r: R }, g);
-      const ic = el('g', { class: 'ic', transform: `translate(${x - 19.2} ${y - 19.2}) scale(1.6)` }, g);
+      const sc = R / 21.25;
+      const ic = el('g', { class: 'ic', transform: `translate(${x - 12 * sc} ${y - 12 * sc}) scale(${sc})` }, g);
       ic.innerHTML = ICONS[k];
       let lvl = null, cross = null;
       if (k === 'batt') lvl = el('rect', { class: 'lvl', x: 8.5, y: 4.5, width: 7, height: 15, rx: 1 }, ic);
@@ -177,15 +198,21 @@
     host.appendChild(svg);
     nodeEls.svg = svg;
     layoutText(1);
-    // small diagrams (phones, small Grafana panels) get larger text, so it stays readable
-    let lastK = 1;
-    new ResizeObserver(() => {
-      const w = svg.getBoundingClientRect().width;
+    lastK = 1;
+    if (S.sum) renderFlow(S.sum);
+    if (flowObs) return;
+    // small diagrams (phones, small Grafana panels) get larger text, so it stays readable; a
+    // narrow host gets the narrow layout
+    flowObs = new ResizeObserver(() => {
+      if ((narrowFor(host) ? 'narrow' : 'wide') !== geomName) { buildFlow(); return; }
+      const w = nodeEls.svg.getBoundingClientRect().width * (520 / BOX[2]);
       const k = w ? Math.round(clamp(1 + (480 - w) / 300, 1, 1.6) * 20) / 20 : 1;
       if (k !== lastK) { lastK = k; layoutText(k); }
-    }).observe(svg);
+    });
+    flowObs.observe(host);
     if (!REDUCED) requestAnimationFrame(animate);
   }
+  let flowObs = null, lastK = 1;
 
   // Text sizes and positions around the nodes, for a text scale k.
   function layoutText(k) {
@@ -225,8 +252,8 @@
       const e = flowEls[k];
       e.classList.toggle('on', on);
       // the grid→battery line carries battery→grid export backwards, in the battery's colour
-      if (k === 'gb') e.setAttribute('class', 'fl ' + (w < 0 ? 'batt' : 'grid') + (on ? ' on' : ''));
-      e.style.strokeWidth = on ? (3 + 2.3 * Math.log10(1 + a / 200)).toFixed(2) : '';
+      if (k === 'gb') e.setAttribute('class', 'fl b ' + (w < 0 ? 'batt' : 'grid') + (on ? ' on' : ''));
+      e.style.strokeWidth = on ? ((3 + 2.3 * Math.log10(1 + a / 200)) * R / 34).toFixed(2) : '';
       flowAnim[k].v = on ? Math.sign(w) * (16 + 38 * Math.log10(1 + a / 100)) : 0;
     }
     const down = s.grid_status === 'DOWN';
@@ -234,7 +261,7 @@
     for (const k in vals) {
       const n = nodeEls[k], w = num(vals[k]);
       n.v.textContent = fmtW(w);
-      n.g.classList.toggle('on', w != null && Math.abs(w) >= IDLE_W && !(k === 'grid' && down));
+      n.g.classList.toggle('on', sgn(w) !== 0 && !(k === 'grid' && down));
     }
     const soe = num(s.soe_app);
     nodeEls.batt.cap.textContent = soe == null ? 'Powerwall' : `Powerwall · ${Math.round(soe)}%`;
@@ -247,13 +274,13 @@
     nodeEls.grid.cross.style.display = down ? '' : 'none';
     const site = num(s.site) || 0;
     nodeEls.grid.sub.textContent = down ? 'Outage' : s.grid_status === 'SYNCING' ? 'Syncing'
-      : site >= IDLE_W ? 'Importing' : site <= -IDLE_W ? 'Exporting' : '';
+      : sgn(site) > 0 ? 'Importing' : sgn(site) < 0 ? 'Exporting' : '';
     nodeEls.home.sub.textContent = '';
     nodeEls.svg.setAttribute('aria-label',
       `Power flow: solar ${fmtW(s.solar)}, home ${fmtW(s.load)}, Powerwall ${fmtW(s.battery)} ` +
-      `${(s.battery || 0) > IDLE_W ? 'discharging' : (s.battery || 0) < -IDLE_W ? 'charging' : 'idle'}` +
+      `${['charging', 'idle', 'discharging'][sgn(s.battery) + 1]}` +
       (soe == null ? '' : ` at ${Math.round(soe)}%`) +
-      `, grid ${down ? 'outage' : fmtW(s.site) + (site > IDLE_W ? ' importing' : site < -IDLE_W ? ' exporting' : '')}`);
+      `, grid ${down ? 'outage' : fmtW(s.site) + ['exporting', '', 'importing'][sgn(site) + 1].replace(/^./, ' $&')}`);
   }
 
   let lastFrame = 0;
@@ -278,15 +305,25 @@
     setText('m-' + key + '-s', sub || '\u00a0');
   }
 
+  const hasData = (s) => !!s && ['site', 'solar', 'battery', 'load'].some((k) => num(s[k]) != null);
+  // When the selected gateway (or, for all sites, any gateway) last had data.
+  function lastSeen() {
+    const gws = S.sel === 'aggregate' || S.api !== 'v2' ? S.gateways : S.gateways.filter((g) => g.id === S.sel);
+    const ts = gws.map((g) => num(g.last_success)).filter((x) => x != null);
+    return ts.length ? Math.max(...ts) : null;
+  }
+  const seenText = () => { const t = lastSeen(); return t == null ? 'No data since the server started' : `Last seen ${hhmm(t)} (${fmtAge(Date.now() / 1000 - t)})`; };
+
   function render() {
     const s = S.sum;
     if (!s) return;
     renderFlow(s);
     if (FLOW) return;
+    if (!hasData(s)) { renderOffline(s); return; }
     const site = num(s.site), solar = num(s.solar), batt = num(s.battery), load = num(s.load);
-    const dir = (w, pos, neg) => (w == null ? '' : w >= IDLE_W ? pos : w <= -IDLE_W ? neg : 'Idle');
+    const dir = (w, pos, neg) => (w == null ? '' : sgn(w) > 0 ? pos : sgn(w) < 0 ? neg : 'Idle');
     const down = s.grid_status === 'DOWN';
-    setTile('solar', solar, solar == null ? '' : solar >= IDLE_W ? 'Producing' : 'Idle');
+    setTile('solar', solar, solar == null ? '' : sgn(solar) > 0 ? 'Producing' : 'Idle');
     setTile('load', load, load == null ? '' : 'Consumption');
     setTile('battery', batt, dir(batt, 'Discharging', 'Charging'));
     setTile('site', site, down ? 'Off-grid' : dir(site, 'Importing', 'Exporting'));
@@ -310,14 +347,14 @@
       setText('soe-res-l', `Reserve ${Math.round(reserve)}%`);
     }
     let state = 'Idle', time = 'Standby';
-    if (soe != null && soe >= 99.5 && (batt == null || batt > -IDLE_W)) { state = 'Full'; time = 'Fully charged'; }
-    if (batt != null && batt >= 50) {
+    if (soe != null && soe >= 99.5 && sgn(batt) >= 0) { state = 'Full'; time = 'Fully charged'; }
+    if (sgn(batt) > 0) {
       state = 'Discharging';
       let h = num(s.time_remaining_hours);
       if (h == null && rem != null) h = rem / batt;
       const d = fmtDur(h);
       time = d ? d + ' remaining' : 'Discharging';
-    } else if (batt != null && batt <= -50) {
+    } else if (sgn(batt) < 0) {
       state = 'Charging';
       const d = full != null && rem != null ? fmtDur((full - rem) / -batt) : null;
       time = d ? 'Full in ' + d : 'Charging';
@@ -336,10 +373,30 @@
     const out = $('outage');
     out.hidden = !down;
     if (down) {
-      const d = batt != null && batt > 50 ? fmtDur(num(s.time_remaining_hours) ?? (rem != null ? rem / batt : null)) : null;
+      const d = sgn(batt) > 0 ? fmtDur(num(s.time_remaining_hours) ?? (rem != null ? rem / batt : null)) : null;
       setText('outage', 'Grid outage — the home is running on Powerwall and solar' + (d ? ` (about ${d} of battery left)` : '') + '.');
     }
     setText('stamp', s.ts ? 'as of ' + new Date(s.ts * 1000).toLocaleTimeString() : '');
+  }
+
+  // No numbers at all: say so (Offline, when it was last seen) instead of "Idle" / "Standby".
+  function renderOffline(s) {
+    const what = s.state === 'connecting' ? 'Connecting' : 'Offline';
+    for (const k of ['solar', 'load', 'battery', 'site']) setTile(k, null, what);
+    $('soe').dataset.v = '';
+    setText('soe', '—');
+    $('soe-fill').style.width = '0%';
+    $('soe-res').hidden = true;
+    setText('b-state', what);
+    $('b-state').className = 'chip bad';
+    setText('b-time', seenText());
+    setText('b-energy', '');
+    const gs = $('g-status');
+    gs.textContent = what;
+    gs.className = 'chip bad';
+    setText('g-self', '—');
+    $('outage').hidden = true;
+    setText('stamp', '');
   }
 
   function renderBanner() {
@@ -435,6 +492,12 @@
   // summary states that deserve a word (gateway: online|stale|offline|…; aggregate: healthy|degraded|unhealthy)
   const STATE_TEXT = { stale: 'Data is stale', offline: 'Gateway offline', cooldown: 'Gateway busy, retrying', connecting: 'Connecting to the gateway',
     degraded: 'Some gateways are not reporting', unhealthy: 'No gateway is reporting' };
+  // Subtitle parts without repeats: a part the title or another part already says is left out
+  // ("Powerwall · Powerwall ×2" → "Powerwall ×2").
+  function subParts(title, parts) {
+    const p = parts.filter(Boolean), lc = (x) => x.toLowerCase();
+    return p.filter((x, i) => lc(x) !== lc(title) && !p.some((y, j) => j !== i && lc(y).includes(lc(x)) && (lc(y) !== lc(x) || j < i))).join(' · ');
+  }
   function renderHeader() {
     if (FLOW) return;
     let title = S.siteName || 'Powerwall', sub = '';
@@ -446,7 +509,7 @@
         const g = S.gateways.find((x) => x.id === S.sel);
         if (g) {
           title = g.site_name || g.name || g.id;
-          sub = [g.site_name && g.name !== g.site_name ? g.name : null, g.battery_count ? `${g.pw3 ? 'Powerwall 3' : 'Powerwall'} ×${g.battery_count}` : null, g.firmware ? 'firmware ' + g.firmware : null].filter(Boolean).join(' · ');
+          sub = subParts(title, [g.name, g.battery_count ? `${g.pw3 ? 'Powerwall 3' : 'Powerwall'} ×${g.battery_count}` : null, g.firmware ? 'firmware ' + g.firmware : null]);
         }
       }
     } else if (S.api === 'legacy') {
@@ -457,7 +520,8 @@
     const age = s ? (Date.now() - S.sumAt) / 1000 : null;
     const st = s && s.state;
     const warn = STATE_TEXT[st] || (st && st !== 'online' && st !== 'healthy' ? `Gateway ${st}` : null);
-    if (warn) sub = warn + (sub ? ' · ' + sub : '');
+    if (warn && s && !hasData(s) && S.sel !== 'aggregate') sub = warn + ' · ' + seenText().replace(/^Last/, 'last').replace(/^No data/, 'no data') + (sub ? ' · ' + sub : '');
+    else if (warn) sub = warn + (sub ? ' · ' + sub : '');
     else if (age != null && age > 15) sub = `No update for ${Math.round(age)} s` + (sub ? ' · ' + sub : '');
     setText('site', title);
     setText('sub', sub || (s ? 'Live' : 'Connecting…'));
@@ -470,7 +534,8 @@
     if (!pill) return;
     const age = S.sum ? (Date.now() - S.sumAt) / 1000 : Infinity;
     let cls = '', text = 'Connecting';
-    if (S.transport === 'ws' && age < 10) { cls = 'live'; text = 'Live'; }
+    if (S.sum && !hasData(S.sum)) { cls = 'down'; text = S.sum.state === 'connecting' ? 'Connecting' : 'Offline'; }
+    else if (S.transport === 'ws' && age < 10) { cls = 'live'; text = 'Live'; }
     else if (S.transport === 'poll' && age < 15) { cls = 'poll'; text = S.api === 'v2' ? 'Polling · reconnecting' : 'Polling'; }
     else if (S.sumAt) { cls = 'down'; text = 'Offline'; }
     pill.className = 'pill ' + cls;
@@ -537,6 +602,7 @@
     renderHeader();
     renderConn();
     renderBanner();
+    setText('hv-transport', via === 'ws' ? 'WebSocket' : 'REST polling');
     record(s);
     if (!FLOW) ctlOnSummary(s);
     const c = charts['c-power'];
@@ -640,6 +706,7 @@
     renderHeader();
     loadHistory();
     loadToday();
+    loadDetail();
     connect();
     ctlSelect();
   }
@@ -651,6 +718,8 @@
     setText('b-time', '—');
     setText('b-energy', '');
     setText('stamp', '');
+    for (const id of ['units', 'strings']) $(id).tBodies[0].textContent = '';
+    for (const id of ['alerts', 'health', 'u-count', 's-total', 's-note', 'u-note', 'a-count']) $(id).textContent = '';
   }
 
   // ---- today's kWh (/api/timeseries/today) ---------------------------------------------------
@@ -760,9 +829,12 @@
   }
 
   function chartPoints() {
-    const now = Date.now() / 1000, from = now - S.range;
+    const now = Date.now() / 1000;
+    let from = now - S.range;
     const pts = S.hist.filter((p) => p[0] >= from);
     if (S.bucket && S.bucket.n.some(Boolean) && (!pts.length || pts[pts.length - 1][0] < S.bucket.t)) pts.push(bucketPoint(S.bucket));
+    // less data than the range: the axis starts at the first point (at least 2 min shown)
+    if (pts.length) from = Math.max(from, Math.min(pts[0][0], now - 120));
     return { pts, from, to: now };
   }
 
@@ -784,7 +856,7 @@
   }
 
   function xTicks(from, to, w) {
-    const steps = [600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800];
+    const steps = [60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800];
     const want = Math.max(2, Math.floor(w / 90));
     const step = steps.find((s) => (to - from) / s <= want) || 172800;
     const tz = new Date().getTimezoneOffset() * 60;
@@ -836,6 +908,7 @@
     }
     s += `<line class="cur" y1="${T}" y2="${H - B}" x1="-9" x2="-9" visibility="hidden"/></svg>`;
     host.innerHTML = s;
+    host.dataset.from = String(Math.round(from));
     charts[id] = { pts, X, L, W, Rm, from, to, kind };
   }
 
@@ -860,7 +933,7 @@
     if (Math.abs(c.X(p[0]) - (e.clientX - r.left)) > 24) { unhover(e); return; } // no data near the pointer
     const x = c.X(p[0]).toFixed(1);
     line.setAttribute('x1', x); line.setAttribute('x2', x); line.setAttribute('visibility', 'visible');
-    const how = (i, v) => (v == null || Math.abs(v) < IDLE_W ? '' : i === 3 ? (v > 0 ? ' discharging' : ' charging') : i === 1 ? (v > 0 ? ' import' : ' export') : '');
+    const how = (i, v) => (!sgn(v) ? '' : i === 3 ? (v > 0 ? ' discharging' : ' charging') : i === 1 ? (v > 0 ? ' import' : ' export') : '');
     const rows = (c.kind === 'power' ? SERIES.map((s) => [s.n, p[s.i] == null ? '—' : fmtW(p[s.i]) + how(s.i, p[s.i]), s.c])
       : [['Charge', p[5] == null ? '—' : Math.round(p[5]) + '%', 'batt']]);
     const when = S.range > 86400 ? new Date(p[0] * 1000).toLocaleString([], { weekday: 'short', hour: '2-digit', minute: '2-digit' }) : hhmm(p[0]);
@@ -1060,12 +1133,204 @@
     ctlRead();
   }
 
+  // ---- detail cards: Powerwalls, solar strings, alerts, system health ------------------------
+  // Read every 10 s from the per-gateway views (/api/gateways/{id}/battery|temps|fans|vitals|
+  // strings|alerts, /api/gateways/{id}, /health); for "All sites", every gateway's, grouped.
+  const esc = (t) => String(t).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]);
+  const fix = (v, d) => (num(v) == null ? '—' : v.toFixed(d));
+  const addN = (a, b) => (num(a) == null && num(b) == null ? null : (num(a) || 0) + (num(b) || 0));
+  const isEmpty = (o) => !o || typeof o !== 'object' || !Object.keys(o).length;
+  const gwOf = (id) => S.gateways.find((x) => x.id === id) || {};
+  const gwName = (id) => gwOf(id).name || id;
+  const LEGACY_VIEW = { alerts: 'alerts', strings: 'strings', battery: 'pw/battery_blocks', temps: 'temps', fans: 'fans', vitals: 'vitals' };
+  const viewPath = (id, v) => (S.api === 'v2' ? 'api/gateways/' + encodeURIComponent(id) + '/' + v : LEGACY_VIEW[v]);
+  const HIDE = new Set((params.get('hide') || '').toLowerCase().split(',').map((x) => x.trim()).filter(Boolean));
+  const cardOn = (c) => { const e = doc.querySelector(`[data-card="${c}"]`); return !!e && !e.dataset.off && getComputedStyle(e).display !== 'none'; };
+  // Severity of common Tesla alert names; any other name is "info".
+  const SEV = {};
+  for (const [lvl, names] of [
+    ['critical', 'SystemShutdown DeviceShutdownRequested BatteryFault BatteryBreakerOpen BatteryUnexpectedPowerOff PodCommissionFailed'],
+    ['warning', 'FWUpdateFailed BatteryComms BackfeedLimited RealPowerAvailableLimited RealPowerConfigLimited ExcessiveVoltageDrop ScheduledIslandContactorOpen GridCodesWriteFailed PINV_a067_overvoltageNeutralChassis PINV_a006_vfCheckUnderFrequency PINV_a007_vfCheckOverFrequency PINV_a008_vfCheckRocof PINV_a010_can_gtwMIA SYNC_a036_SiteMasterLostComms'],
+  ]) for (const n of names.split(' ')) SEV[n] = lvl;
+  const sevOf = (a) => SEV[a] || 'info';
+  const alertLabel = (a) => {
+    const t = a.replace(/^[A-Z]+_[a-z]\d+_/, '').replace(/_/g, ' ').replace(/([a-z])([A-Z])/g, '$1 $2').toLowerCase();
+    return t.charAt(0).toUpperCase() + t.slice(1);
+  };
+  const D = { gen: 0, seen: new Map(), known: new Set() };
+
+  async function loadDetail() {
+    if (FLOW || !S.sel) return;
+    const my = ++D.gen, sel = S.sel;
+    const ids = S.api !== 'v2' ? ['legacy'] : sel === 'aggregate' ? S.gateways.map((g) => g.id) : [sel];
+    const on = { alerts: cardOn('alerts'), strings: cardOn('strings'), units: cardOn('powerwalls'), health: cardOn('health') };
+    const per = await Promise.all(ids.map(async (id) => {
+      const get = (v, yes) => (yes ? getJSON(viewPath(id, v)) : undefined);
+      const [alerts, strings, battery, temps, fans, gw] = await Promise.all([get('alerts', on.alerts), get('strings', on.strings),
+        get('battery', on.units), get('temps', on.units), get('fans', on.units),
+        S.api === 'v2' && (on.units || on.health) ? getJSON('api/gateways/' + encodeURIComponent(id)) : undefined]);
+      // PW3s report temperatures and fans only in vitals
+      const vitals = on.units && !isEmpty(battery) && isEmpty(temps) && isEmpty(fans) ? await get('vitals', true) : undefined;
+      return { id, alerts, strings, battery, temps, fans, vitals, gw: gw || gwOf(id) };
+    }));
+    const health = on.health ? await getJSON('health') : undefined;
+    if (my !== D.gen || sel !== S.sel) return;
+    const multi = ids.length > 1;
+    if (on.alerts) renderAlerts(per, multi);
+    if (on.strings) renderStrings(per, multi);
+    if (on.units) renderUnits(per, multi);
+    if (on.health) renderHealth(per, health, multi);
+  }
+
+  function renderAlerts(per, multi) {
+    const now = Date.now(), items = [];
+    for (const p of per) {
+      if (!Array.isArray(p.alerts)) continue;
+      // alerts present at the first read have no known start; later ones are "since" when seen
+      const first = !D.known.has(p.id);
+      D.known.add(p.id);
+      p.alerts.forEach((a, i) => {
+        const k = p.id + '\t' + a;
+        if (!D.seen.has(k)) D.seen.set(k, first ? 0 : now);
+        items.push({ id: p.id, a: String(a), i, at: D.seen.get(k) });
+      });
+    }
+    items.sort((x, y) => y.at - x.at || y.i - x.i);
+    const crit = items.filter((x) => sevOf(x.a) !== 'info').length;
+    $('alerts').innerHTML = items.map((x) => `<li class="al ${sevOf(x.a)}" title="${esc(x.a)}" data-gw="${esc(x.id)}"><span class="sev">${sevOf(x.a)}</span><span class="an">${esc(alertLabel(x.a))}</span>` +
+      `<span class="muted small">${[multi ? esc(gwName(x.id)) : '', x.at ? 'since ' + hhmm(x.at / 1000) : ''].filter(Boolean).join(' · ')}</span></li>`).join('') ||
+      '<li class="none muted">No active alerts</li>';
+    setText('a-count', items.length ? `${items.length} active` + (crit ? ` · ${crit} to check` : '') : '');
+  }
+
+  // A, B, … F with a numeric suffix per extra inverter: by suffix, then letter.
+  const strKey = (k) => { const m = k.match(/^([A-Z]+)(\d*)$/); return m ? [+(m[2] || 0), m[1]] : [1e9, k]; };
+  const strCmp = (a, b) => { const x = strKey(a), y = strKey(b); return x[0] - y[0] || (x[1] < y[1] ? -1 : x[1] > y[1] ? 1 : 0); };
+  function renderStrings(per, multi) {
+    const rows = [], off = [];
+    let total = 0;
+    for (const p of per) {
+      const st = p.strings && typeof p.strings === 'object' && !Array.isArray(p.strings) ? p.strings : null;
+      if (!st) continue;
+      const keys = Object.keys(st).sort(strCmp);
+      if (multi && keys.length) rows.push(`<tr class="grp"><th colspan="4">${esc(gwName(p.id))}</th></tr>`);
+      const shown = (k) => !!st[k] && (st[k].Connected === true || Math.abs(num(st[k].Power) || 0) >= 1);
+      const row = (name, v, a, w, cls) => `<tr class="${cls}" data-s="${esc(name)}" data-gw="${esc(p.id)}"><th>${esc(name)}</th><td>${fix(v, 1)}</td><td>${fix(a, 2)}</td><td>${num(w) == null ? '—' : Math.round(w)}</td></tr>`;
+      const one = (k, cls) => {
+        if (!shown(k)) { off.push((multi ? gwName(p.id) + ' ' : '') + k); return; }
+        total += num(st[k].Power) || 0;
+        rows.push(row(k, num(st[k].Voltage), num(st[k].Current), num(st[k].Power), cls));
+      };
+      const done = new Set();
+      for (const k of keys) {
+        if (done.has(k)) continue;
+        done.add(k);
+        // Powerwall 3: an MPPT takes two strings (A+B, C+D, E+F): its voltage, summed current and power
+        const m = gwOf(p.id).pw3 && k.match(/^([ACE])(\d*)$/);
+        const mate = m && String.fromCharCode(m[1].charCodeAt(0) + 1) + m[2];
+        if (m && st[mate]) {
+          done.add(mate);
+          if (shown(k) || shown(mate)) rows.push(row(m[1] + mate, num(st[k].Voltage), addN(st[k].Current, st[mate].Current), addN(st[k].Power, st[mate].Power), 'pair'));
+          one(k, 'sub'); one(mate, 'sub');
+        } else one(k, '');
+      }
+    }
+    $('strings').tBodies[0].innerHTML = rows.join('') || '<tr><td colspan="4" class="muted">No solar strings reported</td></tr>';
+    setText('s-total', rows.length ? fmtW(total) + ' total' : '');
+    setText('s-note', off.length ? 'Not connected: ' + off.join(', ') : '');
+  }
+
+  function renderUnits(per, multi) {
+    const rows = [], fansLeft = [];
+    let n = 0;
+    for (const p of per) {
+      const bb = p.battery && typeof p.battery === 'object' && !Array.isArray(p.battery) ? p.battery : null;
+      if (!bb) continue;
+      const blocks = Object.entries(bb);
+      if (multi && blocks.length) rows.push(`<tr class="grp"><th colspan="6">${esc(gwName(p.id))}</th></tr>`);
+      const bySn = (o, sn) => { if (!o || typeof o !== 'object') return undefined; const k = Object.keys(o).find((x) => x.endsWith('--' + sn)); return k ? o[k] : undefined; };
+      const vit = (pre, sn) => (p.vitals && typeof p.vitals === 'object' ? p.vitals[Object.keys(p.vitals).find((k) => k.startsWith(pre + '--') && k.endsWith('--' + sn))] : undefined) || {};
+      // p_out is in W from a gateway's own API and in kW from TEDAPI: pick what adds up to the gateway's battery power
+      const tot = blocks.reduce((a, [, b]) => a + (num(b.p_out) || 0), 0);
+      const bw = p.gw && p.gw.summary ? num(p.gw.summary.battery) : null;
+      const k = bw != null && Math.abs(tot * 1000 - bw) < Math.abs(tot - bw) ? 1000 : 1;
+      const used = new Set();
+      let pw = 0, exp = 0;
+      for (const [sn, b] of blocks) {
+        n++;
+        const isExp = /expansion/i.test(b.Type || '');
+        const label = isExp ? 'Expansion ' + ++exp : 'Powerwall ' + ++pw;
+        const rem = num(b.nominal_energy_remaining), full = num(b.nominal_full_pack_energy);
+        const pct = rem != null && full ? appScale((100 * rem) / full) : null;
+        const w = num(b.p_out) == null ? null : b.p_out * k;
+        const inv = vit('TEPINV', sn), thc = vit('TETHC', sn);
+        const temp = num(b.temperature) ?? num(bySn(p.temps, sn)) ?? num(inv.PCH_AmbientTemp) ?? num(thc.THC_AmbientTemp);
+        const fan = bySn(p.fans, sn);
+        if (fan) used.add(Object.keys(p.fans).find((x) => x.endsWith('--' + sn)));
+        const rpm = fan ? [num(fan.PVAC_Fan_Speed_Actual_RPM)] : [num(inv.PCH_FanSpeed_A), num(inv.PCH_FanSpeed_B)];
+        const fw = b.version || inv.firmwareVersion || thc.firmwareVersion || p.gw.firmware || null;
+        rows.push(`<tr data-sn="${esc(sn)}" data-gw="${esc(p.id)}"><th><span class="un">${label}</span><span class="muted sn">${esc(sn)}</span></th>` +
+          `<td class="u-c">${pct == null ? '—' : Math.round(pct) + '%'}<span class="muted sn">${rem == null || !full ? '' : `${(rem / 1000).toFixed(1)} / ${(full / 1000).toFixed(1)} kWh`}</span></td>` +
+          `<td class="u-p">${w == null ? '—' : fmtW(w) + ['<span class="muted sn">charging</span>', '', '<span class="muted sn">discharging</span>'][sgn(w) + 1]}</td>` +
+          `<td class="u-t">${temp == null ? '—' : temp.toFixed(1) + ' °C'}</td><td class="u-f">${rpm.some((x) => x != null) ? rpm.filter((x) => x != null).join(' / ') + ' rpm' : '—'}</td>` +
+          `<td class="u-v">${fw ? esc(String(fw).split(' ')[0]) : '—'}</td></tr>`);
+      }
+      for (const [key, f] of Object.entries(p.fans && typeof p.fans === 'object' ? p.fans : {})) {
+        if (!used.has(key) && f && num(f.PVAC_Fan_Speed_Actual_RPM) != null) fansLeft.push(`${key.split('--').pop()} ${f.PVAC_Fan_Speed_Actual_RPM} rpm`);
+      }
+    }
+    $('units').tBodies[0].innerHTML = rows.join('') || '<tr><td colspan="6" class="muted">No Powerwall reported</td></tr>';
+    setText('u-count', n ? `${n} unit${n === 1 ? '' : 's'}` : '');
+    setText('u-note', fansLeft.length ? 'Inverter fans: ' + fansLeft.join(', ') : '');
+  }
+
+  function fmtUp(s) {
+    if (!isFinite(s) || s < 0) return '—';
+    const d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60);
+    return d ? `${d} d ${h} h` : h ? `${h} h ${String(m).padStart(2, '0')} min` : m ? `${m} min` : Math.round(s) + ' s';
+  }
+  function renderHealth(per, health, multi) {
+    const now = Date.now() / 1000, kv = [];
+    const row = (k, label, v, cls) => kv.push(`<dt>${esc(label)}</dt><dd data-k="${k}"${cls ? ` class="${cls}"` : ''}>${esc(v)}</dd>`);
+    const states = per.map((p) => p.gw.state || (S.api === 'v2' ? 'connecting' : 'online'));
+    const ok = states.every((x) => x === 'online'), anyOk = states.includes('online');
+    const chip = $('h-state');
+    chip.textContent = multi ? `${states.filter((x) => x === 'online').length} of ${states.length} online` : states[0] || '—';
+    chip.className = 'chip ' + (ok ? 'ok' : anyOk ? 'warn' : 'bad');
+    for (const p of per) {
+      const g = p.gw, h = g.health || {};
+      if (multi) { kv.push(`<dt class="grp" data-gw="${esc(p.id)}">${esc(g.name || p.id)}</dt><dd></dd>`); }
+      if (!multi) row('state', 'State', g.state || '—');
+      row('mode', multi ? '· connection' : 'Connection', [g.mode, g.host].filter(Boolean).join(' · ') || '—');
+      row('firmware', multi ? '· firmware' : 'Firmware', g.firmware || '—');
+      const ls = num(h.last_success ?? g.last_success);
+      row('last_success', multi ? '· last poll' : 'Last good poll', ls == null ? 'never' : `${hhmm(ls)} (${fmtAge(now - ls)})`);
+      row('failures', multi ? '· failures in a row' : 'Failures in a row', String(h.consecutive_failures ?? '—'), h.consecutive_failures ? 'bad' : '');
+      row('error', multi ? '· last error' : 'Last error', h.last_error || 'none', h.last_error ? 'bad' : '');
+    }
+    row('transport', 'Live updates', S.transport === 'ws' ? 'WebSocket' : S.transport === 'poll' ? 'REST polling' : 'connecting');
+    kv[kv.length - 1] = kv[kv.length - 1].replace('<dd ', '<dd id="hv-transport" ');
+    if (health && health.startup_time && health.current_time) {
+      row('uptime', 'Server uptime', fmtUp((Date.parse(health.current_time) - Date.parse(health.startup_time)) / 1000));
+    }
+    if (health && health.pypowerwall) row('server', 'Server', health.pypowerwall);
+    $('health').innerHTML = kv.join('');
+  }
+
   // ---- start -------------------------------------------------------------------------------
   async function init() {
     applyTheme();
     buildFlow();
     if (FLOW) await applyStyle();
     else {
+      // kiosk (?kiosk=1) is read-only; &hide=a,b hides the named cards
+      if (root.dataset.kiosk) HIDE.add('control');
+      for (const e of doc.querySelectorAll('[data-card]')) if (HIDE.has(e.dataset.card)) e.dataset.off = '1';
+      getJSON('stats').then((st) => {
+        solarOnly(String((st && st.config && st.config.PW_STYLE) || '').replace(/\.js$/, ''));
+        if (st && st.simulated) { S.simulated = true; renderBanner(); }
+        drawCharts();
+      });
       $('theme').addEventListener('click', toggleTheme);
       const saved = +store.get(skey('range'));
       if ([3600, 21600, 86400, 604800].includes(saved)) S.range = saved;
@@ -1109,7 +1374,9 @@
       });
       loadHistory();
       loadToday();
+      loadDetail();
       setInterval(loadToday, 60000);
+      setInterval(loadDetail, 10000);
       setInterval(() => { if (S.api === 'v2') loadHistory(); }, 600000);
       setInterval(() => { if (S.bucket && S.bucket.t < Math.floor(Date.now() / 60000) * 60 - 60) flushBucket(); drawCharts(); }, 15000);
     }

@@ -282,6 +282,8 @@ pub static ROUTES: &[Route] = &[
     r("/ws/aggregate", "websocket", "WebSocket: the site total every second", ws::not_upgraded),
     r("/api/mqtt/status", "mqtt", "MQTT publisher: settings, connection, messages sent", super::mqtt::status_route),
     r("/openapi.json", "docs", "This document (OpenAPI 3.1)", openapi),
+    rt("/console", "static", "The dashboard (the Python pypowerwall-server's page name; same page as `/`)", console_page, "text/html"),
+    rt("/history", "static", "The energy history page", history_page, "text/html"),
     rt("/docs", "docs", "API documentation (works offline)", docs, "text/html"),
     rt("/redoc", "docs", "API documentation (same page)", docs, "text/html"),
 ];
@@ -640,6 +642,16 @@ pub fn openapi_doc() -> Value {
 
 fn openapi(_req: &Req<'_>) -> Answer {
     Answer::json(200, openapi_doc().to_py())
+}
+
+/// `/console`: the dashboard, as `/` serves it (embedded or from `PW_WWW_DIR`).
+fn console_page(req: &Req<'_>) -> Answer {
+    fallback(req.ctx, "/index.html", req.if_none_match.as_deref())
+}
+
+/// `/history`: the History page.
+fn history_page(req: &Req<'_>) -> Answer {
+    fallback(req.ctx, "/history.html", req.if_none_match.as_deref())
 }
 
 fn docs(_req: &Req<'_>) -> Answer {

@@ -13,11 +13,13 @@ const arg = (n) => { const i = argv.indexOf(n); return i >= 0 ? argv[i + 1] : un
 const BASE = (argv.find((a) => /^https?:\/\//.test(a)) || 'http://127.0.0.1:8675/').replace(/\/?$/, '/');
 const PREFIX = arg('--prefix');
 const here = path.dirname(fileURLToPath(import.meta.url));
-const OUT = path.resolve(arg('--out') || path.join(here, '../../target/ui-artifacts'));
+const OUT = path.resolve(arg('--out') || path.join(here, '../../target/ui-shots'));
 const EXE = process.env.CHROMIUM || '/usr/bin/chromium';
 const CONTROL = arg('--control');          // a gateway the control card can write to
 const CONTROL_TOKEN = arg('--control-token');
 const ORIGIN = new URL(BASE).origin;
+const SOLAR = arg('--solar-base');         // a second server: PW_STYLE=solar and an unreachable gateway
+const ORIGINS = [ORIGIN].concat(SOLAR ? [new URL(SOLAR).origin] : []);
 const started = Date.now();
 
 let passed = 0, failed = 0;
@@ -77,7 +79,7 @@ function watch(page, label) {
   });
   page.on('request', (r) => {
     const u = r.url();
-    if (!u.startsWith(ORIGIN + '/') && !u.startsWith(ORIGIN.replace(/^http/, 'ws') + '/') && !u.startsWith('data:') && !u.startsWith('about:')) problems.push(`${label} external request: ${u}`);
+    if (!ORIGINS.some((o) => u.startsWith(o + '/') || u.startsWith(o.replace(/^http/, 'ws') + '/')) && !u.startsWith('data:') && !u.startsWith('about:')) problems.push(`${label} external request: ${u}`);
   });
 }
 async function nav(page, fn) { navigating = true; try { await fn(); } finally { navigating = false; } }
@@ -85,10 +87,16 @@ async function nav(page, fn) { navigating = true; try { await fn(); } finally { 
 const page = ctx.pages()[0] || await ctx.newPage();
 watch(page, 'dashboard');
 // WebSockets pass through untouched until a check cuts them (to see the REST fallback).
-const wsCtl = { block: false, open: new Set() };
+// `rewrite` edits the server's summaries on their way to the page (the threshold check feeds a
+// 22 W battery through the real socket).
+const wsCtl = { block: false, open: new Set(), rewrite: null };
 await page.routeWebSocket(/\/ws\//, (ws) => {
   if (wsCtl.block) { ws.close({ code: 1011, reason: 'cut by the test' }); return; }
-  ws.connectToServer();
+  const server = ws.connectToServer();
+  server.onMessage((m) => {
+    if (!wsCtl.rewrite || typeof m !== 'string') { ws.send(m); return; }
+    try { ws.send(JSON.stringify(wsCtl.rewrite(JSON.parse(m)))); } catch (e) { ws.send(m); }
+  });
   wsCtl.open.add(ws);
 });
 
@@ -286,6 +294,179 @@ try {
     await check('numbers match /api/meters/aggregates and /api/system_status/soe', () => matches('legacy', legacyValues));
   }
 
+  // ---- the console cards (Powerwalls, strings, alerts, health), each equal to the JSON API ----
+  if (v2) {
+    const appPct = (rem, full) => Math.round(Math.min(100, Math.max(0, ((100 * rem) / full - 5) / 0.95))) + '%';
+    const pickGw = async (id) => {
+      if (gateways.length > 1) await page.click(`#gwsel button[data-id="${id}"]`);
+      else await page.evaluate((x) => { location.hash = 'gw=' + x; }, id);
+      await until('selected ' + id, () => page.evaluate((x) => (x === 'aggregate' ? document.getElementById('site').textContent === 'All sites' : !!document.querySelector(`#gwlist li.sel[data-id="${x}"]`)), id));
+    };
+    const unitRows = () => page.evaluate(() => [...document.querySelectorAll('#units tbody tr[data-sn]')].map((tr) => ({
+      sn: tr.dataset.sn, gw: tr.dataset.gw, charge: tr.querySelector('.u-c').firstChild.textContent,
+      temp: tr.querySelector('.u-t').textContent, fw: tr.querySelector('.u-v').textContent })));
+    const online = gateways.filter((g) => g.state === 'online');
+    // the LAN gateways (a cloud site reports no battery blocks or strings)
+    for (const g of online.filter((x) => x.battery_count && x.mode !== 'cloud')) {
+      await check(`Powerwalls card for "${g.id}" equals /api/gateways/${g.id}/battery (one row per unit, followers included)`, async () => {
+        await pickGw(g.id);
+        return until('units', async () => {
+          const [bb, info, rows] = [await api(`api/gateways/${g.id}/battery`), await api(`api/gateways/${g.id}`), await unitRows()];
+          const want = Object.entries(bb || {}).map(([sn, b]) => ({ sn, gw: g.id, charge: appPct(b.nominal_energy_remaining, b.nominal_full_pack_energy),
+            temp: b.temperature != null ? b.temperature.toFixed(1) + ' °C' : null, fw: String(b.version || info.firmware).split(' ')[0] }));
+          if (!want.length || rows.length !== want.length) return false;
+          for (const [i, w] of want.entries()) {
+            const r = rows[i];
+            if (r.sn !== w.sn || r.charge !== w.charge || r.fw !== w.fw || (w.temp && r.temp !== w.temp)) return false;
+          }
+          return rows.map((r) => `${r.sn} ${r.charge} ${r.temp} fw ${r.fw}`).join('; ');
+        }, 25000);
+      });
+      await check(`solar strings card for "${g.id}" equals /api/gateways/${g.id}/strings${g.pw3 ? ' (with MPPT pairs)' : ''}`, async () => {
+        return until('strings', async () => {
+          const st = await api(`api/gateways/${g.id}/strings`);
+          const rows = await page.evaluate(() => [...document.querySelectorAll('#strings tbody tr[data-s]')].map((tr) => [tr.className, ...[...tr.children].map((c) => c.textContent)]));
+          const byName = Object.fromEntries(rows.map((r) => [r[1], r]));
+          const shown = Object.keys(st).filter((k) => st[k].Connected || Math.abs(st[k].Power) >= 1);
+          if (!shown.length) return false;
+          for (const k of shown) {
+            const r = byName[k], s = st[k];
+            if (!r || r[2] !== s.Voltage.toFixed(1) || r[3] !== s.Current.toFixed(2) || r[4] !== String(Math.round(s.Power))) return false;
+          }
+          if (g.pw3) {
+            const a = st.A, b = st.B, r = byName.AB;
+            if (!r || r[0] !== 'pair' || r[2] !== a.Voltage.toFixed(1) || r[3] !== (a.Current + b.Current).toFixed(2) || r[4] !== String(Math.round(a.Power + b.Power))) return false;
+          }
+          return `${shown.length} strings` + (g.pw3 ? ', AB pair ' + byName.AB.slice(2).join(' / ') : '');
+        }, 25000);
+      });
+      await check(`alerts card for "${g.id}" equals /api/gateways/${g.id}/alerts (raw name on hover, severity class)`, async () => {
+        return until('alerts', async () => {
+          const want = await api(`api/gateways/${g.id}/alerts`);
+          const got = await page.evaluate(() => [...document.querySelectorAll('#alerts li.al')].map((li) => [li.title, li.className]));
+          if (JSON.stringify(got.map((x) => x[0]).sort()) !== JSON.stringify([...want].sort())) return false;
+          if (got.some(([, c]) => !/\b(info|warning|critical)\b/.test(c))) return false;
+          const cg = got.find(([t]) => t === 'SystemConnectedToGrid');
+          if (cg && !cg[1].includes('info')) return false;
+          return got.map((x) => x[0]).join(', ') || 'none';
+        }, 15000);
+      });
+      await check(`system health card for "${g.id}" equals /api/gateways/${g.id} and /health`, async () => {
+        return until('health', async () => {
+          const [info, h] = [await api(`api/gateways/${g.id}`), await api('health')];
+          const got = await page.evaluate(() => Object.fromEntries([...document.querySelectorAll('#health dd[data-k]')].map((d) => [d.dataset.k, d.textContent])));
+          const ok = got.state === info.state && got.firmware === info.firmware && got.mode === [info.mode, info.host].filter(Boolean).join(' · ') &&
+            got.failures === String(info.health.consecutive_failures) && got.error === (info.health.last_error || 'none') && !!got.uptime && /WebSocket|REST/.test(got.transport || '');
+          return ok && h && `${got.state}, ${got.mode}, fw ${got.firmware}, uptime ${got.uptime}, ${got.transport}`;
+        }, 15000);
+      });
+    }
+    await check('"All sites": Powerwalls and alerts cards combine every gateway', async () => {
+      await pickGw('aggregate');
+      return until('combined', async () => {
+        let units = 0, alerts = 0;
+        for (const g of gateways) {
+          const bb = await api(`api/gateways/${g.id}/battery`), al = await api(`api/gateways/${g.id}/alerts`);
+          units += bb && typeof bb === 'object' ? Object.keys(bb).length : 0;
+          alerts += Array.isArray(al) ? al.length : 0;
+        }
+        const got = await page.evaluate(() => [document.querySelectorAll('#units tbody tr[data-sn]').length, document.querySelectorAll('#alerts li.al').length, new Set([...document.querySelectorAll('#units tbody tr[data-sn]')].map((t) => t.dataset.gw)).size]);
+        return got[0] === units && got[1] === alerts && `${units} units from ${got[2]} gateways, ${alerts} alerts`;
+      }, 15000);
+    });
+    await check('subtitle never repeats itself', async () => {
+      const out = [];
+      for (const g of gateways) {
+        await pickGw(g.id);
+        const sub = await until('subtitle', async () => { const t = await page.textContent('#sub'); return t && t !== 'Connecting…' && t; });
+        const parts = sub.split(' · ').map((x) => x.toLowerCase());
+        if (parts.some((x, i) => parts.some((y, j) => i !== j && y.includes(x)))) throw new Error(`"${sub}"`);
+        out.push(sub);
+      }
+      return out.join(' | ');
+    });
+    await check('gateway rows are not cut off (desktop and phone)', async () => {
+      const cut = () => page.evaluate(() => [...document.querySelectorAll('#gwlist .gw-m, #gwlist .gw-n')].filter((e) => e.scrollWidth > e.clientWidth + 1).map((e) => e.textContent));
+      const a = await cut();
+      await page.setViewportSize({ width: 390, height: 844 });
+      await sleep(300);
+      const b = await cut();
+      await page.setViewportSize({ width: 1366, height: 900 });
+      if (a.length || b.length) throw new Error('cut: ' + a.concat(b).join(' | '));
+      return page.evaluate(() => [...document.querySelectorAll('#gwlist .gw-m')].map((e) => e.textContent).join(' | '));
+    });
+    const fresh = gateways.find((g) => !g.simulated && g.state === 'online');
+    if (fresh) await check(`a fresh gateway's 24 h chart starts at its first point ("${fresh.id}")`, async () => {
+      await pickGw(fresh.id);
+      await page.click('#ranges button[data-r="86400"]');
+      return until('scaled chart', () => page.evaluate(() => {
+        const c = document.getElementById('c-power'), paths = [...c.querySelectorAll('path.ln')];
+        const xs = paths.flatMap((p) => [...(p.getAttribute('d') || '').matchAll(/[ML]([\d.]+),/g)].map((m) => +m[1]));
+        if (!xs.length) return false;
+        const span = Date.now() / 1000 - +c.dataset.from, left = Math.min(...xs), w = c.clientWidth;
+        // the axis starts at the first point, or shows the 2 min minimum
+        return span < 86400 - 3600 && (left < 44 + 0.15 * (w - 50) || span <= 125) && `axis spans ${Math.round(span)} s, first point at x=${left} of ${w}`;
+      }), 10000);
+    });
+    await check('one idle threshold: a 22 W battery is "Discharging" on the tile, the card and the flow; 10 W is idle on all three', async () => {
+      const def = gateways.find((g) => g.simulated) || gateways[0];
+      await pickGw(def.id);
+      await until('Live', async () => (await page.textContent('#conn')).includes('Live'), 15000);
+      const read = () => page.evaluate(() => ({ w: document.getElementById('m-battery').dataset.w, tile: document.getElementById('m-battery-s').textContent, card: document.getElementById('b-state').textContent,
+        node: document.querySelector('#flow .node.batt').classList.contains('on'), aria: document.querySelector('#flow svg').getAttribute('aria-label') }));
+      const out = [];
+      for (const [w, word] of [[22, 'Discharging'], [-22, 'Charging'], [10, 'Idle']]) {
+        wsCtl.rewrite = (j) => { j.battery = w; j.soe_app = 50; return j; };
+        const r = await until(`${w} W shown`, async () => { const x = await read(); return x.w === String(w) && x; });
+        const idle = word === 'Idle';
+        if (r.tile !== word || r.card !== word || r.node === idle || !r.aria.includes(word.toLowerCase())) throw new Error(JSON.stringify(r));
+        out.push(`${w} W: ${r.tile}/${r.card}/${r.node ? 'flow on' : 'flow idle'}`);
+      }
+      wsCtl.rewrite = null;
+      return out.join('; ');
+    });
+    await check('/console answers with the dashboard, /history with the history page', async () => {
+      const out = [];
+      for (const [p, id] of [['console', 'flow'], ['history', 'e-solar']]) {
+        const r = await fetch(new URL(p, BASE));
+        const t = await r.text();
+        if (r.status !== 200 || !(r.headers.get('content-type') || '').includes('html') || !t.includes(`id="${id}"`)) throw new Error(`${p}: ${r.status} ${t.slice(0, 40)}`);
+        out.push(`/${p} ${t.length} B`);
+      }
+      const p = await ctx.newPage();
+      watch(p, 'console');
+      await nav(p, () => p.goto(new URL('console', BASE).href, { waitUntil: 'load' }));
+      await p.waitForFunction(() => document.getElementById('m-solar').dataset.w !== '', null, { timeout: 10000 });
+      await nav(p, () => p.close());
+      return out.join(', ') + ', /console shows live data';
+    });
+    await check('kiosk mode at 1920×1080: no chrome, hidden cards absent, nothing to scroll', async () => {
+      const k = await ctx.newPage();
+      watch(k, 'kiosk');
+      await k.setViewportSize({ width: 1920, height: 1080 });
+      const out = [];
+      for (const [q, hidden, shot] of [['?kiosk=1', [], 'kiosk.png'], ['?kiosk=1&hide=history,gateways', ['history', 'gateways'], 'kiosk-hide.png']]) {
+        await nav(k, () => k.goto(BASE + q, { waitUntil: 'load' }));
+        await k.waitForFunction(() => document.getElementById('m-solar').dataset.w !== '' && document.querySelector('#units tbody tr'), null, { timeout: 15000 });
+        await sleep(1200);
+        const r = await k.evaluate((hid) => {
+          const vis = (e) => !!e && e.getClientRects().length > 0 && getComputedStyle(e).display !== 'none';
+          return { chrome: ['.top', '.foot', '#gwsel'].filter((s) => vis(document.querySelector(s))), gone: hid.filter((c) => vis(document.querySelector(`[data-card="${c}"]`))),
+            shown: ['flow', 'powerwalls', 'alerts', 'strings', 'health'].filter((c) => vis(document.querySelector(`[data-card="${c}"]`))).length,
+            sh: document.documentElement.scrollHeight, sw: document.documentElement.scrollWidth, bh: document.body.scrollHeight, h: innerHeight, w: innerWidth };
+        }, hidden);
+        await k.screenshot({ path: path.join(OUT, shot) });
+        if (r.chrome.length) throw new Error(`${q}: chrome visible: ${r.chrome}`);
+        if (r.gone.length) throw new Error(`${q}: not hidden: ${r.gone}`);
+        if (r.shown !== 5) throw new Error(`${q}: only ${r.shown} of the five main cards shown`);
+        if (Math.max(r.sh, r.bh) > r.h || r.sw > r.w) throw new Error(`${q}: document ${r.sw}×${Math.max(r.sh, r.bh)} in ${r.w}×${r.h}`);
+        out.push(`${q}: ${r.sw}×${r.sh}`);
+      }
+      await nav(k, () => k.close());
+      return out.join('; ');
+    });
+  }
+
   await check('gateway list shows state and age', async () => {
     const t = await until('gateway rows', () => page.evaluate(() => {
       const li = document.querySelector('#gwlist li');
@@ -341,6 +522,15 @@ try {
     await page.screenshot({ path: path.join(OUT, 'phone-dark.png'), fullPage: true });
     const over = await page.evaluate(() => document.documentElement.scrollWidth - innerWidth);
     if (over > 0) throw new Error(`${over}px wider than the screen`);
+  });
+  await check('phone: the power flow comes first and is large (circles ≥ 70 px)', async () => {
+    const r = await page.evaluate(() => {
+      const ring = document.querySelector('#flow .node.solar circle.ring').getBoundingClientRect();
+      const top = (s) => document.querySelector(s).getBoundingClientRect().top;
+      return { d: Math.round(ring.width), geom: document.querySelector('#flow svg').dataset.geom, first: top('[data-card=flow]') < Math.min(top('[data-card=tiles]'), top('[data-card=gateways]'), top('[data-card=powerwalls]')) };
+    });
+    if (r.d < 70 || !r.first) throw new Error(JSON.stringify(r));
+    return `${r.geom} layout, circles ${r.d} px`;
   });
   await page.setViewportSize({ width: 1366, height: 900 });
 
@@ -429,6 +619,48 @@ try {
     if (over > 0) throw new Error(`${over}px wider than the screen`);
   });
   await nav(hist, () => hist.close());
+
+  if (SOLAR) {
+    const sp = await ctx.newPage();
+    watch(sp, 'solar');
+    await sp.setViewportSize({ width: 1366, height: 900 });
+    const vis = (sel) => sp.evaluate((s) => [...document.querySelectorAll(s)].some((e) => e.getClientRects().length > 0 && getComputedStyle(e).display !== 'none'), sel);
+    await check('PW_STYLE=solar: no Powerwall node, charge, tile or Powerwall cards on the dashboard', async () => {
+      await nav(sp, () => sp.goto(SOLAR + '#gw=sun', { waitUntil: 'load' }));
+      await sp.waitForFunction(() => document.getElementById('m-solar').dataset.w !== '' && document.documentElement.dataset.nobatt === '1', null, { timeout: 15000 });
+      await sleep(500);
+      const shown = [];
+      for (const s of ['#flow .node.batt', '[data-card=battery]', '.tile.batt', '[data-card=powerwalls]', '#c-soe']) if (await vis(s)) shown.push(s);
+      if (shown.length) throw new Error('visible: ' + shown.join(', '));
+      if (!(await vis('#flow .node.solar')) || !(await vis('.tile.solar'))) throw new Error('solar missing');
+      await sp.screenshot({ path: path.join(OUT, 'solar-style.png'), fullPage: true });
+      return 'battery hidden, solar shown';
+    });
+    await check('PW_STYLE=solar: /flow has no Powerwall node', async () => {
+      await nav(sp, () => sp.goto(SOLAR + 'flow', { waitUntil: 'load' }));
+      await sp.waitForFunction(() => document.querySelector('#flow svg .node.solar .fv') && document.querySelector('#flow svg .node.solar .fv').textContent !== '', null, { timeout: 10000 });
+      await sleep(500);
+      await sp.screenshot({ path: path.join(OUT, 'flow-solar.png') });
+      if (await vis('#flow .node.batt')) throw new Error('Powerwall node visible');
+      return sp.evaluate(() => document.documentElement.dataset.style);
+    });
+    await check('an unreachable gateway shows Offline and when it was last seen, no Live pill, no Idle/Standby', async () => {
+      await nav(sp, () => sp.goto(SOLAR + '#gw=shed', { waitUntil: 'load' }));
+      const r = await until('Offline', async () => {
+        const x = await sp.evaluate(() => ({ pill: document.getElementById('conn').textContent.trim(), live: document.getElementById('conn').classList.contains('live'),
+          card: document.getElementById('b-state').textContent, time: document.getElementById('b-time').textContent, tile: document.getElementById('m-battery-s').textContent,
+          err: (document.querySelector('#health dd[data-k=error]') || {}).textContent }));
+        return x.pill === 'Offline' && x;
+      }, 15000);
+      const info = await (await fetch(SOLAR + 'api/gateways/shed')).json();
+      await sp.screenshot({ path: path.join(OUT, 'offline.png'), fullPage: true });
+      if (r.live || r.card !== 'Offline' || r.tile !== 'Offline' || /Idle|Standby/.test(r.time + r.card + r.tile)) throw new Error(JSON.stringify(r));
+      if (!/^(Last seen|No data since)/.test(r.time)) throw new Error('no last-seen time: ' + r.time);
+      await until('health error', async () => (await sp.evaluate(() => (document.querySelector('#health dd[data-k=error]') || {}).textContent)) === info.health.last_error, 15000);
+      return `${r.pill}, "${r.time}"`;
+    });
+    await nav(sp, () => sp.close());
+  }
 
   if (PREFIX) {
     await check(`works behind the path prefix ${PREFIX}`, async () => {
