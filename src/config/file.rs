@@ -295,10 +295,13 @@ fn gateway(
     };
     // pypowerwall-server's per-gateway zone: where this gateway's history days end.
     let timezone = match text("timezone")? {
-        Some(tz) => match crate::history::Zone::named(&tz) {
-            Ok(_) => Some(tz),
-            Err(e) => return Err(err("timezone", e.to_string())),
-        },
+        Some(tz) if jiff::tz::TimeZone::get(tz.trim()).is_ok() => Some(tz.trim().to_string()),
+        Some(tz) => {
+            return Err(err(
+                "timezone",
+                format!("'{tz}' is not an IANA time zone (e.g. America/Los_Angeles)"),
+            ))
+        }
         None => None,
     };
     let cloud_mode = flag("cloud_mode")? || (fleetapi && !m.contains_key("host"));

@@ -69,7 +69,11 @@ impl std::fmt::Debug for Key {
     }
 }
 
-const fn key(env: &'static [&'static str], default: &'static str, doc: &'static str) -> Key {
+pub(super) const fn key(
+    env: &'static [&'static str],
+    default: &'static str,
+    doc: &'static str,
+) -> Key {
     Key {
         env,
         file: None,
@@ -82,7 +86,7 @@ const fn key(env: &'static [&'static str], default: &'static str, doc: &'static 
 }
 
 impl Key {
-    const fn file(mut self, k: &'static str) -> Key {
+    pub(super) const fn file(mut self, k: &'static str) -> Key {
         self.file = Some(k);
         self
     }
@@ -110,19 +114,19 @@ impl Key {
         });
         self
     }
-    const fn compat(mut self) -> Key {
+    pub(super) const fn compat(mut self) -> Key {
         self.readme = Doc::Compat;
         self
     }
-    const fn mqtt(mut self) -> Key {
+    pub(super) const fn mqtt(mut self) -> Key {
         self.readme = Doc::Mqtt;
         self
     }
-    const fn cli(mut self) -> Key {
+    pub(super) const fn cli(mut self) -> Key {
         self.readme = Doc::Cli;
         self
     }
-    const fn stats(mut self, f: fn(&Public) -> Value) -> Key {
+    pub(super) const fn stats(mut self, f: fn(&Public) -> Value) -> Key {
         self.stats = Some(f);
         self
     }
@@ -457,92 +461,12 @@ pub const CLOUD_CA: Key = key(
 )
 .file("cloud_ca");
 
-// MQTT publisher (issue 16): the `MQTT_*` names and defaults of pypowerwall-server 0.13.0.
-pub const MQTT_HOST: Key = key(&["MQTT_HOST"], "—", "Broker host; enables MQTT")
-    .file("mqtt_host")
-    .mqtt();
-pub const MQTT_PORT: Key = key(
-    &["MQTT_PORT"],
-    "`1883`",
-    "Broker port (8883 is usual for TLS)",
-)
-.file("mqtt_port")
-.mqtt();
-pub const MQTT_USERNAME: Key = key(&["MQTT_USERNAME"], "—", "Broker login")
-    .file("mqtt_username")
-    .mqtt();
-pub const MQTT_PASSWORD: Key = key(
-    &["MQTT_PASSWORD"],
-    "—",
-    "Broker password; never logged or served",
-)
-.file("mqtt_password")
-.mqtt();
-pub const MQTT_TLS: Key = key(
-    &["MQTT_TLS"],
-    "`false`",
-    "TLS (rustls); trusts the Mozilla roots unless `MQTT_TLS_CA_CERT` is set",
-)
-.file("mqtt_tls")
-.mqtt();
-pub const MQTT_TLS_CA_CERT: Key = key(
-    &["MQTT_TLS_CA_CERT"],
-    "—",
-    "PEM file of the CA(s) to trust instead",
-)
-.file("mqtt_tls_ca_cert")
-.mqtt();
-pub const MQTT_TLS_INSECURE: Key = key(
-    &["MQTT_TLS_INSECURE"],
-    "`false`",
-    "Accept any broker certificate (explicit choice; logged as a warning)",
-)
-.file("mqtt_tls_insecure")
-.mqtt();
-pub const MQTT_TOPIC_PREFIX: Key = key(
-    &["MQTT_TOPIC_PREFIX"],
-    "`pypowerwall`",
-    "State topics prefix",
-)
-.file("mqtt_topic_prefix")
-.mqtt();
-pub const MQTT_RETAIN: Key = key(&["MQTT_RETAIN"], "`true`", "Retain state topics")
-    .file("mqtt_retain")
-    .mqtt();
-pub const MQTT_QOS: Key = key(
-    &["MQTT_QOS"],
-    "`1`",
-    "QoS of state and discovery messages (0, 1, 2)",
-)
-.file("mqtt_qos")
-.mqtt();
-pub const MQTT_HA_DISCOVERY: Key = key(
-    &["MQTT_HA_DISCOVERY"],
-    "`true`",
-    "Publish Home Assistant discovery",
-)
-.file("mqtt_ha_discovery")
-.mqtt();
-pub const MQTT_HA_PREFIX: Key = key(&["MQTT_HA_PREFIX"], "`homeassistant`", "Discovery prefix")
-    .file("mqtt_ha_prefix")
-    .mqtt();
-pub const MQTT_CLIENT_ID: Key = key(
-    &["MQTT_CLIENT_ID"],
-    "`pypowerwall-server`",
-    "Client id (unique per broker)",
-)
-.file("mqtt_client_id")
-.mqtt();
-pub const MQTT_KEEPALIVE: Key = key(&["MQTT_KEEPALIVE"], "`60`", "Keep-alive, seconds (5–65535)")
-    .file("mqtt_keepalive")
-    .mqtt();
-pub const MQTT_CONTROLS: Key = key(
-    &["MQTT_CONTROLS"],
-    "`0`",
-    "Control bitmask: 1 reserve, 2 mode, 4 grid charging, 8 grid export (15 = all)",
-)
-.file("mqtt_controls")
-.mqtt();
+// MQTT publisher (issue 16): its keys live beside their meaning.
+pub use super::mqtt::{
+    MQTT_CLIENT_ID, MQTT_CONTROLS, MQTT_HA_DISCOVERY, MQTT_HA_PREFIX, MQTT_HOST, MQTT_KEEPALIVE,
+    MQTT_PASSWORD, MQTT_PORT, MQTT_QOS, MQTT_RETAIN, MQTT_TLS, MQTT_TLS_CA_CERT, MQTT_TLS_INSECURE,
+    MQTT_TOPIC_PREFIX, MQTT_USERNAME,
+};
 
 /// Every key. The first block is the proxy's `/stats` `config` section, in its order.
 pub static KEYS: &[&Key] = &[

@@ -4,11 +4,11 @@
 //! `MQTT_HOST` switches the publisher on; every other key has 0.13.0's default. A value that
 //! does not parse stops start-up with an error naming the key, like every other setting here.
 //! `MQTT_PASSWORD` is a [`Secret`]: `Debug` never shows it and nothing serves it. The keys
-//! themselves (names, file keys `server.mqtt_*`, defaults, README text) are rows of
-//! [`super::KEYS`]; this file gives them their meaning.
+//! themselves (names, file keys `server.mqtt_*`, defaults, README text) are defined at the end
+//! of this file and listed in [`super::KEYS`]; this file also gives them their meaning.
 
 use super::env::Env;
-use super::keys::{self, Key};
+use super::keys::{self, key, Key};
 use super::ConfigError;
 use crate::secret::Secret;
 
@@ -233,3 +233,90 @@ mod tests {
         assert_eq!(m.password.unwrap().expose(), "hunter2");
     }
 }
+
+// The `MQTT_*` keys: the names and defaults of pypowerwall-server 0.13.0 (rows of `KEYS`).
+pub const MQTT_HOST: Key = key(&["MQTT_HOST"], "—", "Broker host; enables MQTT")
+    .file("mqtt_host")
+    .mqtt();
+pub const MQTT_PORT: Key = key(
+    &["MQTT_PORT"],
+    "`1883`",
+    "Broker port (8883 is usual for TLS)",
+)
+.file("mqtt_port")
+.mqtt();
+pub const MQTT_USERNAME: Key = key(&["MQTT_USERNAME"], "—", "Broker login")
+    .file("mqtt_username")
+    .mqtt();
+pub const MQTT_PASSWORD: Key = key(
+    &["MQTT_PASSWORD"],
+    "—",
+    "Broker password; never logged or served",
+)
+.file("mqtt_password")
+.mqtt();
+pub const MQTT_TLS: Key = key(
+    &["MQTT_TLS"],
+    "`false`",
+    "TLS (rustls); trusts the Mozilla roots unless `MQTT_TLS_CA_CERT` is set",
+)
+.file("mqtt_tls")
+.mqtt();
+pub const MQTT_TLS_CA_CERT: Key = key(
+    &["MQTT_TLS_CA_CERT"],
+    "—",
+    "PEM file of the CA(s) to trust instead",
+)
+.file("mqtt_tls_ca_cert")
+.mqtt();
+pub const MQTT_TLS_INSECURE: Key = key(
+    &["MQTT_TLS_INSECURE"],
+    "`false`",
+    "Accept any broker certificate (explicit choice; logged as a warning)",
+)
+.file("mqtt_tls_insecure")
+.mqtt();
+pub const MQTT_TOPIC_PREFIX: Key = key(
+    &["MQTT_TOPIC_PREFIX"],
+    "`pypowerwall`",
+    "State topics prefix",
+)
+.file("mqtt_topic_prefix")
+.mqtt();
+pub const MQTT_RETAIN: Key = key(&["MQTT_RETAIN"], "`true`", "Retain state topics")
+    .file("mqtt_retain")
+    .mqtt();
+pub const MQTT_QOS: Key = key(
+    &["MQTT_QOS"],
+    "`1`",
+    "QoS of state and discovery messages (0, 1, 2)",
+)
+.file("mqtt_qos")
+.mqtt();
+pub const MQTT_HA_DISCOVERY: Key = key(
+    &["MQTT_HA_DISCOVERY"],
+    "`true`",
+    "Publish Home Assistant discovery",
+)
+.file("mqtt_ha_discovery")
+.mqtt();
+pub const MQTT_HA_PREFIX: Key = key(&["MQTT_HA_PREFIX"], "`homeassistant`", "Discovery prefix")
+    .file("mqtt_ha_prefix")
+    .mqtt();
+pub const MQTT_CLIENT_ID: Key = key(
+    &["MQTT_CLIENT_ID"],
+    "`pypowerwall-server`",
+    "Client id (unique per broker)",
+)
+.file("mqtt_client_id")
+.mqtt();
+pub const MQTT_KEEPALIVE: Key = key(&["MQTT_KEEPALIVE"], "`60`", "Keep-alive, seconds (5–65535)")
+    .file("mqtt_keepalive")
+    .mqtt();
+pub const MQTT_CONTROLS: Key = key(
+    &["MQTT_CONTROLS"],
+    "`0`",
+    "Control bitmask: 1 reserve, 2 mode, 4 grid charging, 8 grid export (15 = all)",
+)
+.file("mqtt_controls")
+.mqtt();
