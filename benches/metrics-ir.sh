@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Instructions per request for /aggregates and /metrics (identity and gzip), counted by
 # valgrind's callgrind: repeatable whatever else the machine is doing, unlike req/s. The release
-# server runs --demo under callgrind with a 60 s poll (no tick inside a window); each route gets
-# 2,000 keep-alive requests from one Python client between a zero and a dump of the counters.
+# server runs --demo under callgrind with a one-hour poll (no tick inside a window); each route gets
+# 2,000 keep-alive requests from one Python client between a zero and a dump of the counters,
+# each case twice, alternated.
 # The whole process is counted (reading, routing, writing, and the /metrics server part that is
-# rebuilt at most once a second, which callgrind's slowness makes look ~20x dearer than it is).
+# rebuilt at most every 5 s, about once per tick; callgrind's slowness makes that look ~20x
+# dearer per request than it is).
 #
 #   benches/metrics-ir.sh
+#   BENCH_BIN=target/prof/release/pypowerwall-server benches/metrics-ir.sh   # a build with symbols, for callgrind_annotate
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT=${BENCH_PORT:-18704}
@@ -15,9 +18,10 @@ OUT=target/bench/callgrind
 rm -rf "$OUT" && mkdir -p "$OUT"
 source scripts/packaging/lib.sh
 pkg_apt valgrind curl python3
-cargo build --release -q
-PW_CACHE_EXPIRE=60 valgrind --tool=callgrind --callgrind-out-file="$OUT/cg.%p" \
-    target/release/pypowerwall-server --demo --bind 127.0.0.1 --port "$PORT" > "$OUT/server.log" 2>&1 &
+if [ -z "${BENCH_BIN:-}" ]; then cargo build --release -q; fi
+BIN=${BENCH_BIN:-target/release/pypowerwall-server}
+PW_CACHE_EXPIRE=3600 PW_CACHE_TTL=7200 valgrind --tool=callgrind --callgrind-out-file="$OUT/cg.%p" \
+    "$BIN" --demo --bind 127.0.0.1 --port "$PORT" > "$OUT/server.log" 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null || true; wait 2>/dev/null || true' EXIT
 for _ in $(seq 1 300); do
@@ -37,7 +41,7 @@ PY
 client /metrics gzip 50 && client /aggregates identity 50   # warm: first renders, caches
 echo "| Route | Accept-Encoding | Instructions per request |"
 echo "|---|---|---|"
-for case in "/aggregates identity" "/metrics identity" "/metrics gzip"; do
+for case in "/aggregates identity" "/metrics identity" "/metrics gzip" "/aggregates identity" "/metrics identity" "/metrics gzip"; do
     read -r path enc <<<"$case"
     callgrind_control -z "$PID" >/dev/null
     client "$path" "$enc" "$N"

@@ -1,7 +1,8 @@
 //! `GET /metrics`: serves the text `crate::metrics` renders (Prometheus 0.0.4, or OpenMetrics
 //! when the `Accept` header asks for it; gzip when `Accept-Encoding` allows, as Prometheus
-//! does). The per-gateway part is cached per hub generation there and a whole body for up to a
-//! second; this handler only picks the variant (the router counts every answer by family).
+//! does). The per-gateway part is cached per hub generation there and a whole body for up to
+//! 5 s (`SERVER_PART_MAX_AGE`, one default tick); this handler only picks the variant (the
+//! router counts every answer by family).
 
 use super::router::{Answer, Req};
 use crate::metrics::{self, ServerStatus};

@@ -71,7 +71,8 @@ pub struct Answer {
     pub body: Arc<[u8]>,
     /// Route answers carry `Access-Control-Allow-Origin: *`; static/fallback answers do not.
     pub cors: bool,
-    pub headers: Vec<(&'static str, String)>,
+    /// Extra headers; a borrowed (`&'static`) value is written without parsing or allocating.
+    pub headers: Vec<(&'static str, std::borrow::Cow<'static, str>)>,
 }
 
 impl Answer {
@@ -111,22 +112,33 @@ fn header(name: &str, value: &str) -> Option<Header> {
 }
 
 pub fn send(rq: Request, a: Answer) {
-    let mut headers = Vec::with_capacity(4 + a.headers.len());
-    headers.extend(header("Content-Type", a.content_type));
-    if a.cors {
-        headers.extend(header("Access-Control-Allow-Origin", "*"));
-    }
+    use std::borrow::Cow;
+    // Fixed names and values go out as they are (tiny_http patch 20); only computed values
+    // are parsed into headers.
+    let mut headers = Vec::new();
     for (k, v) in &a.headers {
-        headers.extend(header(k, v));
+        if let Cow::Owned(v) = v {
+            headers.extend(header(k, v));
+        }
     }
     let len = a.body.len();
-    let response = Response::new(
+    let mut response = Response::new(
         StatusCode(a.status),
         headers,
-        Cursor::new(Shared(a.body)),
+        Cursor::new(Shared(a.body.clone())),
         Some(len),
         None,
-    );
+    )
+    .with_shared_bytes(a.body)
+    .with_static_header("Content-Type", a.content_type);
+    if a.cors {
+        response = response.with_static_header("Access-Control-Allow-Origin", "*");
+    }
+    for (k, v) in &a.headers {
+        if let Cow::Borrowed(v) = v {
+            response = response.with_static_header(k, v);
+        }
+    }
     // A client that went away is not an error worth more than a debug line.
     if let Err(e) = rq.respond(response) {
         log::debug!("http: answer not delivered: {e}");
@@ -311,14 +323,15 @@ fn post(ctx: &Ctx, req: PostReq<'_>) -> Answer {
 pub fn fallback(ctx: &Ctx, path: &str, if_none_match: Option<&str>) -> Answer {
     ctx.stats.with(|c| c.gets += 1);
     let s = &ctx.config.server;
-    let suffix = match s.https {
-        HttpsMode::No => "path=/;",
-        _ => "path=/;SameSite=None;Secure;",
+    let (auth, user) = match s.https {
+        HttpsMode::No => ("AuthCookie=local;path=/;", "UserRecord=local;path=/;"),
+        _ => (
+            "AuthCookie=local;path=/;SameSite=None;Secure;",
+            "UserRecord=local;path=/;SameSite=None;Secure;",
+        ),
     };
-    let mut headers = vec![
-        ("Set-Cookie", format!("AuthCookie=local;{suffix}")),
-        ("Set-Cookie", format!("UserRecord=local;{suffix}")),
-    ];
+    let mut headers: Vec<(&'static str, std::borrow::Cow<'static, str>)> =
+        vec![("Set-Cookie", auth.into()), ("Set-Cookie", user.into())];
     let Some(asset) = www::lookup(path, s.www_dir.as_deref()) else {
         headers.push(("Cache-Control", "no-cache, no-store".into()));
         // Local modes: like the proxy, other non-/api paths go to the gateway's web server
@@ -355,12 +368,12 @@ pub fn fallback(ctx: &Ctx, path: &str, if_none_match: Option<&str>) -> Answer {
     headers.push((
         "Cache-Control",
         if s.browser_cache > 0 && cacheable {
-            format!("max-age={}", s.browser_cache)
+            format!("max-age={}", s.browser_cache).into()
         } else {
             "no-cache".into()
         },
     ));
-    headers.push(("ETag", asset.etag.clone()));
+    headers.push(("ETag", asset.etag.clone().into()));
     let not_modified = if_none_match.is_some_and(|t| t == asset.etag);
     Answer {
         status: if not_modified { 304 } else { 200 },

@@ -331,21 +331,22 @@ pub fn matches(pattern: &'static str, path: &str) -> Option<Vec<(&'static str, S
 pub fn find(path: &str) -> Option<(&'static Route, Vec<(&'static str, String)>)> {
     static INDEX: std::sync::OnceLock<RouteIndex> = std::sync::OnceLock::new();
     let index = INDEX.get_or_init(|| RouteIndex::new(ROUTES));
-    let literal = index.literal.get(path).copied();
-    for &i in &index.patterns {
-        if literal.is_some_and(|l| l < i) {
-            break;
-        }
-        if let Some(params) = matches(ROUTES[i].pattern, path) {
-            return Some((&ROUTES[i], params));
-        }
+    if let Some(&i) = index.literal.get(path) {
+        // Resolved when the index was built: this route, or an earlier pattern that matches
+        // the same path.
+        let r = &ROUTES[i];
+        return Some((r, matches(r.pattern, path).unwrap_or_default()));
     }
-    literal.map(|l| (&ROUTES[l], Vec::new()))
+    index
+        .patterns
+        .iter()
+        .find_map(|&i| matches(ROUTES[i].pattern, path).map(|p| (&ROUTES[i], p)))
 }
 
-/// The route table split for lookup, built once (immutable): literal patterns by path (the
-/// first of equal ones) and, in table order, the patterns with a capture or a `*`. A request
-/// path in the table was the 63rd linear comparison for `/metrics`; now it costs one hash.
+/// The route table split for lookup, built once (immutable): each literal path with the route
+/// that answers it (itself, or an earlier pattern matching it) and, in table order, the
+/// patterns with a capture or a `*`. A literal request path costs one hash, wherever it is in
+/// the table.
 struct RouteIndex {
     literal: std::collections::HashMap<&'static str, usize>,
     patterns: Vec<usize>,
@@ -360,8 +361,16 @@ impl RouteIndex {
         for (i, r) in routes.iter().enumerate() {
             if r.pattern.contains(['{', '*']) {
                 index.patterns.push(i);
-            } else {
-                index.literal.entry(r.pattern).or_insert(i);
+            } else if !index.literal.contains_key(r.pattern) {
+                // First match in table order: an earlier pattern that matches this literal
+                // path wins over it, decided here once rather than on every request.
+                let first = index
+                    .patterns
+                    .iter()
+                    .copied()
+                    .find(|&p| matches(routes[p].pattern, r.pattern).is_some())
+                    .unwrap_or(i);
+                index.literal.insert(r.pattern, first);
             }
         }
         index

@@ -573,8 +573,9 @@ pub struct ServerStatus {
 type Cached = (usize, Option<Instant>, Arc<Rendered>);
 
 /// How long a whole body (with its server lines) is reused: request counters and uptime in a
-/// scrape are at most this old.
-pub const SERVER_PART_MAX_AGE: Duration = Duration::from_secs(1);
+/// scrape are at most this old. One default poll interval, so the body is built about once
+/// per tick like every other body, and a request is an `Arc` clone like `/aggregates`.
+pub const SERVER_PART_MAX_AGE: Duration = Duration::from_secs(5);
 
 /// A whole body, the gateway part it was built from, and when.
 type Full = (Arc<Rendered>, Instant, Arc<[u8]>);

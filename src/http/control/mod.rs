@@ -551,7 +551,7 @@ fn err(status: u16, msg: &str) -> Answer {
 /// A 429 with `Retry-After`.
 fn cooldown_answer(mut a: Answer, secs: u64) -> Answer {
     a.status = 429;
-    a.headers.push(("Retry-After", secs.to_string()));
+    a.headers.push(("Retry-After", secs.to_string().into()));
     a
 }
 

@@ -43,6 +43,10 @@ pub struct Response<R> {
     headers: Vec<Header>,
     data_length: Option<usize>,
     chunked_threshold: Option<usize>,
+    // pypowerwall-server patch (20): headers written as they are (no parsing, no allocation),
+    // and the body as shared bytes for the one-write path.
+    static_headers: Vec<(&'static str, &'static str)>,
+    bytes: Option<std::sync::Arc<[u8]>>,
 }
 
 /// A `Response` without a template parameter.
@@ -84,6 +88,7 @@ fn write_message_header<W>(
     http_version: &HTTPVersion,
     status_code: &StatusCode,
     headers: &[Header],
+    static_headers: &[(&'static str, &'static str)],
 ) -> IoResult<()>
 where
     W: Write,
@@ -104,6 +109,12 @@ where
         writer.write_all(header.field.as_str().as_ref())?;
         writer.write_all(b": ")?;
         writer.write_all(header.value.as_str().as_ref())?;
+        writer.write_all(b"\r\n")?;
+    }
+    for (field, value) in static_headers {
+        writer.write_all(field.as_bytes())?;
+        writer.write_all(b": ")?;
+        writer.write_all(value.as_bytes())?;
         writer.write_all(b"\r\n")?;
     }
 
@@ -210,6 +221,8 @@ where
             headers: Vec::with_capacity(16),
             data_length,
             chunked_threshold: None,
+            static_headers: Vec::new(),
+            bytes: None,
         };
 
         for h in headers {
@@ -302,6 +315,32 @@ where
         self
     }
 
+    /// pypowerwall-server patch (20): a header written as it is, without parsing or
+    /// allocating. For fixed names and values the caller knows to be valid; never
+    /// `Connection`, `Content-Length`, `Date`, `Server`, `Trailer` or `Transfer-Encoding`,
+    /// which the response sets itself (`Upgrade` only on a 426, not on an upgrade).
+    pub fn with_static_header(mut self, field: &'static str, value: &'static str) -> Response<R> {
+        debug_assert!(![
+            "Connection",
+            "Content-Length",
+            "Date",
+            "Server",
+            "Trailer",
+            "Transfer-Encoding"
+        ]
+        .iter()
+        .any(|f| f.eq_ignore_ascii_case(field)));
+        self.static_headers.push((field, value));
+        self
+    }
+
+    /// pypowerwall-server patch (20): the body's bytes, the same as the reader yields: the
+    /// one-write path copies them instead of reading the reader into zeroed memory.
+    pub fn with_shared_bytes(mut self, bytes: std::sync::Arc<[u8]>) -> Response<R> {
+        self.bytes = Some(bytes);
+        self
+    }
+
     /// Returns the same request, but with a different status code.
     #[inline]
     pub fn with_status_code<S>(mut self, code: S) -> Response<R>
@@ -323,6 +362,8 @@ where
             status_code: self.status_code,
             data_length,
             chunked_threshold: self.chunked_threshold,
+            static_headers: self.static_headers,
+            bytes: None,
         }
     }
 
@@ -433,10 +474,22 @@ where
         let mut head = Vec::with_capacity(
             256 + self.headers.len() * 32 + if coalesce { data_length.unwrap_or(0) } else { 0 },
         );
-        write_message_header(&mut head, &http_version, &self.status_code, &self.headers)?;
+        write_message_header(
+            &mut head,
+            &http_version,
+            &self.status_code,
+            &self.headers,
+            &self.static_headers,
+        )?;
         if coalesce {
-            let l = data_length.unwrap_or(0) as u64;
-            reader.by_ref().take(l).read_to_end(&mut head)?;
+            let l = data_length.unwrap_or(0);
+            match &self.bytes {
+                // patch (20): a copy, not a read into zeroed spare capacity
+                Some(b) if b.len() >= l => head.extend_from_slice(&b[..l]),
+                _ => {
+                    reader.by_ref().take(l as u64).read_to_end(&mut head)?;
+                }
+            }
             return writer.write_all(&head);
         }
         writer.write_all(&head)?;
@@ -495,6 +548,8 @@ where
             headers: self.headers,
             data_length: self.data_length,
             chunked_threshold: self.chunked_threshold,
+            static_headers: self.static_headers,
+            bytes: self.bytes,
         }
     }
 }
@@ -583,6 +638,8 @@ impl Clone for Response<io::Empty> {
             headers: self.headers.clone(),
             data_length: self.data_length,
             chunked_threshold: self.chunked_threshold,
+            static_headers: self.static_headers.clone(),
+            bytes: None,
         }
     }
 }
