@@ -98,6 +98,9 @@ fn after_failure(
     }
 }
 
+/// A pass-through path asked for within this long is read every tick (local mode).
+const DEMAND_WINDOW: Duration = Duration::from_secs(300);
+
 fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>, mut keeper: Keeper) {
     let mut health = Health::default();
     let mut good: Option<Good> = None;
@@ -116,6 +119,7 @@ fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>, mut
         let started = Instant::now();
         health.last_attempt = Some(SystemTime::now());
         // `probed`: the probe itself failed (no full poll was made).
+        source.wanted(&hub.demand(idx, DEMAND_WINDOW));
         let (result, probed) = match attempt {
             Attempt::Full => (source.poll(), false),
             Attempt::Probe => match source.probe() {

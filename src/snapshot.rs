@@ -161,6 +161,8 @@ pub struct Hub {
     /// Per gateway: a control write changed its settings; its poller polls now and re-reads
     /// them ([`Hub::settings_changed`]).
     changed: Vec<std::sync::atomic::AtomicBool>,
+    /// Per gateway: the pass-through paths clients asked for, with when ([`Hub::note_demand`]).
+    demand: Vec<std::sync::Mutex<Vec<(&'static str, Instant)>>>,
 }
 
 impl Hub {
@@ -178,6 +180,10 @@ impl Hub {
             changed: gateways
                 .iter()
                 .map(|_| std::sync::atomic::AtomicBool::new(false))
+                .collect(),
+            demand: gateways
+                .iter()
+                .map(|_| std::sync::Mutex::new(Vec::new()))
                 .collect(),
             slots: gateways
                 .into_iter()
@@ -235,6 +241,31 @@ impl Hub {
         self.changed
             .get(i)
             .is_some_and(|f| f.swap(false, std::sync::atomic::Ordering::SeqCst))
+    }
+
+    /// A client asked gateway `i` for the pass-through `path` (a route table pattern, so the
+    /// list is bounded by the table): its poller keeps that path as fresh as the poll.
+    pub fn note_demand(&self, i: usize, path: &'static str, now: Instant) {
+        let Some(d) = self.demand.get(i) else {
+            return;
+        };
+        let mut d = d.lock().unwrap_or_else(|e| e.into_inner());
+        match d.iter_mut().find(|(p, _)| *p == path) {
+            Some(e) => e.1 = now,
+            None => d.push((path, now)),
+        }
+    }
+
+    /// The pass-through paths of gateway `i` asked for within `window`.
+    pub fn demand(&self, i: usize, window: Duration) -> Vec<&'static str> {
+        let Some(d) = self.demand.get(i) else {
+            return Vec::new();
+        };
+        let d = d.lock().unwrap_or_else(|e| e.into_inner());
+        d.iter()
+            .filter(|(_, at)| at.elapsed() <= window)
+            .map(|(p, _)| *p)
+            .collect()
     }
 
     /// Sets the one publish listener (see `listener`); false when one is already set.

@@ -324,3 +324,37 @@ fn garbage_from_the_gateway_never_breaks_the_server() {
     );
     app.stop();
 }
+
+#[test]
+fn scraped_pass_through_paths_are_as_fresh_as_the_poll() {
+    // Powerwall-Dashboard's telegraf.local scrapes allowlisted /api/* paths every 5 s: those
+    // are read each tick, the others once a minute; the gateway's own `null` is not a timeout.
+    let sim = start_sim_with_password(Fixture::Pw2, true, CUSTOMER_PWD);
+    let app = start_local_server(&sim.addr().to_string(), &[("PW_CACHE_EXPIRE", "1")]);
+    wait_online(&app);
+    std::thread::sleep(Duration::from_millis(1500));
+    let api_requests_in = |secs: u64| {
+        let before = sim.stats().api;
+        std::thread::sleep(Duration::from_secs(secs));
+        sim.stats().api - before
+    };
+    let idle = api_requests_in(4);
+    assert_eq!(get(&app, "/api/meters/site").status, 200);
+    let scraped = api_requests_in(4);
+    assert!(
+        scraped >= idle + 3,
+        "gateway /api requests in 4 s: {idle} without a scrape, {scraped} with /api/meters/site asked for"
+    );
+    let stats = || json::parse(&get(&app, "/stats").body).unwrap();
+    let timeouts = stats().get("timeout").and_then(Value::as_i64);
+    for _ in 0..3 {
+        get(&app, "/api/meters/solar");
+    }
+    assert_eq!(
+        stats().get("timeout").and_then(Value::as_i64),
+        timeouts,
+        "/api/meters/solar answers {}",
+        get(&app, "/api/meters/solar").body
+    );
+    app.stop();
+}

@@ -46,6 +46,9 @@ pub trait Source: Send {
     /// A control write changed the gateway's settings: the next poll re-reads what it
     /// otherwise refreshes once a minute (`config.json`), so reads show the new values at once.
     fn settings_changed(&mut self) {}
+    /// The pass-through paths clients asked for lately: a transport that otherwise refreshes
+    /// them once a minute (local mode) reads these each tick.
+    fn wanted(&mut self, _paths: &[&'static str]) {}
 }
 
 /// pypowerwall 0.22.2 falls back to the last non-empty git hash when a firmware answer has none.

@@ -25,6 +25,8 @@ pub struct Local {
     hybrid_ok: bool,
     pw3: bool,
     pause: Option<Duration>,
+    /// Slow URIs clients asked for lately: read each tick ([`Source::wanted`]).
+    wanted: Vec<&'static str>,
 }
 
 impl Local {
@@ -46,6 +48,7 @@ impl Local {
             hybrid_ok: false,
             pw3: false,
             pause: None,
+            wanted: Vec::new(),
         }
     }
 
@@ -81,6 +84,7 @@ impl Local {
             client: Some(client),
             slow,
             slow_at,
+            wanted,
             ..
         } = self
         else {
@@ -121,11 +125,15 @@ impl Local {
             }
             *slow = fresh;
             *slow_at = Some(Instant::now());
-        } else if vitals.is_none() && !hybrid {
-            // Without vitals, strings and alerts come from /api/solar_powerwall: keep it fresh.
-            let v = value(SOLAR_POWERWALL)?;
-            if let Some(slot) = slow.iter_mut().find(|(u, _)| u == SOLAR_POWERWALL) {
-                slot.1 = v;
+        } else {
+            // Without vitals, strings and alerts come from /api/solar_powerwall; and what clients
+            // asked for lately (a Telegraf `telegraf.local` scrape every 5 s): keep those fresh.
+            for (uri, v) in slow.iter_mut() {
+                let needed = (uri == SOLAR_POWERWALL && vitals.is_none() && !hybrid)
+                    || wanted.iter().any(|w| w == uri);
+                if needed {
+                    *v = value(uri)?;
+                }
             }
         }
         api.extend(slow.iter().cloned());
@@ -216,6 +224,10 @@ impl Source for Local {
         } else {
             Mode::Local.name()
         }
+    }
+
+    fn wanted(&mut self, paths: &[&'static str]) {
+        self.wanted = paths.to_vec();
     }
 
     fn forwarder(&self) -> Option<Arc<Forwarder>> {
@@ -331,6 +343,10 @@ impl Source for Auto {
 
     fn settings_changed(&mut self) {
         self.current.settings_changed()
+    }
+
+    fn wanted(&mut self, paths: &[&'static str]) {
+        self.current.wanted(paths)
     }
 
     fn cooldown_remaining(&self) -> Option<Duration> {
