@@ -499,12 +499,14 @@ pub const TS_STATUS: Doc = Doc {
         "{enabled: bool, retention_seconds: int, daily_retention_seconds: int, db_file: str,
           db_size_bytes: int, samples: int, daily_rows: int, signals_enabled: bool,
           gateways: [str], gateway_names: {*: str}, simulated: bool,
-          storage: {*: {simulated: bool, path: str, persisted: bool, file_bytes: int,
-                        heap_bytes: int, zone: str, step_seconds: int, archives: array,
+          storage: {*: {simulated: bool, path: str|null, persisted: bool, file_bytes: int,
+                        heap_bytes: int, zone: str, step_seconds: int,
+                        archives: [{slot_seconds: int, slots: int, filled: int,
+                                    oldest_ts: int|null, newest_ts: int|null}],
                         days: int, days_capacity: int, first_day: str|null,
                         last_day: str|null, last_sample_ts: num|null, dirty_pages: int,
                         flushes: int, page_writes: int, write_failures: int,
-                        last_error: str|null, open_problems: array}},
+                        last_error: str|null, open_problems: [str]}},
           *: any}",
     )
 };
