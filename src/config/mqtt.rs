@@ -156,84 +156,6 @@ pub(super) fn load(env: &Env) -> Result<MqttSettings, ConfigError> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn load_from(vars: &[(&str, &str)]) -> Result<MqttSettings, ConfigError> {
-        let map: std::collections::HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let get = move |k: &str| map.get(k).cloned();
-        let cli = super::super::CliOverrides::default();
-        let env = Env {
-            get: &get,
-            cli: &cli,
-            file: Vec::new(),
-        };
-        load(&env)
-    }
-
-    #[test]
-    fn defaults_are_0_13_0s() {
-        let m = load_from(&[]).unwrap();
-        assert!(!m.enabled());
-        assert_eq!(m.port, 1883);
-        assert_eq!(m.topic_prefix, "pypowerwall");
-        assert_eq!(m.ha_prefix, "homeassistant");
-        assert_eq!(m.client_id, "pypowerwall-server");
-        assert_eq!(
-            (m.qos, m.retain, m.ha_discovery, m.tls),
-            (1, true, true, false)
-        );
-        assert_eq!((m.keepalive, m.controls), (60, 0));
-    }
-
-    #[test]
-    fn errors_name_the_key() {
-        for (k, v) in [
-            ("MQTT_PORT", "x"),
-            ("MQTT_QOS", "3"),
-            ("MQTT_TLS", "maybe"),
-            ("MQTT_CONTROLS", "32"),
-            ("MQTT_TOPIC_PREFIX", "a/#"),
-            ("MQTT_HA_PREFIX", "/ha"),
-        ] {
-            let e = load_from(&[("MQTT_HOST", "b"), (k, v)]).unwrap_err();
-            assert_eq!(e.key, k, "{e}");
-        }
-    }
-
-    #[test]
-    fn file_keys_work_and_errors_name_them() {
-        let get = |_: &str| None;
-        let cli = super::super::CliOverrides::default();
-        let file = |key: &str, v: &str| Env {
-            get: &get,
-            cli: &cli,
-            file: vec![(
-                keys::by_file_key(key).unwrap(),
-                format!("gw.yaml: server.{key}"),
-                v.to_string(),
-            )],
-        };
-        let m = load(&file("mqtt_host", "broker")).unwrap();
-        assert_eq!(m.host.as_deref(), Some("broker"));
-        let e = load(&file("mqtt_qos", "7")).unwrap_err();
-        assert_eq!(e.key, "gw.yaml: server.mqtt_qos");
-        let e = load(&file("mqtt_topic_prefix", "a/+")).unwrap_err();
-        assert_eq!(e.key, "gw.yaml: server.mqtt_topic_prefix");
-    }
-
-    #[test]
-    fn password_is_redacted() {
-        let m = load_from(&[("MQTT_HOST", "b"), ("MQTT_PASSWORD", "hunter2")]).unwrap();
-        assert!(!format!("{m:?}").contains("hunter2"));
-        assert_eq!(m.password.unwrap().expose(), "hunter2");
-    }
-}
-
 // The `MQTT_*` keys: the names and defaults of pypowerwall-server 0.13.0 (rows of `KEYS`).
 pub const MQTT_HOST: Key = key(&["MQTT_HOST"], "—", "Broker host; enables MQTT")
     .file("mqtt_host")
@@ -320,3 +242,81 @@ pub const MQTT_CONTROLS: Key = key(
 )
 .file("mqtt_controls")
 .mqtt();
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_from(vars: &[(&str, &str)]) -> Result<MqttSettings, ConfigError> {
+        let map: std::collections::HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let get = move |k: &str| map.get(k).cloned();
+        let cli = super::super::CliOverrides::default();
+        let env = Env {
+            get: &get,
+            cli: &cli,
+            file: Vec::new(),
+        };
+        load(&env)
+    }
+
+    #[test]
+    fn defaults_are_0_13_0s() {
+        let m = load_from(&[]).unwrap();
+        assert!(!m.enabled());
+        assert_eq!(m.port, 1883);
+        assert_eq!(m.topic_prefix, "pypowerwall");
+        assert_eq!(m.ha_prefix, "homeassistant");
+        assert_eq!(m.client_id, "pypowerwall-server");
+        assert_eq!(
+            (m.qos, m.retain, m.ha_discovery, m.tls),
+            (1, true, true, false)
+        );
+        assert_eq!((m.keepalive, m.controls), (60, 0));
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        for (k, v) in [
+            ("MQTT_PORT", "x"),
+            ("MQTT_QOS", "3"),
+            ("MQTT_TLS", "maybe"),
+            ("MQTT_CONTROLS", "32"),
+            ("MQTT_TOPIC_PREFIX", "a/#"),
+            ("MQTT_HA_PREFIX", "/ha"),
+        ] {
+            let e = load_from(&[("MQTT_HOST", "b"), (k, v)]).unwrap_err();
+            assert_eq!(e.key, k, "{e}");
+        }
+    }
+
+    #[test]
+    fn file_keys_work_and_errors_name_them() {
+        let get = |_: &str| None;
+        let cli = super::super::CliOverrides::default();
+        let file = |key: &str, v: &str| Env {
+            get: &get,
+            cli: &cli,
+            file: vec![(
+                keys::by_file_key(key).unwrap(),
+                format!("gw.yaml: server.{key}"),
+                v.to_string(),
+            )],
+        };
+        let m = load(&file("mqtt_host", "broker")).unwrap();
+        assert_eq!(m.host.as_deref(), Some("broker"));
+        let e = load(&file("mqtt_qos", "7")).unwrap_err();
+        assert_eq!(e.key, "gw.yaml: server.mqtt_qos");
+        let e = load(&file("mqtt_topic_prefix", "a/+")).unwrap_err();
+        assert_eq!(e.key, "gw.yaml: server.mqtt_topic_prefix");
+    }
+
+    #[test]
+    fn password_is_redacted() {
+        let m = load_from(&[("MQTT_HOST", "b"), ("MQTT_PASSWORD", "hunter2")]).unwrap();
+        assert!(!format!("{m:?}").contains("hunter2"));
+        assert_eq!(m.password.unwrap().expose(), "hunter2");
+    }
+}
