@@ -59,7 +59,14 @@ fn run(bin: &Path, app: &App, label: &str, extra: &[&str]) {
     let started = Instant::now();
     let mut child = Command::new(bin)
         .args(["run", &url, "--checks", CHECKS])
-        .args(["--max-examples", "25", "--request-timeout", "10", "--workers", "2"])
+        .args([
+            "--max-examples",
+            "25",
+            "--request-timeout",
+            "10",
+            "--workers",
+            "2",
+        ])
         .args(["--no-color", "--suppress-health-check", "all"])
         .args(extra)
         .current_dir(&work)
@@ -99,7 +106,13 @@ fn run(bin: &Path, app: &App, label: &str, extra: &[&str]) {
         None => panic!("schemathesis ({label}) took over {RUN_LIMIT:?}:\n{text}"),
         Some(s) if !s.success() => panic!("schemathesis ({label}) found problems ({s}):\n{text}"),
         Some(_) => {
-            let summary = text.lines().rev().find(|l| l.contains(" in ")).unwrap_or("");
+            let summary = text
+                .lines()
+                .rev()
+                .find(|l| l.contains(" in "))
+                .unwrap_or("");
+            // The whole report (shown with --nocapture), then one line.
+            eprintln!("{text}");
             eprintln!("schemathesis ({label}): {took:.1} s, {}", summary.trim());
             assert!(text.contains("Test cases:"), "no test cases ran:\n{text}");
         }

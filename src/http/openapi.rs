@@ -66,10 +66,14 @@ fn parameters(path: &str, doc: &Doc, ids: &[&str]) -> Vec<Value> {
         if let Some(p) = known {
             m.insert("description", p.about);
         }
-        if name == "id" {
-            if let Some(first) = ids.first() {
-                m.insert("example", *first);
-            }
+        // The configured gateways are the ids this server knows (any other: 404).
+        if name == "id" && !ids.is_empty() {
+            let list: Vec<Value> = ids.iter().map(|i| Value::from(*i)).collect();
+            m.insert(
+                "schema",
+                Map::new().with("type", "string").with("enum", list),
+            );
+            m.insert("example", ids[0]);
         }
         out.push(m.into());
     }
@@ -87,7 +91,7 @@ fn parameters(path: &str, doc: &Doc, ids: &[&str]) -> Vec<Value> {
     out
 }
 
-/// The OpenAPI 3.1 document; `ids` (the configured gateways) become the `{id}` example.
+/// The OpenAPI 3.1 document; `ids` (the configured gateways) are the values of `{id}`.
 pub fn document(ids: &[&str]) -> Value {
     let mut paths = Map::new();
     for route in ROUTES {
@@ -101,8 +105,8 @@ pub fn document(ids: &[&str]) -> Value {
         for path in list {
             let mut responses = Map::new();
             let mut ok = content(route.produces, doc.ok);
-            if !doc.text_too.is_empty() {
-                for (k, v) in content("text/plain", doc.text_too) {
+            if let Some((media, about)) = doc.also {
+                for (k, v) in content(media, about) {
                     ok.insert(k, v);
                 }
             }
@@ -181,7 +185,7 @@ const POST_DOC: Doc = Doc {
         about: "What to change",
     }],
     paths: &[],
-    text_too: "",
+    also: None,
 };
 
 /// The operation object of a control POST route: both request styles and every answer.

@@ -33,8 +33,8 @@ pub struct Doc {
     pub params: &'static [Param],
     /// Paths shown for a prefix route (empty: the pattern itself).
     pub paths: &'static [&'static str],
-    /// A 200 answer may also be `text/plain`: what it is then (empty: never).
-    pub text_too: &'static str,
+    /// Another media type a 200 answer may have, and what it is then.
+    pub also: Option<(&'static str, &'static str)>,
 }
 
 const fn doc(ok: &'static str) -> Doc {
@@ -43,7 +43,7 @@ const fn doc(ok: &'static str) -> Doc {
         errors: &[],
         params: &[],
         paths: &[],
-        text_too: "",
+        also: None,
     }
 }
 
@@ -252,7 +252,7 @@ pub const CONTROL_GET: Doc = Doc {
         "The setting (the proxy matches by prefix; other names answer `Not Found` as text)",
     )],
     paths: &["/control/{action}"],
-    text_too: "`Not Found` for another name (in local modes: the gateway's own answer)",
+    also: Some(("text/plain", "`Not Found` for another name (in local modes: the gateway's own answer)")),
     ..doc("{reserve: num|null}|{mode: str|null}|{grid_charging: bool|null}|{grid_export: str|null}|{max_backup: any}|@Error")
 };
 pub const PW: Doc = Doc {
@@ -436,7 +436,7 @@ const TS_ERRORS: &[(u16, &str, &str)] = &[
 pub const TS_TODAY: Doc = Doc {
     params: &[GATEWAY_Q, FORMAT_Q],
     errors: TS_ERRORS,
-    text_too: TS_CSV,
+    also: Some(("text/plain", TS_CSV)),
     ..doc("{enabled: bool, gateways: {*: @Day}, server_time: num, total: @Day}")
 };
 pub const TS_DAILY: Doc = Doc {
@@ -448,7 +448,7 @@ pub const TS_DAILY: Doc = Doc {
         FORMAT_Q,
     ],
     errors: TS_ERRORS,
-    text_too: TS_CSV,
+    also: Some(("text/plain", TS_CSV)),
     ..doc("{enabled: bool, days: [{day: str, gateways: {*: @Day}, total: @Day}], last_updated: num|null}")
 };
 pub const TS_TREND: Doc = Doc {
@@ -469,7 +469,7 @@ pub const TS_TREND: Doc = Doc {
         FORMAT_Q,
     ],
     errors: TS_ERRORS,
-    text_too: TS_CSV,
+    also: Some(("text/plain", TS_CSV)),
     ..doc(
         "{enabled: bool, hours: int, bucket_seconds: num, start: num, end: num, count: int,
           points: [{ts: num, solar_kw: num, home_kw: num, battery_kw: num, grid_kw: num,
@@ -486,7 +486,7 @@ pub const TS_SAMPLES: Doc = Doc {
         FORMAT_Q,
     ],
     errors: TS_ERRORS,
-    text_too: TS_CSV,
+    also: Some(("text/plain", TS_CSV)),
     ..doc("{enabled: bool, count: int,
           samples: [{gateway_id: str, ts: num, solar_w: num, home_w: num, battery_charge_w: num,
                      battery_discharge_w: num, grid_import_w: num, grid_export_w: num,
@@ -510,7 +510,13 @@ pub const TS_STATUS: Doc = Doc {
           *: any}",
     )
 };
-pub const METRICS: Doc = doc("Prometheus text exposition format 0.0.4");
+pub const METRICS: Doc = Doc {
+    also: Some((
+        "application/openmetrics-text",
+        "OpenMetrics 1.0 text, for `Accept: application/openmetrics-text`",
+    )),
+    ..doc("Prometheus text exposition format 0.0.4 (gzip with `Accept-Encoding: gzip`)")
+};
 const UPGRADE: (u16, &str, &str) = (426, "Not a WebSocket upgrade request", "@Error");
 pub const WS_GATEWAY: Doc = Doc {
     params: &[ID],
