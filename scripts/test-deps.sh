@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond cargo: a Python virtualenv with the reference
-# pypowerwall library (for tests/interop.rs), Debian's `prometheus` package (promtool and the
+# pypowerwall library (for tests/interop.rs), schemathesis in its own virtualenv (for
+# tests/schemathesis.rs, scripts/schemathesis-deps.sh), Debian's `prometheus` package (promtool and the
 # prometheus binary, for tests/metrics.rs) and Debian's mosquitto broker + clients (for
 # tests/mqtt.rs, which starts its own broker on free loopback ports). No system service is
 # started or left running. Idempotent; safe to run on a fresh machine.
@@ -12,6 +13,9 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import pypowerwall" 2
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "pypowerwall==0.22.2"
 fi
 "$VENV/bin/python" -c "import pypowerwall; print('pypowerwall', pypowerwall.__version__, 'ready in $VENV')"
+
+# schemathesis (tests/schemathesis.rs).
+scripts/schemathesis-deps.sh
 
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -9,6 +9,7 @@ use tiny_http::Request;
 use super::api;
 use super::control::{self, PostReq};
 use super::router::{fallback, send, Answer, Ctx, Req};
+use super::schemas::{self as S, Doc};
 use super::status;
 use super::ws;
 use crate::json::{Map, Value};
@@ -32,6 +33,15 @@ pub struct Route {
     /// A gateway path the proxy passes through, and what it answers for it. `render` renders
     /// one body per such route ([`pass_through`]).
     pub pass: Option<Pass>,
+    /// What `/openapi.json` says about it: response schema, parameters, other answers.
+    pub doc: &'static Doc,
+}
+
+impl Route {
+    /// The same route with its documentation.
+    const fn doc(self, doc: &'static Doc) -> Route {
+        Route { doc, ..self }
+    }
 }
 
 /// How a legacy route finds its pre-rendered body.
@@ -98,6 +108,7 @@ const fn r(
         produces: render::JSON,
         body: None,
         pass: None,
+        doc: &S::UNDOCUMENTED,
     }
 }
 
@@ -116,6 +127,7 @@ const fn b(
         produces: render::JSON,
         body: Some(body),
         pass: None,
+        doc: &S::UNDOCUMENTED,
     }
 }
 
@@ -134,6 +146,7 @@ const fn pass(
         produces: render::JSON,
         body: Some(BodyKey::Path),
         pass: Some(rule),
+        doc: &S::UNDOCUMENTED,
     }
 }
 
@@ -152,6 +165,7 @@ const fn rt(
         produces,
         body: None,
         pass: None,
+        doc: &S::UNDOCUMENTED,
     }
 }
 
@@ -204,88 +218,88 @@ pub fn find_post(path: &str) -> Option<(&'static PostRoute, Vec<(&'static str, S
 
 /// Every GET route, first match wins.
 pub static ROUTES: &[Route] = &[
-    b("/aggregates", L, "Meter aggregates (site, battery, load, solar)", BodyKey::Path),
-    b("/api/meters/aggregates", L, "Same as /aggregates", BodyKey::Fixed("/aggregates")),
-    b("/soe", L, "Battery state of energy, raw gateway percentage", BodyKey::Path),
-    b("/api/system_status/soe", L, "Battery state of energy, Tesla app scale", BodyKey::Path),
-    pass("/api/system_status/grid_status", L, "Grid status", Pass::Gateway),
-    Route { produces: render::CSV, ..b("/csv*", L, "Grid,Home,Solar,Battery,BatteryLevel (/csv/v2 adds GridStatus,Reserve; ?headers)", BodyKey::Csv) },
-    b("/vitals", L, "Device vitals (indent 4, sorted keys)", BodyKey::Path),
-    b("/strings", L, "Solar strings", BodyKey::Path),
-    r("/stats", L, "Server statistics and configuration (secrets masked)", stats),
-    r("/stats/clear", L, "Reset request counters, then /stats", stats),
-    r("/health", L, "Health: 503 when no gateway has fresh data", health),
-    r("/health/reset", L, "Reset health counters", health_reset),
-    b("/temps", L, "Powerwall temperatures by device", BodyKey::Path),
-    b("/temps/pw", L, "Powerwall temperatures as PWn_temp", BodyKey::Path),
-    b("/alerts", L, "Active alerts (list)", BodyKey::Path),
-    b("/alerts/pw", L, "Active alerts as {alert: 1}", BodyKey::Path),
-    b("/freq", L, "Frequency, voltage and grid status per Powerwall", BodyKey::Path),
-    b("/pod", L, "Battery pod data per Powerwall and totals", BodyKey::Path),
-    b("/json", L, "Compact summary (grid, home, solar, battery, soe, …)", BodyKey::Path),
-    b("/version", L, "Firmware version and its integer form", BodyKey::Path),
-    rt("/help", L, "Statistics page (HTML)", help, "text/html"),
-    pass("/api/troubleshooting/problems", A, "Constant {\"problems\": []}", Pass::Constant(r#"{"problems": []}"#)),
-    b("/tedapi*", L, "Raw TEDAPI documents: /tedapi/{config,status,components,battery,controller}", BodyKey::Tedapi),
-    b("/cloud*", L, "Cloud mode diagnostics (not enabled)", BodyKey::Fixed("/cloud")),
-    b("/fleetapi*", L, "FleetAPI diagnostics (not enabled)", BodyKey::Fixed("/fleetapi")),
-    pass("/api/status", A, "Gateway status", Pass::Gateway),
-    pass("/api/site_info/site_name", A, "Site name and time zone", Pass::Gateway),
-    pass("/api/meters/site", A, "Site meter", Pass::Gateway),
-    pass("/api/meters/solar", A, "Solar meter", Pass::Gateway),
-    pass("/api/sitemaster", A, "Site master state", Pass::Gateway),
-    pass("/api/powerwalls", A, "Powerwalls", Pass::Gateway),
-    pass("/api/customer/registration", A, "Disabled by the proxy", Pass::Disabled),
-    pass("/api/system_status", A, "System status with battery blocks", Pass::Gateway),
-    pass("/api/system/update/status", A, "Firmware update status", Pass::Gateway),
-    pass("/api/site_info", A, "Site information", Pass::Gateway),
-    pass("/api/system_status/grid_faults", A, "Grid faults", Pass::Gateway),
-    pass("/api/operation", A, "Operation mode and backup reserve (raw scale)", Pass::Gateway),
-    pass("/api/site_info/grid_codes", A, "Grid codes", Pass::Gateway),
-    pass("/api/solars", A, "Solar inverters", Pass::Gateway),
-    pass("/api/solars/brands", A, "Solar brands", Pass::Gateway),
-    pass("/api/customer", A, "Customer", Pass::Gateway),
-    pass("/api/meters", A, "Meters", Pass::Gateway),
-    pass("/api/installer", A, "Installer", Pass::Gateway),
-    pass("/api/networks", A, "Networks", Pass::Gateway),
-    pass("/api/system/networks", A, "System networks", Pass::Gateway),
-    pass("/api/meters/readings", A, "Meter readings", Pass::Gateway),
-    pass("/api/synchrometer/ct_voltage_references", A, "CT voltage references", Pass::Gateway),
-    pass("/api/auth/toggle/supported", A, "Auth toggle", Pass::Gateway),
-    pass("/api/solar_powerwall", A, "Solar Powerwall", Pass::Gateway),
-    r("/control/status", "control", "Whether control is enabled and what each gateway can do (cloud, LAN, actions, active path); no token needed", control::get_status),
-    b("/control/*", "control", "Current control settings (read-only)", BodyKey::Control),
-    b("/fans", L, "Fan speeds by device", BodyKey::Path),
-    b("/fans/pw*", L, "Fan speeds as FANn_actual / FANn_target", BodyKey::Fixed("/fans/pw")),
-    b("/pw/{name}", L, "pypowerwall library calls (level, power, vitals, …)", BodyKey::Pw),
-    r("/api/gateways", "gateways", "All gateways with their state", api::gateways),
-    r("/api/gateways/{id}", "gateways", "One gateway: details and latest summary", api::gateway),
-    r("/api/gateways/{id}/control/{action}", "control", "One gateway's current reserve, mode, grid_charging or grid_export (read-only, from the last poll)", control::get_gateway),
-    r("/api/gateways/{id}/history", "gateways", "One gateway: 24 h at one point per history step (60 s)", api::gateway_history),
-    r("/api/gateways/{id}/{view}", "gateways", "One gateway in the legacy shapes: vitals, aggregates, soe, strings, temps, alerts, fans, freq, pod, battery, status, version", api::gateway_view),
-    r("/api/aggregate/power", "aggregate", "Flows summed over gateways with fresh data", api::aggregate_power),
-    r("/api/aggregate/soe", "aggregate", "State of energy weighted by full-pack energy", api::aggregate_soe),
-    r("/api/aggregate/status", "aggregate", "Overall health and per-gateway state", api::aggregate_status),
-    r("/api/aggregate/history", "aggregate", "Site total: 24 h at one point per history step (60 s)", api::aggregate_history),
-    r("/api/aggregate", "aggregate", "pypowerwall-server's aggregate object: site totals and each gateway's data", api::aggregate_peer),
-    r("/api/aggregate/battery", "aggregate", "pypowerwall-server's battery totals (capacity Wh, charge, power)", api::aggregate_peer),
-    r("/api/aggregate/strings", "aggregate", "Solar strings by gateway id (pypowerwall-server)", api::aggregate_peer),
-    r("/api/aggregate/alerts", "aggregate", "Active alerts by gateway id (pypowerwall-server)", api::aggregate_peer),
-    r("/api/aggregate/vitals", "aggregate", "Vitals by gateway id (pypowerwall-server)", api::aggregate_peer),
-    r("/api/timeseries/today", "timeseries", "Today's kWh per gateway and in total (`?gateway=`, `?format=csv`)", super::timeseries::today),
-    r("/api/timeseries/daily", "timeseries", "Daily kWh, newest first (`?days=`, `?start=&end=` YYYY-MM-DD, `?gateway=`, `?format=csv`)", super::timeseries::daily),
-    r("/api/timeseries/trend", "timeseries", "Power (kW) and battery level in about 360 buckets (`?hours=`, `?start=&end=` Unix s, `?points=`, `?gateway=`, `?format=csv`)", super::timeseries::trend),
-    r("/api/timeseries/samples", "timeseries", "The finest archive's slots, oldest first (`?limit=` ≤ 10000, `?start=&end=`, `?gateway=`, `?format=csv`)", super::timeseries::samples),
-    r("/api/timeseries/status", "timeseries", "History storage: archives, file, flushes, zone", super::timeseries::status),
-    rt("/metrics", "metrics", "Prometheus metrics (text 0.0.4; OpenMetrics 1.0 with Accept: application/openmetrics-text)", super::metrics::metrics, crate::metrics::PROMETHEUS),
-    r("/ws/gateway/{id}", "websocket", "WebSocket: one gateway's summary every second", ws::not_upgraded),
-    r("/ws/aggregate", "websocket", "WebSocket: the site total every second", ws::not_upgraded),
-    r("/api/mqtt/status", "mqtt", "MQTT publisher: settings, connection, messages sent", super::mqtt::status_route),
-    r("/openapi.json", "docs", "This document (OpenAPI 3.1)", openapi),
-    rt("/console", "static", "The dashboard (the Python pypowerwall-server's page name; same page as `/`)", console_page, "text/html"),
-    rt("/history", "static", "The energy history page", history_page, "text/html"),
-    rt("/docs", "docs", "API documentation (works offline)", docs, "text/html"),
-    rt("/redoc", "docs", "API documentation (same page)", docs, "text/html"),
+    b("/aggregates", L, "Meter aggregates (site, battery, load, solar)", BodyKey::Path).doc(&S::AGGREGATES),
+    b("/api/meters/aggregates", L, "Same as /aggregates", BodyKey::Fixed("/aggregates")).doc(&S::AGGREGATES),
+    b("/soe", L, "Battery state of energy, raw gateway percentage", BodyKey::Path).doc(&S::SOE),
+    b("/api/system_status/soe", L, "Battery state of energy, Tesla app scale", BodyKey::Path).doc(&S::SOE),
+    pass("/api/system_status/grid_status", L, "Grid status", Pass::Gateway).doc(&S::GRID_STATUS),
+    Route { produces: render::CSV, ..b("/csv*", L, "Grid,Home,Solar,Battery,BatteryLevel (/csv/v2 adds GridStatus,Reserve; ?headers)", BodyKey::Csv) }.doc(&S::CSV),
+    b("/vitals", L, "Device vitals (indent 4, sorted keys)", BodyKey::Path).doc(&S::VITALS),
+    b("/strings", L, "Solar strings", BodyKey::Path).doc(&S::STRINGS),
+    r("/stats", L, "Server statistics and configuration (secrets masked)", stats).doc(&S::STATS),
+    r("/stats/clear", L, "Reset request counters, then /stats", stats).doc(&S::STATS),
+    r("/health", L, "Health: 503 when no gateway has fresh data", health).doc(&S::HEALTH),
+    r("/health/reset", L, "Reset health counters", health_reset).doc(&S::HEALTH_RESET),
+    b("/temps", L, "Powerwall temperatures by device", BodyKey::Path).doc(&S::TEMPS),
+    b("/temps/pw", L, "Powerwall temperatures as PWn_temp", BodyKey::Path).doc(&S::TEMPS_PW),
+    b("/alerts", L, "Active alerts (list)", BodyKey::Path).doc(&S::ALERTS),
+    b("/alerts/pw", L, "Active alerts as {alert: 1}", BodyKey::Path).doc(&S::ALERTS_PW),
+    b("/freq", L, "Frequency, voltage and grid status per Powerwall", BodyKey::Path).doc(&S::FREQ),
+    b("/pod", L, "Battery pod data per Powerwall and totals", BodyKey::Path).doc(&S::POD),
+    b("/json", L, "Compact summary (grid, home, solar, battery, soe, …)", BodyKey::Path).doc(&S::JSON),
+    b("/version", L, "Firmware version and its integer form", BodyKey::Path).doc(&S::VERSION),
+    rt("/help", L, "Statistics page (HTML)", help, "text/html").doc(&S::HELP),
+    pass("/api/troubleshooting/problems", A, "Constant {\"problems\": []}", Pass::Constant(r#"{"problems": []}"#)).doc(&S::PROBLEMS),
+    b("/tedapi*", L, "Raw TEDAPI documents: /tedapi/{config,status,components,battery,controller}", BodyKey::Tedapi).doc(&S::TEDAPI),
+    b("/cloud*", L, "Cloud mode diagnostics (not enabled)", BodyKey::Fixed("/cloud")).doc(&S::CLOUD),
+    b("/fleetapi*", L, "FleetAPI diagnostics (not enabled)", BodyKey::Fixed("/fleetapi")).doc(&S::FLEETAPI),
+    pass("/api/status", A, "Gateway status", Pass::Gateway).doc(&S::API_STATUS),
+    pass("/api/site_info/site_name", A, "Site name and time zone", Pass::Gateway).doc(&S::API_SITE_NAME),
+    pass("/api/meters/site", A, "Site meter", Pass::Gateway).doc(&S::API_METERS_SITE),
+    pass("/api/meters/solar", A, "Solar meter", Pass::Gateway).doc(&S::API_METERS_SOLAR),
+    pass("/api/sitemaster", A, "Site master state", Pass::Gateway).doc(&S::API_SITEMASTER),
+    pass("/api/powerwalls", A, "Powerwalls", Pass::Gateway).doc(&S::API_POWERWALLS),
+    pass("/api/customer/registration", A, "Disabled by the proxy", Pass::Disabled).doc(&S::API_REGISTRATION),
+    pass("/api/system_status", A, "System status with battery blocks", Pass::Gateway).doc(&S::API_SYSTEM_STATUS),
+    pass("/api/system/update/status", A, "Firmware update status", Pass::Gateway).doc(&S::API_UPDATE_STATUS),
+    pass("/api/site_info", A, "Site information", Pass::Gateway).doc(&S::API_SITE_INFO),
+    pass("/api/system_status/grid_faults", A, "Grid faults", Pass::Gateway).doc(&S::API_GRID_FAULTS),
+    pass("/api/operation", A, "Operation mode and backup reserve (raw scale)", Pass::Gateway).doc(&S::API_OPERATION),
+    pass("/api/site_info/grid_codes", A, "Grid codes", Pass::Gateway).doc(&S::API_TEXT_OR_NULL),
+    pass("/api/solars", A, "Solar inverters", Pass::Gateway).doc(&S::API_SOLARS),
+    pass("/api/solars/brands", A, "Solar brands", Pass::Gateway).doc(&S::API_BRANDS),
+    pass("/api/customer", A, "Customer", Pass::Gateway).doc(&S::API_CUSTOMER),
+    pass("/api/meters", A, "Meters", Pass::Gateway).doc(&S::API_METERS),
+    pass("/api/installer", A, "Installer", Pass::Gateway).doc(&S::API_INSTALLER),
+    pass("/api/networks", A, "Networks", Pass::Gateway).doc(&S::API_NETWORKS),
+    pass("/api/system/networks", A, "System networks", Pass::Gateway).doc(&S::API_SYSTEM_NETWORKS),
+    pass("/api/meters/readings", A, "Meter readings", Pass::Gateway).doc(&S::API_TEXT_OR_NULL),
+    pass("/api/synchrometer/ct_voltage_references", A, "CT voltage references", Pass::Gateway).doc(&S::API_CT_REFS),
+    pass("/api/auth/toggle/supported", A, "Auth toggle", Pass::Gateway).doc(&S::API_AUTH_TOGGLE),
+    pass("/api/solar_powerwall", A, "Solar Powerwall", Pass::Gateway).doc(&S::API_SOLAR_POWERWALL),
+    r("/control/status", "control", "Whether control is enabled and what each gateway can do (cloud, LAN, actions, active path); no token needed", control::get_status).doc(&S::CONTROL_STATUS),
+    b("/control/*", "control", "Current control settings (read-only)", BodyKey::Control).doc(&S::CONTROL_GET),
+    b("/fans", L, "Fan speeds by device", BodyKey::Path).doc(&S::FANS),
+    b("/fans/pw*", L, "Fan speeds as FANn_actual / FANn_target", BodyKey::Fixed("/fans/pw")).doc(&S::FANS_PW),
+    b("/pw/{name}", L, "pypowerwall library calls (level, power, vitals, …)", BodyKey::Pw).doc(&S::PW),
+    r("/api/gateways", "gateways", "All gateways with their state", api::gateways).doc(&S::GATEWAYS),
+    r("/api/gateways/{id}", "gateways", "One gateway: details and latest summary", api::gateway).doc(&S::GATEWAY),
+    r("/api/gateways/{id}/control/{action}", "control", "One gateway's current reserve, mode, grid_charging or grid_export (read-only, from the last poll)", control::get_gateway).doc(&S::GATEWAY_CONTROL),
+    r("/api/gateways/{id}/history", "gateways", "One gateway: 24 h at one point per history step (60 s)", api::gateway_history).doc(&S::GATEWAY_HISTORY),
+    r("/api/gateways/{id}/{view}", "gateways", "One gateway in the legacy shapes: vitals, aggregates, soe, strings, temps, alerts, fans, freq, pod, battery, status, version", api::gateway_view).doc(&S::GATEWAY_VIEW),
+    r("/api/aggregate/power", "aggregate", "Flows summed over gateways with fresh data", api::aggregate_power).doc(&S::AGG_POWER),
+    r("/api/aggregate/soe", "aggregate", "State of energy weighted by full-pack energy", api::aggregate_soe).doc(&S::AGG_SOE),
+    r("/api/aggregate/status", "aggregate", "Overall health and per-gateway state", api::aggregate_status).doc(&S::AGG_STATUS),
+    r("/api/aggregate/history", "aggregate", "Site total: 24 h at one point per history step (60 s)", api::aggregate_history).doc(&S::AGG_HISTORY),
+    r("/api/aggregate", "aggregate", "pypowerwall-server's aggregate object: site totals and each gateway's data", api::aggregate_peer).doc(&S::PEER_ROOT),
+    r("/api/aggregate/battery", "aggregate", "pypowerwall-server's battery totals (capacity Wh, charge, power)", api::aggregate_peer).doc(&S::PEER_BATTERY),
+    r("/api/aggregate/strings", "aggregate", "Solar strings by gateway id (pypowerwall-server)", api::aggregate_peer).doc(&S::PEER_STRINGS),
+    r("/api/aggregate/alerts", "aggregate", "Active alerts by gateway id (pypowerwall-server)", api::aggregate_peer).doc(&S::PEER_ALERTS),
+    r("/api/aggregate/vitals", "aggregate", "Vitals by gateway id (pypowerwall-server)", api::aggregate_peer).doc(&S::PEER_VITALS),
+    r("/api/timeseries/today", "timeseries", "Today's kWh per gateway and in total (`?gateway=`, `?format=csv`)", super::timeseries::today).doc(&S::TS_TODAY),
+    r("/api/timeseries/daily", "timeseries", "Daily kWh, newest first (`?days=`, `?start=&end=` YYYY-MM-DD, `?gateway=`, `?format=csv`)", super::timeseries::daily).doc(&S::TS_DAILY),
+    r("/api/timeseries/trend", "timeseries", "Power (kW) and battery level in about 360 buckets (`?hours=`, `?start=&end=` Unix s, `?points=`, `?gateway=`, `?format=csv`)", super::timeseries::trend).doc(&S::TS_TREND),
+    r("/api/timeseries/samples", "timeseries", "The finest archive's slots, oldest first (`?limit=` ≤ 10000, `?start=&end=`, `?gateway=`, `?format=csv`)", super::timeseries::samples).doc(&S::TS_SAMPLES),
+    r("/api/timeseries/status", "timeseries", "History storage: archives, file, flushes, zone", super::timeseries::status).doc(&S::TS_STATUS),
+    rt("/metrics", "metrics", "Prometheus metrics (text 0.0.4; OpenMetrics 1.0 with Accept: application/openmetrics-text)", super::metrics::metrics, crate::metrics::PROMETHEUS).doc(&S::METRICS),
+    r("/ws/gateway/{id}", "websocket", "WebSocket: one gateway's summary every second", ws::not_upgraded).doc(&S::WS_GATEWAY),
+    r("/ws/aggregate", "websocket", "WebSocket: the site total every second", ws::not_upgraded).doc(&S::WS_AGGREGATE),
+    r("/api/mqtt/status", "mqtt", "MQTT publisher: settings, connection, messages sent", super::mqtt::status_route).doc(&S::MQTT_STATUS),
+    r("/openapi.json", "docs", "This document (OpenAPI 3.1)", openapi).doc(&S::OPENAPI),
+    rt("/console", "static", "The dashboard (the Python pypowerwall-server's page name; same page as `/`)", console_page, "text/html").doc(&S::PAGE),
+    rt("/history", "static", "The energy history page", history_page, "text/html").doc(&S::PAGE),
+    rt("/docs", "docs", "Interactive API documentation: every route, its parameters and a Try it button (works offline)", docs, "text/html").doc(&S::PAGE),
+    rt("/redoc", "docs", "API reference (read-only, works offline)", redoc, "text/html").doc(&S::PAGE),
 ];
 
 /// Matches `path` against a pattern; returns the `{name}` captures.
@@ -510,156 +524,15 @@ fn help(req: &Req<'_>) -> Answer {
     Answer::text(200, "text/html", status::help(&doc))
 }
 
-/// OpenAPI parameter objects for the `{name}` segments of a path.
-fn path_params(path: &str) -> Vec<Value> {
-    path.split('/')
-        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-        .map(|name| {
-            Map::new()
-                .with("name", name)
-                .with("in", "path")
-                .with("required", true)
-                .with("schema", Map::new().with("type", "string"))
-                .into()
-        })
-        .collect()
-}
-
-/// The OpenAPI 3.1 document, generated from [`ROUTES`].
-pub fn openapi_doc() -> Value {
-    let mut paths = Map::new();
-    for route in ROUTES {
-        let path = route.pattern.trim_end_matches('*');
-        let path = if path.ends_with('/') && path.len() > 1 {
-            format!("{path}{{rest}}")
-        } else {
-            path.to_string()
-        };
-        let params = path_params(&path);
-        let mut responses = Map::new().with(
-            "200",
-            Map::new().with("description", "OK").with(
-                "content",
-                Map::new().with(route.produces, Map::new().with("schema", Map::new())),
-            ),
-        );
-        if path.contains("{id}") {
-            responses.insert("404", Map::new().with("description", "Unknown gateway id"));
-        }
-        let mut op = Map::new()
-            .with("summary", route.summary)
-            .with("tags", vec![Value::from(route.family)])
-            .with("responses", responses);
-        if !params.is_empty() {
-            op.insert("parameters", params);
-        }
-        if route.family == "websocket" {
-            op.insert("description", "Upgrade with `Connection: Upgrade`, `Upgrade: websocket`; text messages carry JSON summaries.");
-        }
-        paths.insert(path, Map::new().with("get", op));
-    }
-    for route in POST_ROUTES {
-        let params = path_params(route.doc_path);
-        let percent = || {
-            Map::new()
-                .with("type", "integer")
-                .with("minimum", 0)
-                .with("maximum", 100)
-        };
-        let strings = |list: &[&str]| {
-            Map::new().with("type", "string").with(
-                "enum",
-                list.iter().map(|m| Value::from(*m)).collect::<Vec<_>>(),
-            )
-        };
-        let json_body = Map::new()
-            .with("type", "object")
-            .with(
-                "description",
-                "The action's own field, or `value` (the Python server's body) in its place",
-            )
-            .with(
-                "properties",
-                Map::new()
-                    .with("value", Map::new())
-                    .with("reserve", percent())
-                    .with("level", percent())
-                    .with("mode", strings(control::MODES))
-                    .with("grid_charging", Map::new().with("type", "boolean"))
-                    .with("grid_export", strings(control::GRID_EXPORTS))
-                    .with("islanding", strings(&["off_grid", "on_grid"]))
-                    .with("confirm", Map::new().with("type", "boolean")),
-            );
-        let form_body = Map::new().with("type", "object").with(
-            "properties",
-            ["value", "token", "mode", "level", "confirm"]
-                .iter()
-                .fold(Map::new(), |m, k| {
-                    m.with(*k, Map::new().with("type", "string"))
-                }),
-        );
-        let mut responses = Map::new();
-        for (code, what) in [
-            (
-                "200",
-                "Done (or the current value for an empty form `value`)",
-            ),
-            ("400", "Invalid request (form style: also control disabled)"),
-            ("401", "Missing or bad token"),
-            ("403", "Control disabled (JSON style)"),
-            ("413", "Body over 4096 bytes (JSON style)"),
-            ("404", "Unknown action or gateway (JSON style)"),
-            ("409", "Another write to this gateway is in flight"),
-            ("429", "Islanding cooldown (`Retry-After`)"),
-            ("502", "Tesla's cloud failed (JSON style)"),
-            (
-                "503",
-                "No write path for this action on the gateway (JSON style)",
-            ),
-        ] {
-            responses.insert(code, Map::new().with("description", what));
-        }
-        let op = Map::new()
-            .with("summary", route.summary)
-            .with("description", route.description)
-            .with("tags", vec![Value::from(route.family)])
-            .with("parameters", params)
-            .with(
-                "requestBody",
-                Map::new().with(
-                    "content",
-                    Map::new()
-                        .with("application/json", Map::new().with("schema", json_body))
-                        .with(
-                            "application/x-www-form-urlencoded",
-                            Map::new().with("schema", form_body),
-                        ),
-                ),
-            )
-            .with("responses", responses);
-        let entry = paths
-            .get_mut(route.doc_path)
-            .and_then(Value::as_object_mut)
-            .map(|m| m.insert("post", op.clone()));
-        if entry.is_none() {
-            paths.insert(route.doc_path, Map::new().with("post", op));
-        }
-    }
-    Map::new()
-        .with("openapi", "3.1.0")
-        .with(
-            "info",
-            Map::new()
-                .with("title", "pypowerwall-server")
-                .with("version", env!("CARGO_PKG_VERSION"))
-                .with("description", "Tesla Powerwall gateway data: the pypowerwall proxy's routes plus multi-gateway, aggregate and WebSocket APIs."),
-        )
-        .with("paths", paths)
-        .into()
-}
-
-fn openapi(_req: &Req<'_>) -> Answer {
-    Answer::json(200, openapi_doc().to_py())
+fn openapi(req: &Req<'_>) -> Answer {
+    let ids: Vec<&str> = req
+        .ctx
+        .config
+        .gateways
+        .iter()
+        .map(|g| g.id.as_str())
+        .collect();
+    Answer::json(200, super::openapi::document(&ids).to_py())
 }
 
 /// `/console`: the dashboard, as `/` serves it (embedded or from `PW_WWW_DIR`).
@@ -673,25 +546,12 @@ fn history_page(req: &Req<'_>) -> Answer {
 }
 
 fn docs(_req: &Req<'_>) -> Answer {
-    Answer::text(200, "text/html; charset=utf-8", DOCS_PAGE)
+    Answer::text(200, "text/html; charset=utf-8", super::openapi::DOCS_PAGE)
 }
 
-/// A small, dependency-free page that renders `/openapi.json` (routers often have no internet).
-const DOCS_PAGE: &str = r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>pypowerwall-server API</title><style>
-body{font:15px/1.45 system-ui,sans-serif;margin:0;background:#f6f7f9;color:#1b1f24}main{max-width:980px;margin:auto;padding:24px}
-h1{font-size:24px}h2{margin-top:28px;font-size:17px;text-transform:capitalize;border-bottom:1px solid #ccd;padding-bottom:4px}
-.op{display:flex;gap:12px;padding:6px 8px;border-radius:6px;background:#fff;margin:6px 0;box-shadow:0 1px 2px #0001}
-.m{font:600 12px monospace;padding:2px 6px;border-radius:4px;background:#dff0e0;min-width:38px;text-align:center}.m.post{background:#f6e3cc}
-code{font-size:14px}a{color:#2355c8}@media(prefers-color-scheme:dark){body{background:#111418;color:#e4e7eb}.op{background:#1c2128}}
-</style></head><body><main><h1>pypowerwall-server API</h1><p>Generated from the server's route table: <a href="openapi.json">openapi.json</a>.</p><div id="d">Loading…</div></main>
-<script>
-fetch('openapi.json').then(r=>r.json()).then(doc=>{const g={};for(const[p,ops]of Object.entries(doc.paths))for(const[m,op]of Object.entries(ops))(g[op.tags[0]]=g[op.tags[0]]||[]).push([m,p,op]);
-const d=document.getElementById('d');d.textContent='';for(const[t,list]of Object.entries(g)){const h=document.createElement('h2');h.textContent=t;d.append(h);
-for(const[m,p,op]of list){const o=document.createElement('div');o.className='op';const b=document.createElement('span');b.className='m '+m;b.textContent=m.toUpperCase();
-const c=document.createElement('code');c.textContent=p;const s=document.createElement('span');s.textContent=op.summary;o.append(b,c,s);d.append(o);}}})
-.catch(e=>{document.getElementById('d').textContent='Could not load openapi.json: '+e});
-</script></body></html>"#;
+fn redoc(_req: &Req<'_>) -> Answer {
+    Answer::text(200, "text/html; charset=utf-8", super::openapi::REDOC_PAGE)
+}
 
 #[cfg(test)]
 mod tests {
@@ -755,17 +615,7 @@ mod tests {
     }
 
     #[test]
-    fn openapi_lists_every_route() {
-        let doc = openapi_doc();
-        let paths = doc.get("paths").and_then(Value::as_object).unwrap();
-        for r in ROUTES {
-            let p = r.pattern.trim_end_matches('*');
-            assert!(paths.keys().any(|k| k.starts_with(p)), "{p} missing");
-        }
-        assert!(paths.contains_key("/api/gateways/{id}/history"));
-        for r in POST_ROUTES {
-            assert!(paths.get(r.doc_path).and_then(|p| p.get("post")).is_some());
-        }
+    fn post_routes() {
         assert!(find_post("/control").is_some());
         assert_eq!(
             find_post("/api/gateways/a/control/mode").unwrap().1,
