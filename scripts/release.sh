@@ -52,7 +52,8 @@ need=(file binutils curl python3)
 for t in "${targets[@]}"; do
     case "$t" in
     x86_64-unknown-linux-musl) need+=(musl-tools) ;;
-    aarch64-unknown-linux-musl) need+=(gcc-aarch64-linux-gnu qemu-user) ;;
+    # libc6-dev-arm64-cross: the headers for ring's C code (a Recommends of the gcc, so not pulled in).
+    aarch64-unknown-linux-musl) need+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user) ;;
     armv7-unknown-linux-musleabihf) need+=(binutils-arm-linux-gnueabihf qemu-user python3-venv) ;;
     mipsel-unknown-linux-musl) need+=(binutils-mipsel-linux-gnu qemu-user python3-venv) ;;
     mips-unknown-linux-musl) need+=(binutils-mips-linux-gnu qemu-user python3-venv) ;;
