@@ -98,7 +98,13 @@ fn every_action_writes_on_the_lan_and_the_next_poll_shows_it() {
         .unwrap_or_default();
     assert_eq!(
         actions,
-        ["reserve", "mode", "grid_charging", "grid_export", "islanding"]
+        [
+            "reserve",
+            "mode",
+            "grid_charging",
+            "grid_export",
+            "islanding"
+        ]
     );
 
     // No token, a wrong token: nothing is written, nothing is learnt.
@@ -119,7 +125,12 @@ fn every_action_writes_on_the_lan_and_the_next_poll_shows_it() {
     assert_eq!(reserve(&app), before);
 
     // JSON style: reserve (the gateway stores raw scale: app 50 → 52.5).
-    let r = post_json(&app, "/control/reserve", Some("tok-lan"), r#"{"value": 50}"#);
+    let r = post_json(
+        &app,
+        "/control/reserve",
+        Some("tok-lan"),
+        r#"{"value": 50}"#,
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(header(&r, "X-Control-Path"), Some("lan"));
     let v = json::parse(&r.body).unwrap();
@@ -136,7 +147,8 @@ fn every_action_writes_on_the_lan_and_the_next_poll_shows_it() {
     );
     // config.json is otherwise re-read once a minute: the write makes the poller re-read it now.
     assert!(
-        wait_for(Duration::from_secs(3), || (reserve(&app) - 50.0).abs() < 1e-6),
+        wait_for(Duration::from_secs(3), || (reserve(&app) - 50.0).abs()
+            < 1e-6),
         "reserve after the write: {}",
         reserve(&app)
     );
@@ -156,7 +168,10 @@ fn every_action_writes_on_the_lan_and_the_next_poll_shows_it() {
         Some("backup")
     );
     assert!(wait_for(Duration::from_secs(3), || {
-        get_json(&app, "/control/mode").get("mode").and_then(Value::as_str) == Some("backup")
+        get_json(&app, "/control/mode")
+            .get("mode")
+            .and_then(Value::as_str)
+            == Some("backup")
             && (reserve(&app) - 30.0).abs() < 1e-6
     }));
 
@@ -235,7 +250,12 @@ fn every_action_writes_on_the_lan_and_the_next_poll_shows_it() {
 
     // A gateway that refuses: reported as such, nothing retried elsewhere.
     sim.set_v1r_refuse_writes(true);
-    let r = post_json(&app, "/control/reserve", Some("tok-lan"), r#"{"value": 10}"#);
+    let r = post_json(
+        &app,
+        "/control/reserve",
+        Some("tok-lan"),
+        r#"{"value": 10}"#,
+    );
     assert_eq!(r.status, 502, "{}", r.body);
     assert!(r.body.contains("refused"), "{}", r.body);
     let r = post_form(&app, "/control/reserve", "value=10&token=form-secret");
@@ -271,7 +291,12 @@ fn a_lan_that_cannot_write_falls_back_to_the_cloud() {
     assert_eq!(st.get("cloud"), Some(&Value::Bool(true)));
     assert_eq!(st.get("path").and_then(Value::as_str), Some("lan"));
 
-    let r = post_json(&app, "/control/reserve", Some("tok-lan"), r#"{"value": 40}"#);
+    let r = post_json(
+        &app,
+        "/control/reserve",
+        Some("tok-lan"),
+        r#"{"value": 40}"#,
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(header(&r, "X-Control-Path"), Some("cloud"));
     assert_eq!(fake.state().reserve, 40);
@@ -283,7 +308,9 @@ fn a_lan_that_cannot_write_falls_back_to_the_cloud() {
     assert_eq!(st.get("path").and_then(Value::as_str), Some("cloud"));
     let why = st.get("lan_error").and_then(Value::as_str).unwrap_or("");
     assert!(why.contains("UNKNOWN_KEY_ID"), "lan_error: {why}");
-    assert!(!get_json(&app, "/control/status").to_py().contains("PRIVATE KEY"));
+    assert!(!get_json(&app, "/control/status")
+        .to_py()
+        .contains("PRIVATE KEY"));
 
     // Islanding has no cloud path here: the LAN failure is the answer.
     let r = post_json(

@@ -701,7 +701,7 @@ mod tests {
         };
         assert_eq!(
             s.to_json(),
-            r#"{"din":0,"config":0,"status":2,"controller":0,"components":0,"firmware":0,"device_routed":0,"login":0,"api":0,"other":0,"total":3}"#
+            r#"{"din":0,"config":0,"status":2,"controller":0,"components":0,"firmware":0,"device_routed":0,"login":0,"api":0,"other":0,"write":0,"total":3}"#
         );
     }
 

@@ -357,7 +357,10 @@ pub(crate) fn grid_charging(config: &Value) -> Option<bool> {
     config.as_object()?;
     match lookup(
         config,
-        &["site_info", "disallow_charge_from_grid_with_solar_installed"],
+        &[
+            "site_info",
+            "disallow_charge_from_grid_with_solar_installed",
+        ],
     ) {
         Value::Null => Some(true),
         Value::Bool(disallow) => Some(!disallow),

@@ -143,9 +143,7 @@ pub fn post(ctx: &Ctx, req: &PostReq<'_>) -> Answer {
                 Ok(done) => {
                     path = Some(done.path);
                     match w {
-                        Write::GridCharging(_) => {
-                            r#"{"grid_charging": "Set Successfully"}"#.into()
-                        }
+                        Write::GridCharging(_) => r#"{"grid_charging": "Set Successfully"}"#.into(),
                         Write::GridExport(_) => r#"{"grid_export": "Set Successfully"}"#.into(),
                         _ => done.result.to_py(),
                     }

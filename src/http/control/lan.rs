@@ -2,6 +2,7 @@
 //! never waits for a tick), logged in and with the leader DIN on first use, and the answers in
 //! pypowerwall 0.22.2's shapes for a v1r write.
 
+#[cfg(feature = "v1r")]
 use std::sync::Mutex;
 
 use super::{Island, Write};
@@ -10,6 +11,7 @@ use crate::json::Value;
 
 /// Why a LAN write did not take effect.
 #[derive(Debug)]
+#[cfg_attr(not(feature = "v1r"), allow(dead_code))]
 pub enum Failure {
     /// The gateway answered and refused (not retried elsewhere).
     Refused(String),
@@ -73,7 +75,9 @@ mod imp {
                 .with("result", updated("Operation mode updated"))
         };
         match w {
-            Write::Reserve(n) => Map::new().with("set_backup_reserve_percent", reserve(*n)).into(),
+            Write::Reserve(n) => Map::new()
+                .with("set_backup_reserve_percent", reserve(*n))
+                .into(),
             Write::Mode(m) => Map::new().with("set_operation", mode(m)).into(),
             Write::Operation(n, m) => Map::new()
                 .with("set_backup_reserve_percent", reserve(*n))
@@ -115,18 +119,19 @@ mod imp {
             f: impl FnOnce(&mut V1rClient, &str) -> Result<T, WriteError>,
         ) -> Result<T, Failure> {
             let mut slot = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-            let out = (|| {
-                if slot.is_none() {
-                    let mut client = V1rClient::new(self.opts.clone())?;
-                    client.login()?;
-                    let leader = client.din()?;
-                    *slot = Some(Connected { client, leader });
-                }
-                let c = slot.as_mut().ok_or(WriteError::Failed(
-                    crate::wire::Error::Unreachable("no LAN connection".into()),
-                ))?;
-                f(&mut c.client, &c.leader)
-            })();
+            let out =
+                (|| {
+                    if slot.is_none() {
+                        let mut client = V1rClient::new(self.opts.clone())?;
+                        client.login()?;
+                        let leader = client.din()?;
+                        *slot = Some(Connected { client, leader });
+                    }
+                    let c = slot.as_mut().ok_or(WriteError::Failed(
+                        crate::wire::Error::Unreachable("no LAN connection".into()),
+                    ))?;
+                    f(&mut c.client, &c.leader)
+                })();
             let mut last = self.last_error.lock().unwrap_or_else(|e| e.into_inner());
             match out {
                 Ok(v) => {
@@ -171,21 +176,21 @@ mod imp {
 mod imp {
     use super::*;
 
-    /// Without v1r support there is no LAN write path.
-    pub struct Lan(Mutex<()>);
+    /// Without v1r support there is no LAN write path: no value of this type exists.
+    pub enum Lan {}
 
     impl Lan {
         pub fn new(_cfg: &GatewayConfig) -> Option<Lan> {
             None
         }
         pub fn last_error(&self) -> Option<String> {
-            None
+            match *self {}
         }
         pub fn write(&self, _w: &Write) -> Result<Value, Failure> {
-            Err(Failure::Unavailable("v1r is not compiled in".into()))
+            match *self {}
         }
         pub fn island(&self, _i: Island) -> Result<Value, Failure> {
-            Err(Failure::Unavailable("v1r is not compiled in".into()))
+            match *self {}
         }
     }
 }

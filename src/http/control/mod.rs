@@ -392,14 +392,22 @@ impl Controller {
             cd.last = Some(Instant::now());
             drop(cd);
             return match lan.island(*island) {
-                Ok(result) => Ok(Done { result, path: "lan" }),
+                Ok(result) => Ok(Done {
+                    result,
+                    path: "lan",
+                }),
                 Err(lan::Failure::Refused(why)) => Err(Error::Refused(why)),
                 Err(lan::Failure::Unavailable(why)) => Err(Error::Lan(why)),
             };
         }
         if let Some(lan) = t.lan.as_ref() {
             match lan.write(w) {
-                Ok(result) => return Ok(Done { result, path: "lan" }),
+                Ok(result) => {
+                    return Ok(Done {
+                        result,
+                        path: "lan",
+                    })
+                }
                 Err(lan::Failure::Refused(why)) => return Err(Error::Refused(why)),
                 Err(lan::Failure::Unavailable(why)) if self.can_write_cloud(i) => {
                     log::warn!(
@@ -571,7 +579,9 @@ pub fn get_status(req: &Req<'_>) -> Answer {
             m.insert("lan", enabled && ctl.lan(i));
             m.insert(
                 "lan_error",
-                ctl.lan_error(i).filter(|_| enabled).map_or(Value::Null, Value::from),
+                ctl.lan_error(i)
+                    .filter(|_| enabled)
+                    .map_or(Value::Null, Value::from),
             );
             let actions: Vec<Value> = if enabled {
                 ctl.actions(i).into_iter().map(Value::from).collect()
