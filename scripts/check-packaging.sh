@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end packaging check (minutes; not part of `cargo test` or CI):
-#   1. scripts/release.sh: static musl binaries (x86_64, aarch64, armv7) under 5 MB, qemu smoke tests
+#   1. scripts/release.sh: static musl binaries (x86_64, aarch64, armv7, mipsel, mips) under 5 MB,
+#      qemu smoke tests
 #   2. scripts/ipk.sh: OpenWrt .ipk per binary, inspected; the procd init script's UCI -> YAML test
 #   3. scripts/oci-image.sh: the OCI image, inspected (and checked against the Dockerfile), run
 #   4. deploy/docker-compose.yml: `docker-compose config` (schema + interpolation) and its contract

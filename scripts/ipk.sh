@@ -12,6 +12,8 @@
 #   x86_64-unknown-linux-musl        x86_64
 #   aarch64-unknown-linux-musl       aarch64_generic         (e.g. aarch64_cortex-a53, -a72)
 #   armv7-unknown-linux-musleabihf   arm_cortex-a7_neon-vfpv4 (e.g. arm_cortex-a9_vfpv3-d16)
+#   mipsel-unknown-linux-musl        mipsel_24kc             (ramips: MT7621, MT7628; e.g. mipsel_74kc)
+#   mips-unknown-linux-musl          mips_24kc               (ath79, lantiq: e.g. mips_74kc)
 # Contents, package name, version, section, license and service user come from the feed
 # Makefile (openwrt/pypowerwall-server/Makefile), so the two packages agree.
 # Output: dist/pypowerwall-server_VERSION-rRELEASE_ARCH.ipk
@@ -20,7 +22,8 @@ source "$(dirname "$0")/packaging/lib.sh"
 cd "$PKG_ROOT"
 
 declare -A default_arch=([x86_64-unknown-linux-musl]=x86_64 [aarch64-unknown-linux-musl]=aarch64_generic
-    [armv7-unknown-linux-musleabihf]=arm_cortex-a7_neon-vfpv4)
+    [armv7-unknown-linux-musleabihf]=arm_cortex-a7_neon-vfpv4 [mipsel-unknown-linux-musl]=mipsel_24kc
+    [mips-unknown-linux-musl]=mips_24kc)
 targets=()
 arch_override=""
 while [ $# -gt 0 ]; do
@@ -34,7 +37,7 @@ while [ $# -gt 0 ]; do
         shift
         ;;
     -h | --help)
-        sed -n '2,19p' "$0"
+        sed -n '2,21p' "$0"
         exit 0
         ;;
     *) pkg_die "unknown argument $1 (try --help)" ;;

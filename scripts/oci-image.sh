@@ -30,7 +30,8 @@ declare -A plat=([x86_64-unknown-linux-musl]=linux/amd64 [aarch64-unknown-linux-
     [armv7-unknown-linux-musleabihf]=linux/arm/v7)
 for t in "${PKG_TARGETS[@]}"; do
     b="$(pkg_bin "$t")"
-    [ -x "$b" ] && pairs+=("${plat[$t]}=$b")
+    # No image for the MIPS targets: those routers take the .ipk (scripts/ipk.sh), not containers.
+    [ -n "${plat[$t]:-}" ] && [ -x "$b" ] && pairs+=("${plat[$t]}=$b")
 done
 [ ${#pairs[@]} -gt 0 ] || pkg_die "no binaries in $PKG_DIST: run scripts/release.sh first"
 

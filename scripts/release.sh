@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Builds the static release binaries with plain cargo, checks them, and smoke-tests them.
 #
-#   scripts/release.sh                 build x86_64, aarch64 and armv7 (musl, static), check, smoke-test
+#   scripts/release.sh                 build x86_64, aarch64, armv7, mipsel and mips (musl, static),
+#                                      check, smoke-test
 #   scripts/release.sh --no-smoke      build and check only
 #   scripts/release.sh --target T ...  only these targets (repeatable)
 #
 # Output: dist/<target>/pypowerwall-server and dist/SHA256SUMS.
 # Fails when a binary is 5 MB (5,000,000 bytes) or more, is not statically linked, or a smoke
-# test fails. Smoke test: the target's binary runs (under qemu-user for aarch64/armv7) as the
+# test fails. Smoke test: the target's binary runs (under qemu-user but on x86_64) as the
 # gateway simulator and as the server pointed at it; the server must poll, turn healthy
 # (`pypowerwall-server healthcheck`, exit 0) and answer /aggregates and /soe with real numbers.
 #
@@ -17,6 +18,11 @@
 #            (rustc links its bundled musl libc/crt objects, so a glibc cross gcc is enough).
 #   armv7    no prebuilt std is served here: nightly + -Zbuild-std, and `zig cc` (PyPI `ziglang`)
 #            as C compiler and linker, since zig ships musl and libunwind for the target.
+#   mipsel   MediaTek MT7621 and other little-endian MIPS routers (OpenWrt mipsel_24kc), and
+#   mips     Qualcomm Atheros ath79 and other big-endian ones (OpenWrt mips_24kc): tier 3, so
+#            built like armv7 (nightly, -Zbuild-std, zig cc). MIPS32r2 with soft float, which is
+#            what Rust's mips(el)-unknown-linux-musl and OpenWrt's *_24kc assume. These Rust targets
+#            link dynamically by default (for OpenWrt's SDK); +crt-static makes them static.
 set -euo pipefail
 source "$(dirname "$0")/packaging/lib.sh"
 cd "$PKG_ROOT"
@@ -32,7 +38,7 @@ while [ $# -gt 0 ]; do
         shift
         ;;
     -h | --help)
-        sed -n '2,20p' "$0"
+        sed -n '2,26p' "$0"
         exit 0
         ;;
     *) pkg_die "unknown argument $1 (try --help)" ;;
@@ -46,8 +52,11 @@ need=(file binutils curl python3)
 for t in "${targets[@]}"; do
     case "$t" in
     x86_64-unknown-linux-musl) need+=(musl-tools) ;;
-    aarch64-unknown-linux-musl) need+=(gcc-aarch64-linux-gnu qemu-user) ;;
+    # libc6-dev-arm64-cross: the headers for ring's C code (a Recommends of the gcc, so not pulled in).
+    aarch64-unknown-linux-musl) need+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user) ;;
     armv7-unknown-linux-musleabihf) need+=(binutils-arm-linux-gnueabihf qemu-user python3-venv) ;;
+    mipsel-unknown-linux-musl) need+=(binutils-mipsel-linux-gnu qemu-user python3-venv) ;;
+    mips-unknown-linux-musl) need+=(binutils-mips-linux-gnu qemu-user python3-venv) ;;
     *) pkg_die "unsupported target $t (see Cross.toml for others)" ;;
     esac
 done
@@ -83,9 +92,32 @@ build() {
             cargo "+$PKG_NIGHTLY" build --release --locked --target "$t" \
             -Zbuild-std=std,panic_abort
         ;;
+    mipsel-unknown-linux-musl | mips-unknown-linux-musl)
+        pkg_nightly
+        local zig arch="${t%%-*}" env_t="${t//-/_}" env_T
+        env_T="${env_t^^}"
+        zig="$(pkg_zig)"
+        # MIPS32r2, soft float (zig's musleabi ABI): what Rust's mips(el)-unknown-linux-musl and
+        # OpenWrt's mips(el)_24kc assume. The 24Kc has no FPU; a hard-float object would not link.
+        # Static relocation model: the binary is a static non-PIE executable, and MIPS PIC code
+        # (every call through the GOT) made it 0.5 MB larger (5.05 MB, over the limit).
+        env ZIG="$zig" ZIG_TARGET="$arch-linux-musleabi" ZIG_MCPU=mips32r2+soft_float \
+            ZIG_GLOBAL_CACHE_DIR="$PKG_ROOT/target/zig-cache" \
+            "CARGO_TARGET_${env_T}_LINKER=$PKG_ROOT/scripts/packaging/zig-cc" \
+            "CC_${env_t}=$PKG_ROOT/scripts/packaging/zig-cc" \
+            "AR_${env_t}=$arch-linux-gnu-ar" \
+            "CARGO_TARGET_${env_T}_RUSTFLAGS=-Ctarget-feature=+crt-static -Crelocation-model=static -Clink-self-contained=no" \
+            cargo "+$PKG_NIGHTLY" build --release --locked --target "$t" \
+            -Zbuild-std=std,panic_abort
+        ;;
     esac
     mkdir -p "$PKG_DIST/$t"
     install -m 0755 "${CARGO_TARGET_DIR:-target}/$t/release/pypowerwall-server" "$(pkg_bin "$t")"
+    case "$t" in
+    # LLVM writes a .pdr (MIPS procedure descriptors, ~290 KB, never loaded) that the linker's
+    # --strip-all keeps; it only serves debuggers.
+    mips*) "${t%%-*}-linux-gnu-objcopy" --remove-section=.pdr "$(pkg_bin "$t")" ;;
+    esac
 }
 
 declare -A took

@@ -5,6 +5,7 @@
 //! `sim` is a wire-compatible gateway simulator, `app` wires them together.
 
 pub mod app;
+pub mod atomic;
 pub mod clock;
 pub mod cloud;
 pub mod config;

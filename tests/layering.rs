@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 /// Top-level modules from the bottom up. A module may import the modules of lower layers only.
 const LAYERS: &[&[&str]] = &[
     // Base: each imports nothing of this crate.
-    &["json", "clock", "secret", "wire"],
+    &["json", "clock", "secret", "wire", "atomic"],
     // What the settings are and mean; no transport, no route.
     &["config"],
     // Tesla's LAN gateway: wire formats, transports, mapping to the facade.
@@ -293,6 +293,39 @@ fn no_struct_holding_a_secret_derives_debug() {
                     "src/{rel}: struct {name} holds a Secret and derives Debug"
                 ));
             }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// 32-bit MIPS routers (`mips(el)-unknown-linux-musl`, release targets) have no 64-bit atomics:
+/// `std::sync::atomic::AtomicU64` does not exist there and the build stops. Outside test code,
+/// `AtomicU64` comes from `crate::atomic` (tiny_http: `util::atomic64`), which falls back to a
+/// mutex on those targets; there is no `AtomicI64` fallback.
+#[test]
+fn no_std_64_bit_atomics_outside_the_fallback_modules() {
+    let vendor = Path::new(env!("CARGO_MANIFEST_DIR")).join("vendor/tiny_http/src");
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    rust_files(&vendor, &mut files);
+    let mut problems = Vec::new();
+    for f in &files {
+        let name = f.file_name().unwrap_or_default();
+        if name == "atomic.rs" || name == "atomic64.rs" || is_test_file(f) {
+            continue;
+        }
+        let text = code(&fs::read_to_string(f).unwrap());
+        let rel = f
+            .strip_prefix(env!("CARGO_MANIFEST_DIR"))
+            .unwrap_or(f)
+            .display()
+            .to_string();
+        let fallback =
+            text.contains("crate::atomic::AtomicU64") || text.contains("atomic64::AtomicU64");
+        if (text.contains("AtomicU64") && !fallback) || text.contains("AtomicI64") {
+            problems.push(format!(
+                "{rel}: a std 64-bit atomic; use crate::atomic::AtomicU64 (32-bit MIPS has none)"
+            ));
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));

@@ -17,10 +17,12 @@ import sys
 import tarfile
 import tempfile
 
-ELF = {  # Rust target prefix -> (e_machine, ELF class)
-    "x86_64": (62, 2),
-    "aarch64": (183, 2),
-    "armv7": (40, 1),
+ELF = {  # Rust target prefix -> (e_machine, ELF class, byte order)
+    "x86_64": (62, 2, "<"),
+    "aarch64": (183, 2, "<"),
+    "armv7": (40, 1, "<"),
+    "mipsel": (8, 1, "<"),
+    "mips": (8, 1, ">"),
 }
 
 
@@ -32,15 +34,16 @@ def members(blob):
 def elf(data):
     if data[:4] != b"\x7fELF":
         return None
-    cls, machine = data[4], struct.unpack_from("<H", data, 18)[0]
+    cls, order = data[4], "<" if data[5] == 1 else ">"  # EI_DATA: 1 little-endian, 2 big-endian
+    machine = struct.unpack_from(order + "H", data, 18)[0]
     if cls == 2:
-        phoff, = struct.unpack_from("<Q", data, 32)
-        phentsize, phnum = struct.unpack_from("<HH", data, 54)
+        phoff, = struct.unpack_from(order + "Q", data, 32)
+        phentsize, phnum = struct.unpack_from(order + "HH", data, 54)
     else:
-        phoff, = struct.unpack_from("<I", data, 28)
-        phentsize, phnum = struct.unpack_from("<HH", data, 42)
-    interp = any(struct.unpack_from("<I", data, phoff + i * phentsize)[0] == 3 for i in range(phnum))
-    return machine, cls, interp
+        phoff, = struct.unpack_from(order + "I", data, 28)
+        phentsize, phnum = struct.unpack_from(order + "HH", data, 42)
+    interp = any(struct.unpack_from(order + "I", data, phoff + i * phentsize)[0] == 3 for i in range(phnum))
+    return machine, cls, order, interp
 
 
 def main(path, target):
@@ -90,8 +93,8 @@ def main(path, target):
         expect(m.mode == 0o755, "binary mode 0755")
         got = elf(exe)
         want = ELF[target.split("-")[0]]
-        expect(got is not None and got[:2] == want, f"binary is ELF for {target} (got {got})")
-        expect(got is not None and not got[2], "binary is static (no PT_INTERP)")
+        expect(got is not None and got[:3] == want, f"binary is ELF for {target} (got {got})")
+        expect(got is not None and not got[3], "binary is static (no PT_INTERP)")
     init = data.get("etc/init.d/pypowerwall-server")
     if expect(init is not None, "data: /etc/init.d/pypowerwall-server"):
         m, body = init

@@ -6,10 +6,11 @@
 PKG_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 PKG_DIST="${PKG_DIST:-$PKG_ROOT/dist}"
 PKG_VENV="${PKG_VENV:-$PKG_ROOT/target/pkg-venv}"
-# Nightly is needed only for armv7 (-Zbuild-std). Pin a date with PKG_NIGHTLY=nightly-YYYY-MM-DD.
+# Nightly is needed only for armv7 and MIPS (-Zbuild-std). Pin a date with PKG_NIGHTLY=nightly-YYYY-MM-DD.
 PKG_NIGHTLY="${PKG_NIGHTLY:-nightly}"
-# The three release targets and how their binaries are run here.
-PKG_TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf)
+# The five release targets and how their binaries are run here.
+PKG_TARGETS=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf
+    mipsel-unknown-linux-musl mips-unknown-linux-musl)
 
 pkg_say() { printf '==> %s\n' "$*" >&2; }
 pkg_die() {
@@ -89,6 +90,8 @@ pkg_runner() {
     x86_64-*) echo "" ;;
     aarch64-*) echo "qemu-aarch64" ;;
     armv7-* | arm-*) echo "qemu-arm" ;;
+    mipsel-*) echo "qemu-mipsel" ;;
+    mips-*) echo "qemu-mips" ;;
     *) pkg_die "no runner for $1" ;;
     esac
 }

@@ -13,9 +13,10 @@
 use std::fs;
 use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use super::Error;
+use crate::atomic::AtomicU64;
 use crate::json::{self, Map, Value};
 use crate::secret::Secret;
 

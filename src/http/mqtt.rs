@@ -5,11 +5,12 @@
 //! holds the broker's public settings only — never the username or password — so `Ctx` stays
 //! free of secrets.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use super::router::{Answer, Req};
+use crate::atomic::AtomicU64;
 use crate::config::mqtt::MqttSettings;
 use crate::json::{Map, Value};
 

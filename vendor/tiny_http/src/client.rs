@@ -118,7 +118,7 @@ struct Head {
 /// LF is part of the line. `on_byte` runs after every chunk the reader hands over (deadline
 /// clock, closing flag).
 ///
-/// pypowerwall-server patch (21): scans the reader's buffer (`fill_buf`) and consumes exactly
+/// pypowerwall-server patch (22): scans the reader's buffer (`fill_buf`) and consumes exactly
 /// the line, so nothing after it is taken from the body or the next request. Upstream read
 /// one byte per call through two reader layers, about 100 instructions per byte of head.
 fn read_line<R: BufRead>(

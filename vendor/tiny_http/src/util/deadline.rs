@@ -13,10 +13,11 @@
 use std::convert::TryFrom;
 use std::io::{Error as IoError, ErrorKind, Read, Result as IoResult, Write};
 use std::net::{Shutdown, SocketAddr};
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::atomic64::AtomicU64;
 use crate::connection::Connection;
 
 /// No deadline.

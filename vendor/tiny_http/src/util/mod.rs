@@ -10,6 +10,7 @@ pub(crate) use self::deadline::{Deadline, Phase, TimedConnection};
 
 use std::str::FromStr;
 
+mod atomic64;
 mod custom_stream;
 pub(crate) mod chunked;
 pub(crate) mod deadline;

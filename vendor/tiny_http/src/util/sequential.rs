@@ -154,7 +154,7 @@ impl<R: Read + Send> Read for SequentialReader<R> {
     }
 }
 
-/// pypowerwall-server patch (21): the head parser scans the buffer instead of reading a byte
+/// pypowerwall-server patch (22): the head parser scans the buffer instead of reading a byte
 /// per call.
 impl<R: std::io::BufRead + Send> std::io::BufRead for SequentialReader<R> {
     fn fill_buf(&mut self) -> IoResult<&[u8]> {
