@@ -118,23 +118,25 @@ fn keepers(cfg: &Config) -> Result<Vec<poll::Keeper>, String> {
         let own = g.timezone.as_deref().and_then(|n| Zone::named(n).ok());
         let fixed = own.is_some() || h.timezone.is_some();
         let zone = own.unwrap_or_else(|| zone.clone());
+        let no_memory = |e: HistoryError, had: usize| {
+            format!(
+                "gateway '{}': {e} ({had} of {} pollers had theirs; configure fewer gateways, \
+                 a shorter history or raise the memory limit)",
+                g.id,
+                cfg.gateways.len()
+            )
+        };
         let mut rec = match Recorder::new(Spec::standard(h.step), storage, zone, now as i64) {
             Ok(rec) => rec,
-            Err(e @ HistoryError::OutOfMemory { .. }) => {
-                return Err(format!(
-                    "gateway '{}': {e} ({} of {} pollers had theirs; configure fewer gateways, \
-                     a shorter history or raise the memory limit)",
-                    g.id,
-                    out.len(),
-                    cfg.gateways.len()
-                ))
-            }
+            Err(e @ HistoryError::OutOfMemory { .. }) => return Err(no_memory(e, out.len())),
             Err(e) => return Err(format!("PW_HISTORY_STEP: {e}")),
         };
         if g.simulated && rec.status().last_sample_ts.is_none() {
             backfill(&mut rec, now);
         }
-        out.push(poll::Keeper::new(&g.id, rec, h.flush, fixed, g.simulated));
+        let keeper = poll::Keeper::new(&g.id, rec, h.flush, fixed, g.simulated)
+            .map_err(|e| no_memory(e, out.len()))?;
+        out.push(keeper);
     }
     Ok(out)
 }

@@ -446,7 +446,9 @@ pub fn history_file(data: &[u8]) {
         let _ = rec.samples(10_000);
         let _ = rec.status();
         let _ = rec.flush();
-        let _ = rec.freeze().publish(1, false);
+        if let Ok(frozen) = rec.freeze() {
+            let _ = frozen.publish(1, false);
+        }
     }
     // Whatever was set aside or rewritten goes too.
     let dir = std::env::temp_dir();

@@ -257,10 +257,10 @@ impl Keeper {
         flush_every: Duration,
         zone_fixed: bool,
         simulated: bool,
-    ) -> Keeper {
-        let series = Arc::new(rec.publish(0, simulated));
+    ) -> Result<Keeper, crate::history::HistoryError> {
+        let series = Arc::new(rec.publish(0, simulated)?);
         let history = history_of(id, &rec, None);
-        Keeper {
+        Ok(Keeper {
             rec,
             flush_every,
             last_flush: Instant::now(),
@@ -271,7 +271,7 @@ impl Keeper {
             seq: 0,
             series,
             history,
-        }
+        })
     }
 
     /// Records one good tick at Unix time `now`; publishes when a step completed and flushes
@@ -309,7 +309,11 @@ impl Keeper {
 
     fn republish(&mut self, id: &str, summary: Option<&Summary>) {
         self.seq += 1;
-        self.series = Arc::new(self.rec.publish(self.seq, self.simulated));
+        match self.rec.publish(self.seq, self.simulated) {
+            Ok(p) => self.series = Arc::new(p),
+            // Readers keep the last copy; the recorder itself goes on recording.
+            Err(e) => log::warn!("gateway '{id}': history not republished: {e}"),
+        }
         self.history = history_of(id, &self.rec, summary);
     }
 

@@ -172,6 +172,19 @@ pub(crate) struct Archive {
 }
 
 impl Archive {
+    /// A copy, or the error when its memory cannot be had.
+    pub fn try_clone(&self) -> Result<Archive, std::collections::TryReserveError> {
+        Ok(Archive {
+            slot_secs: self.slot_secs,
+            keep: self.keep,
+            firsts: super::try_copy(&self.firsts)?,
+            dirty: super::try_copy(&self.dirty)?,
+            slots: super::try_copy(&self.slots)?,
+            newest: self.newest,
+            acc: self.acc,
+        })
+    }
+
     /// Pages for keeping `keep` slots: one more than needed, since a page is cleared whole.
     pub fn pages_for(keep: u32) -> usize {
         (keep as usize).div_ceil(PER_PAGE) + 1

@@ -129,6 +129,15 @@ pub(crate) struct Days {
 }
 
 impl Days {
+    /// A copy, or the error when its memory cannot be had.
+    pub fn try_clone(&self) -> Result<Days, std::collections::TryReserveError> {
+        Ok(Days {
+            recs: super::try_copy(&self.recs)?,
+            dirty: super::try_copy(&self.dirty)?,
+            keep: self.keep,
+        })
+    }
+
     pub fn pages_for(keep: u32) -> usize {
         (keep as usize).div_ceil(DAYS_PER_PAGE)
     }

@@ -424,6 +424,14 @@ pub fn seal_page(page: &mut [u8], no: u32) {
 pub const PAGE_BYTES: usize = PAGE;
 
 /// `n` copies of `v`, or `Err` instead of aborting when the memory cannot be had.
+/// A copy of `v`, or the error when its memory cannot be had (never an abort).
+fn try_copy<T: Clone>(v: &[T]) -> Result<Vec<T>, std::collections::TryReserveError> {
+    let mut out = Vec::new();
+    out.try_reserve_exact(v.len())?;
+    out.extend_from_slice(v);
+    Ok(out)
+}
+
 fn filled<T: Clone>(n: usize, v: T) -> Result<Vec<T>, std::collections::TryReserveError> {
     let mut out = Vec::new();
     out.try_reserve_exact(n)?;

@@ -3,7 +3,7 @@
 //! a flush's `fsync`.
 
 use super::query::Status;
-use super::{Recorder, Storage};
+use super::{HistoryError, Recorder, Storage};
 
 /// A frozen recorder (memory only, no file handle) with the status it had when frozen.
 pub struct Published {
@@ -28,14 +28,25 @@ impl std::fmt::Debug for Published {
 
 impl Recorder {
     /// A copy of the data for readers: the same archives and days, no file (`flush` on it is a
-    /// no-op), about [`Recorder::heap_bytes`] of memory.
-    pub fn freeze(&self) -> Recorder {
-        Recorder {
+    /// no-op), about [`Recorder::heap_bytes`] of memory; the error when that memory cannot be
+    /// had (never an abort).
+    pub fn freeze(&self) -> Result<Recorder, HistoryError> {
+        let oom = |_| HistoryError::OutOfMemory {
+            bytes: self.layout.file_bytes(),
+        };
+        let mut archives = Vec::new();
+        archives
+            .try_reserve_exact(self.archives.len())
+            .map_err(oom)?;
+        for a in &self.archives {
+            archives.push(a.try_clone().map_err(oom)?);
+        }
+        Ok(Recorder {
             spec: self.spec.clone(),
             layout: self.layout.clone(),
             zone: self.zone.clone(),
-            archives: self.archives.clone(),
-            days: self.days.clone(),
+            archives,
+            days: self.days.try_clone().map_err(oom)?,
             cache: self.cache,
             cursor: self.cursor,
             state_dirty: false,
@@ -45,17 +56,17 @@ impl Recorder {
             opened: self.opened.clone(),
             owns_file: false,
             counters: self.counters.clone(),
-        }
+        })
     }
 
     /// [`Recorder::freeze`] with its status, numbered `seq`.
-    pub fn publish(&self, seq: u64, simulated: bool) -> Published {
-        Published {
-            rec: self.freeze(),
+    pub fn publish(&self, seq: u64, simulated: bool) -> Result<Published, HistoryError> {
+        Ok(Published {
+            rec: self.freeze()?,
             status: self.status(),
             seq,
             simulated,
-        }
+        })
     }
 
     /// The base step (s).
