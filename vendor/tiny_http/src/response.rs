@@ -74,10 +74,24 @@ impl FromStr for TransferEncoding {
     }
 }
 
-/// Builds a Date: header with the current date.
-fn build_date_header() -> Header {
-    let d = HttpDate::from(SystemTime::now());
-    Header::from_bytes(&b"Date"[..], &d.to_string().into_bytes()[..]).unwrap()
+/// pypowerwall-server patch (23): the `Date` value, formatted once per second per thread
+/// (it only changes once a second) and written without building a `Header`.
+fn with_date(f: impl FnOnce(&[u8]) -> IoResult<()>) -> IoResult<()> {
+    use std::cell::RefCell;
+    use std::time::UNIX_EPOCH;
+    thread_local! {
+        static DATE: RefCell<(u64, Vec<u8>)> = const { RefCell::new((u64::MAX, Vec::new())) };
+    }
+    let now = SystemTime::now();
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    DATE.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.0 != secs {
+            d.1 = HttpDate::from(now).to_string().into_bytes();
+            d.0 = secs;
+        }
+        f(&d.1)
+    })
 }
 
 /// Largest body sent in the same `write` as the head (patch 19).
@@ -89,6 +103,7 @@ fn write_message_header<W>(
     status_code: &StatusCode,
     headers: &[Header],
     static_headers: &[(&'static str, &'static str)],
+    date_and_server: (bool, bool),
 ) -> IoResult<()>
 where
     W: Write,
@@ -102,6 +117,19 @@ where
         status_code.0,
         status_code.default_reason_phrase()
     )?;
+
+    // pypowerwall-server patch (23): `Server` and `Date` first, as upstream inserted them,
+    // without a `Header` each
+    if date_and_server.1 {
+        writer.write_all(b"Server: tiny-http (Rust)\r\n")?;
+    }
+    if date_and_server.0 {
+        with_date(|date| {
+            writer.write_all(b"Date: ")?;
+            writer.write_all(date)?;
+            writer.write_all(b"\r\n")
+        })?;
+    }
 
     // writing headers
     // pypowerwall-server patch (19): plain byte writes, not `write!` per piece
@@ -393,18 +421,11 @@ where
             self.chunked_threshold(),
         ));
 
-        // add `Date` if not in the headers
-        if !self.headers.iter().any(|h| h.field.equiv("Date")) {
-            self.headers.insert(0, build_date_header());
-        }
-
-        // add `Server` if not in the headers
-        if !self.headers.iter().any(|h| h.field.equiv("Server")) {
-            self.headers.insert(
-                0,
-                Header::from_bytes(&b"Server"[..], &b"tiny-http (Rust)"[..]).unwrap(),
-            );
-        }
+        // add `Date` and `Server` if not in the headers (written by `write_message_header`)
+        let date_and_server = (
+            !self.headers.iter().any(|h| h.field.equiv("Date")),
+            !self.headers.iter().any(|h| h.field.equiv("Server")),
+        );
 
         // handling upgrade
         if let Some(upgrade) = upgrade {
@@ -480,6 +501,7 @@ where
             &self.status_code,
             &self.headers,
             &self.static_headers,
+            date_and_server,
         )?;
         if coalesce {
             let l = data_length.unwrap_or(0);
