@@ -41,7 +41,13 @@ impl Counters {
     /// Counts a successful route answer for `path` (query already removed).
     pub fn hit(&mut self, path: &str) {
         self.gets += 1;
-        let key = if self.uri.contains_key(path) || self.uri.len() < URI_CAP {
+        // One lookup and no allocation for a path already counted (every request but the
+        // first of each path).
+        if let Some(Value::Int(n)) = self.uri.get_mut(path) {
+            *n += 1;
+            return;
+        }
+        let key = if self.uri.len() < URI_CAP {
             path
         } else {
             "other"

@@ -104,6 +104,7 @@ fn write_message_header<W>(
     headers: &[Header],
     static_headers: &[(&'static str, &'static str)],
     date_and_server: (bool, bool),
+    content_length: Option<usize>,
 ) -> IoResult<()>
 where
     W: Write,
@@ -144,6 +145,9 @@ where
         writer.write_all(b": ")?;
         writer.write_all(value.as_bytes())?;
         writer.write_all(b"\r\n")?;
+    }
+    if let Some(n) = content_length {
+        write!(&mut writer, "Content-Length: {n}\r\n")?;
     }
 
     // separator between header and data
@@ -246,7 +250,8 @@ where
         let mut response = Response {
             reader: data,
             status_code,
-            headers: Vec::with_capacity(16),
+            // patch (23): no allocation for a response without parsed headers
+            headers: Vec::with_capacity(headers.len()),
             data_length,
             chunked_threshold: None,
             static_headers: Vec::new(),
@@ -469,17 +474,9 @@ where
                 .headers
                 .push(Header::from_bytes(&b"Transfer-Encoding"[..], &b"chunked"[..]).unwrap()),
 
+            // patch (23): `Content-Length` is written by `write_message_header`
             Some(TransferEncoding::Identity) => {
                 assert!(data_length.is_some());
-                let data_length = data_length.unwrap();
-
-                self.headers.push(
-                    Header::from_bytes(
-                        &b"Content-Length"[..],
-                        format!("{}", data_length).as_bytes(),
-                    )
-                    .unwrap(),
-                )
             }
 
             _ => (),
@@ -502,6 +499,10 @@ where
             &self.headers,
             &self.static_headers,
             date_and_server,
+            match transfer_encoding {
+                Some(TransferEncoding::Identity) => data_length,
+                _ => None,
+            },
         )?;
         if coalesce {
             let l = data_length.unwrap_or(0);
