@@ -204,6 +204,7 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
             cert_pem: None,
             key_pem: None,
             v1r_public_key: None,
+            max_connections: sim::MAX_CONNECTIONS,
         })?;
         log::warn!(
             "DEMO MODE: serving SIMULATED data from the built-in gateway simulator at {}",

@@ -196,7 +196,9 @@ pub struct AggregateBodies {
     pub power: Body,
     pub soe: Body,
     pub status: Body,
-    pub history: Body,
+    /// `/api/aggregate/history`, summed over every gateway's 24 h when first asked for (the
+    /// dearest body: with 1,000 gateways it made every status request wait for it).
+    history: std::sync::OnceLock<Body>,
     /// The `/ws/aggregate` message.
     pub message: Arc<str>,
     /// What the pypowerwall-server shapes are built from, when first asked for.
@@ -326,11 +328,6 @@ fn build(views: &[View]) -> AggregateBodies {
             views.len() as i64 - count(State::Online) - count(State::Stale),
         )
         .with("gateways", list);
-    let interval = views
-        .iter()
-        .find_map(|v| v.snapshot.series.as_ref().map(|s| i64::from(s.rec.step())))
-        .unwrap_or(60);
-    let history = crate::render::history::history_value("aggregate", interval, &sum_history(views));
     let any_sim = views.iter().any(|v| v.snapshot.simulated);
     let state = super::status::overall(views);
     let message: Arc<str> = Arc::from(total.to_value("aggregate", now, state, any_sim).to_py());
@@ -338,7 +335,7 @@ fn build(views: &[View]) -> AggregateBodies {
         power: Body::json(Value::Object(power).to_py()),
         soe: Body::json(Value::Object(soe).to_py()),
         status: Body::json(Value::Object(status).to_py()),
-        history: Body::json(history.to_py()),
+        history: std::sync::OnceLock::new(),
         message,
         views: views.to_vec(),
         total,
@@ -408,10 +405,26 @@ pub fn aggregate_status(req: &Req<'_>) -> Answer {
 }
 
 pub fn aggregate_history(req: &Req<'_>) -> Answer {
-    aggregate(req, |b| &b.history)
+    aggregate(req, |b| b.history())
 }
 
 impl AggregateBodies {
+    fn history(&self) -> &Body {
+        self.history.get_or_init(|| {
+            let interval = self
+                .views
+                .iter()
+                .find_map(|v| v.snapshot.series.as_ref().map(|s| i64::from(s.rec.step())))
+                .unwrap_or(60);
+            let h = crate::render::history::history_value(
+                "aggregate",
+                interval,
+                &sum_history(&self.views),
+            );
+            Body::json(h.to_py())
+        })
+    }
+
     fn peer(&self, config: &[crate::config::PublicGateway]) -> &super::peer::PeerBodies {
         self.peer
             .get_or_init(|| super::peer::build(&self.views, &self.total, config))

@@ -59,7 +59,7 @@ use std::net::SocketAddr;
 pub use faults::Fault;
 pub use knobs::Stats;
 pub use model::{past, PastSample};
-pub use server::SimHandle;
+pub use server::{SimHandle, MAX_CONNECTIONS};
 
 /// Which gateway the simulator pretends to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -118,6 +118,9 @@ pub struct SimOptions {
     /// it, `/tedapi/din` also accepts the Bearer token of the JSON login, and (pw3) the LAN
     /// login answers. `None`: no v1r.
     pub v1r_public_key: Option<Vec<u8>>,
+    /// Connections served at once (`--max-connections`); more are dropped. Default 64, as a
+    /// real gateway refuses a crowd; raise it to feed many gateways from one simulator.
+    pub max_connections: usize,
 }
 
 impl Default for SimOptions {
@@ -132,6 +135,7 @@ impl Default for SimOptions {
             cert_pem: None,
             key_pem: None,
             v1r_public_key: None,
+            max_connections: server::MAX_CONNECTIONS,
         }
     }
 }
@@ -187,6 +191,7 @@ usage: pypowerwall-server sim [--listen ADDR:PORT] [--fixture pw2|pw3|demo] [--g
   --cert FILE --key FILE  PEM certificate and key (default: the embedded test certificate)
   --v1r-public-key FILE   accept RSA-signed /tedapi/v1r messages from this registered key (DER
                           PKCS#1, pypowerwall's tedapi_rsa_public.der); test knobs /test/v1r/...
+  --max-connections N  connections served at once (default 64, like a gateway; more for load tests)
 ";
 
 /// Parses the arguments of `pypowerwall-server sim` (after the subcommand).
@@ -217,6 +222,13 @@ pub fn parse_args(mut args: pico_args::Arguments) -> Result<SimOptions, String> 
         }
         (None, None) => {}
         _ => return Err("--cert and --key go together".into()),
+    }
+    if let Some(n) = opt_str(&mut args, "--max-connections")? {
+        opts.max_connections = n
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=100_000).contains(n))
+            .ok_or_else(|| format!("--max-connections: '{n}' is not a number from 1 to 100000"))?;
     }
     if let Some(path) = opt_str(&mut args, "--v1r-public-key")? {
         opts.v1r_public_key =

@@ -1,6 +1,6 @@
 //! Sockets, threads, routing, fault injection and request counters.
 //!
-//! One accept thread hands each TLS connection to its own thread, up to [`MAX_CONNECTIONS`]
+//! One accept thread hands each TLS connection to its own thread, up to [`MAX_CONNECTIONS`] (or `--max-connections`)
 //! at once (more are closed at once, like an overloaded gateway). Sockets have a short read
 //! timeout so every thread notices [`SimHandle::stop`] promptly, slow or dead clients are cut
 //! off (see [`LIMITS`]), and stop shuts all live sockets down before it returns.
@@ -114,6 +114,8 @@ impl State {
 pub(super) struct Shared {
     pub(super) site: Site,
     pub(super) frozen: bool,
+    /// Connections served at once (`SimOptions::max_connections`).
+    pub(super) max_connections: usize,
     pub(super) gw_auth: Option<String>,
     /// The customer password the local login accepts (`None`: any).
     pub(super) customer: Option<String>,
@@ -276,6 +278,7 @@ pub fn start(opts: SimOptions) -> Result<SimHandle, String> {
     let shared = Arc::new(Shared {
         site,
         frozen: opts.frozen,
+        max_connections: opts.max_connections.max(1),
         gw_auth: opts
             .gw_pwd
             .as_ref()
@@ -373,8 +376,11 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 continue;
             }
         };
-        if shared.active.load(Ordering::SeqCst) >= MAX_CONNECTIONS {
-            log::warn!("sim: {MAX_CONNECTIONS} connections busy, dropping one");
+        if shared.active.load(Ordering::SeqCst) >= shared.max_connections {
+            log::warn!(
+                "sim: {} connections busy, dropping one",
+                shared.max_connections
+            );
             continue;
         }
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed) as u64;

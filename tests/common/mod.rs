@@ -22,6 +22,7 @@ pub fn start_sim(fixture: Fixture, frozen: bool) -> SimHandle {
         cert_pem: None,
         key_pem: None,
         v1r_public_key: None,
+        max_connections: sim::MAX_CONNECTIONS,
     })
     .expect("simulator starts")
 }
