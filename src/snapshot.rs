@@ -158,11 +158,20 @@ pub struct Hub {
     /// Called after every publish with the gateway's index (issue 16: wakes the MQTT
     /// publisher). Must return at once: it runs on the poller's thread.
     listener: std::sync::OnceLock<Box<dyn Fn(usize) + Send + Sync>>,
-    /// Per gateway: a control write changed its settings; its poller polls now and re-reads
-    /// them ([`Hub::settings_changed`]).
-    changed: Vec<std::sync::atomic::AtomicBool>,
-    /// Per gateway: the pass-through paths clients asked for, with when ([`Hub::note_demand`]).
-    demand: Vec<std::sync::Mutex<Vec<(&'static str, Instant)>>>,
+    /// Per gateway, what requests tell its poller.
+    signals: Vec<Signals>,
+    /// At least one gateway is not solar-only (fixed by the configuration).
+    powerwalls: bool,
+}
+
+/// What requests tell one gateway's poller (read by it, never the other way round).
+#[derive(Default)]
+struct Signals {
+    /// A control write changed its settings: poll now and re-read them
+    /// ([`Hub::settings_changed`]).
+    changed: std::sync::atomic::AtomicBool,
+    /// The pass-through paths clients asked for, with when ([`Hub::note_demand`]).
+    demand: std::sync::Mutex<Vec<(&'static str, Instant)>>,
 }
 
 impl Hub {
@@ -177,14 +186,8 @@ impl Hub {
         let _ = tedapi;
         let offline = [false, true].map(|t| render::offline(t, &settings));
         Hub {
-            changed: gateways
-                .iter()
-                .map(|_| std::sync::atomic::AtomicBool::new(false))
-                .collect(),
-            demand: gateways
-                .iter()
-                .map(|_| std::sync::Mutex::new(Vec::new()))
-                .collect(),
+            signals: gateways.iter().map(|_| Signals::default()).collect(),
+            powerwalls: gateways.iter().any(|g| !g.solar_only),
             slots: gateways
                 .into_iter()
                 .map(|g| RwLock::new(Arc::new(g)))
@@ -231,25 +234,25 @@ impl Hub {
     /// Tells gateway `i`'s poller that a control write changed its settings: it polls within
     /// 200 ms and re-reads `config.json`.
     pub fn settings_changed(&self, i: usize) {
-        if let Some(f) = self.changed.get(i) {
-            f.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(s) = self.signals.get(i) {
+            s.changed.store(true, std::sync::atomic::Ordering::SeqCst);
         }
     }
 
     /// Whether [`Hub::settings_changed`] was called for `i` since the last call (the poller's).
     pub fn take_settings_changed(&self, i: usize) -> bool {
-        self.changed
+        self.signals
             .get(i)
-            .is_some_and(|f| f.swap(false, std::sync::atomic::Ordering::SeqCst))
+            .is_some_and(|s| s.changed.swap(false, std::sync::atomic::Ordering::SeqCst))
     }
 
     /// A client asked gateway `i` for the pass-through `path` (a route table pattern, so the
     /// list is bounded by the table): its poller keeps that path as fresh as the poll.
     pub fn note_demand(&self, i: usize, path: &'static str, now: Instant) {
-        let Some(d) = self.demand.get(i) else {
+        let Some(s) = self.signals.get(i) else {
             return;
         };
-        let mut d = d.lock().unwrap_or_else(|e| e.into_inner());
+        let mut d = s.demand.lock().unwrap_or_else(|e| e.into_inner());
         match d.iter_mut().find(|(p, _)| *p == path) {
             Some(e) => e.1 = now,
             None => d.push((path, now)),
@@ -258,10 +261,10 @@ impl Hub {
 
     /// The pass-through paths of gateway `i` asked for within `window`.
     pub fn demand(&self, i: usize, window: Duration) -> Vec<&'static str> {
-        let Some(d) = self.demand.get(i) else {
+        let Some(s) = self.signals.get(i) else {
             return Vec::new();
         };
-        let d = d.lock().unwrap_or_else(|e| e.into_inner());
+        let d = s.demand.lock().unwrap_or_else(|e| e.into_inner());
         d.iter()
             .filter(|(_, at)| at.elapsed() <= window)
             .map(|(p, _)| *p)
@@ -280,7 +283,7 @@ impl Hub {
 
     /// At least one gateway is not solar-only ([`Summary::site_part`]).
     pub fn has_powerwalls(&self) -> bool {
-        (0..self.slots.len()).any(|i| self.snapshot(i).is_some_and(|s| !s.solar_only))
+        self.powerwalls
     }
 
     /// Index of the gateway with this id.

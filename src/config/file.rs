@@ -304,7 +304,7 @@ fn gateway(
         }
         None => None,
     };
-    let cloud_mode = flag("cloud_mode")? || (fleetapi && !m.contains_key("host"));
+    let cloud_mode = flag("cloud_mode")? || (fleetapi && text("host")?.is_none());
     let siteid = match text("siteid")? {
         None => None,
         Some(v) => Some(

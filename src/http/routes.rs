@@ -457,16 +457,17 @@ fn legacy_body(req: &Req<'_>) -> Answer {
     let Some(view) = ctx.hub.view(ctx.default_gateway, req.now) else {
         return fallback(ctx, req.path, None);
     };
-    if let Some(r) = req.route.filter(|r| r.pass == Some(Pass::Gateway)) {
+    let pass = req.route.filter(|r| r.pass == Some(Pass::Gateway));
+    if let Some(r) = pass {
         // Local mode reads these once a minute unless asked for: keep this one fresh.
         ctx.hub.note_demand(ctx.default_gateway, r.pattern, req.now);
     }
+    let pass = pass.is_some();
     match view.bodies.get(&key) {
         Some(body) => {
             ctx.stats.with(|c| {
                 // A pass-through `null` from a gateway that answers is the library's
                 // `json.dumps(None)`, a normal answer; with no data at all it is a timeout.
-                let pass = req.route.is_some_and(|r| r.pass == Some(Pass::Gateway));
                 let missing = &*body.bytes == b"TIMEOUT!"
                     || (&*body.bytes == b"null" && !(pass && view.fresh));
                 if missing {

@@ -19,7 +19,8 @@
 //! not accepted) and the gateway has cloud credentials, the same write goes through Tesla's
 //! cloud; a gateway that answers and refuses is reported as it is (502), never retried
 //! elsewhere. Without v1r every write but islanding goes through the cloud. Each answer says the
-//! path it took (`X-Control-Path: lan|cloud`), `/control/status` which one is active, and a
+//! path it took (`X-Control-Path: lan|wifi|cloud`; `wifi`: the same signed write to the
+//! Wi-Fi host, `PW_WIFI_V1R_FALLBACK`), `/control/status` which one is active, and a
 //! write makes the gateway's poller poll at once and re-read `config.json`.
 //!
 //! Tokens are compared in constant time and never logged; every write is logged with the
