@@ -140,11 +140,12 @@ fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>, mut
         let next = match result {
             Ok(facade) => {
                 // Every output of this tick, rendered once.
+                let facade = Arc::new(facade);
                 let out = crate::render::tick(&facade, &hub.settings);
                 let now = crate::clock::unix_f64(SystemTime::now());
                 keeper.tick(&cfg.id, now, &facade, &out.summary);
                 good = Some(Good {
-                    facade: Arc::new(facade),
+                    facade,
                     bodies: out.bodies,
                     summary: out.summary,
                     at: Instant::now(),

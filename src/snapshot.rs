@@ -153,7 +153,7 @@ pub struct Hub {
     offline: [(Arc<Facade>, Arc<Bodies>); 2],
     /// How long last-good data stays servable after the last success.
     pub max_age: Duration,
-    pub settings: render::Settings,
+    pub settings: Arc<render::Settings>,
     pub started: SystemTime,
     /// Called after every publish with the gateway's index (issue 16: wakes the MQTT
     /// publisher). Must return at once: it runs on the poller's thread.
@@ -195,7 +195,7 @@ impl Hub {
             generation: std::sync::atomic::AtomicUsize::new(0),
             offline,
             max_age,
-            settings,
+            settings: Arc::new(settings),
             started: SystemTime::now(),
             listener: std::sync::OnceLock::new(),
         }

@@ -13,6 +13,7 @@
 
 use std::collections::TryReserveError;
 
+use super::paged::Paged;
 use super::{filled, Sample, FLOWS};
 
 /// Bytes of one slot in a page: six `f32` averages, three `u16` SOE values, one `u16` count.
@@ -166,7 +167,7 @@ pub(crate) struct Archive {
     /// Period of each page's slot 0 in the lap it was last entered (`-1`: never).
     pub firsts: Vec<i64>,
     pub dirty: Vec<bool>,
-    pub slots: Vec<Slot>,
+    pub slots: Paged<Slot>,
     newest: Option<i64>,
     acc: Option<Acc>,
 }
@@ -179,7 +180,7 @@ impl Archive {
             keep: self.keep,
             firsts: super::try_copy(&self.firsts)?,
             dirty: super::try_copy(&self.dirty)?,
-            slots: super::try_copy(&self.slots)?,
+            slots: self.slots.try_clone()?,
             newest: self.newest,
             acc: self.acc,
         })
@@ -199,7 +200,7 @@ impl Archive {
             keep: i64::from(keep),
             firsts: filled(pages, -1)?,
             dirty: filled(pages, false)?,
-            slots: filled(pages * PER_PAGE, Slot::default())?,
+            slots: Paged::try_new(pages, PER_PAGE, Slot::default())?,
             newest: None,
             acc: None,
         })
@@ -237,7 +238,7 @@ impl Archive {
         let (pos, page, first) = self.place(p);
         if self.firsts[page] != first {
             self.firsts[page] = first;
-            self.slots[page * PER_PAGE..(page + 1) * PER_PAGE].fill(Slot::default());
+            self.slots.clear_page(page);
         }
         self.dirty[page] = true;
         pos
@@ -264,7 +265,9 @@ impl Archive {
             let skipped = (p - newest - 1).clamp(0, self.rows());
             for q in p - skipped..p {
                 let pos = self.enter(q);
-                self.slots[pos] = Slot::default();
+                if self.slots.get(pos).is_some_and(|s| *s != Slot::default()) {
+                    self.set(pos, Slot::default());
+                }
             }
         }
         let pos = self.enter(p);
@@ -282,8 +285,15 @@ impl Archive {
         // The match above always leaves `acc` set; `let else` keeps this panic-free anyway.
         let Some(acc) = acc else { return };
         acc.add(flows, soe);
-        self.slots[pos] = acc.slot();
+        let slot = acc.slot();
+        self.set(pos, slot);
         self.newest = Some(p);
+    }
+
+    fn set(&mut self, pos: usize, slot: Slot) {
+        if let Some(s) = self.slots.get_mut(pos) {
+            *s = slot;
+        }
     }
 
     /// Recomputes `newest` after pages were loaded from a file.
@@ -320,9 +330,8 @@ impl Archive {
 
     /// Encodes page `page` into `out` (a page's payload, `PER_PAGE * SLOT_BYTES` bytes).
     pub fn encode_page(&self, page: usize, out: &mut [u8]) {
-        let base = page * PER_PAGE;
-        for (k, chunk) in out.chunks_exact_mut(SLOT_BYTES).take(PER_PAGE).enumerate() {
-            self.slots[base + k].encode(chunk);
+        for (slot, chunk) in self.slots.page(page).zip(out.chunks_exact_mut(SLOT_BYTES)) {
+            slot.encode(chunk);
         }
     }
 
@@ -332,10 +341,13 @@ impl Archive {
             return;
         };
         *f = first;
+        // Only slots with data take memory (a page never entered stays unallocated).
+        self.slots.clear_page(page);
         let base = page * PER_PAGE;
         for (k, chunk) in payload.chunks_exact(SLOT_BYTES).take(PER_PAGE).enumerate() {
-            if let Some(s) = self.slots.get_mut(base + k) {
-                *s = Slot::decode(chunk);
+            let s = Slot::decode(chunk);
+            if s != Slot::default() {
+                self.set(base + k, s);
             }
         }
     }

@@ -13,6 +13,7 @@
 
 use std::collections::TryReserveError;
 
+use super::paged::Paged;
 use super::zone::{Day, Zone};
 use super::{filled, FLOWS};
 
@@ -122,7 +123,7 @@ impl DayRec {
 /// The ring of days (`day mod rows`), each record naming its own day.
 #[derive(Debug, Clone)]
 pub(crate) struct Days {
-    pub recs: Vec<DayRec>,
+    pub recs: Paged<DayRec>,
     pub dirty: Vec<bool>,
     /// Days the spec asked to keep.
     pub keep: i64,
@@ -132,7 +133,7 @@ impl Days {
     /// A copy, or the error when its memory cannot be had.
     pub fn try_clone(&self) -> Result<Days, std::collections::TryReserveError> {
         Ok(Days {
-            recs: super::try_copy(&self.recs)?,
+            recs: self.recs.try_clone()?,
             dirty: super::try_copy(&self.dirty)?,
             keep: self.keep,
         })
@@ -146,7 +147,7 @@ impl Days {
     pub fn try_new(keep: u32) -> Result<Days, TryReserveError> {
         let pages = Days::pages_for(keep);
         Ok(Days {
-            recs: filled(pages * DAYS_PER_PAGE, DayRec::EMPTY)?,
+            recs: Paged::try_new(pages, DAYS_PER_PAGE, DayRec::EMPTY)?,
             dirty: filled(pages, false)?,
             keep: i64::from(keep),
         })
@@ -183,7 +184,7 @@ impl Days {
     #[cfg(test)]
     pub fn newest(&self) -> Option<Day> {
         self.recs
-            .iter()
+            .written()
             .map(|r| r.day)
             .filter(|&d| d != Day::MIN)
             .max()

@@ -24,6 +24,7 @@
 
 mod archive;
 mod energy;
+mod paged;
 mod published;
 mod query;
 mod store;
@@ -646,12 +647,7 @@ impl Recorder {
 
     fn days_page(&self, p: usize) -> Vec<u8> {
         let mut img = vec![0u8; PAGE];
-        let recs = self
-            .days
-            .recs
-            .iter()
-            .skip(p * DAYS_PER_PAGE)
-            .take(DAYS_PER_PAGE);
+        let recs = self.days.recs.page(p);
         for (k, r) in recs.enumerate() {
             let at = PAGE_HEADER + k * DAY_BYTES;
             r.encode(&mut img[at..at + DAY_BYTES]);
@@ -759,8 +755,11 @@ impl Recorder {
                 if r.day == Day::MIN || i64::from(r.day).rem_euclid(rows) as usize != pos {
                     r = DayRec::EMPTY;
                 }
-                if let Some(slot) = self.days.recs.get_mut(pos) {
-                    *slot = r;
+                // Only days with data take memory.
+                if r.day != Day::MIN || self.days.recs.get(pos).is_some_and(|x| x.day != Day::MIN) {
+                    if let Some(slot) = self.days.recs.get_mut(pos) {
+                        *slot = r;
+                    }
                 }
             }
         }
@@ -777,13 +776,9 @@ impl Recorder {
         let a: usize = self
             .archives
             .iter()
-            .map(|a| {
-                a.slots.capacity() * std::mem::size_of::<archive::Slot>()
-                    + a.firsts.capacity() * 8
-                    + a.dirty.capacity()
-            })
+            .map(|a| a.slots.heap_bytes() + a.firsts.capacity() * 8 + a.dirty.capacity())
             .sum();
-        a + self.days.recs.capacity() * std::mem::size_of::<DayRec>() + self.days.dirty.capacity()
+        a + self.days.recs.heap_bytes() + self.days.dirty.capacity()
     }
 
     #[cfg(test)]

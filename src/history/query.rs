@@ -284,7 +284,7 @@ impl Recorder {
         let mut v: Vec<DayEnergy> = self
             .days
             .recs
-            .iter()
+            .written()
             .filter(|r| r.day != Day::MIN)
             .map(DayEnergy::from_rec)
             .collect();
@@ -391,7 +391,7 @@ impl Recorder {
         let days: Vec<Day> = self
             .days
             .recs
-            .iter()
+            .written()
             .map(|r| r.day)
             .filter(|&d| d != Day::MIN)
             .collect();

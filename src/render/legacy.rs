@@ -9,7 +9,7 @@
 //! A gateway that cannot be reached is rendered from [`offline_facade`], which yields the
 //! failure bodies of spec §5.3 (`null`, `{}`, zeros, `SolarOnly`).
 
-use super::{Bodies, Body, Pass, Settings};
+use super::{Body, BodyMap, Pass, Settings};
 use crate::gateway::facade::{Facade, TedapiRaw};
 use crate::json::{py_float, Map, Value};
 
@@ -495,13 +495,13 @@ fn pw_route(f: &Facade, name: &str, connected: bool) -> Value {
 }
 
 /// Renders every snapshot-only legacy body.
-pub fn render(f: &Facade, s: &Settings, connected: bool) -> Bodies {
+pub fn render(f: &Facade, s: &Settings, connected: bool) -> BodyMap {
     render_with(f, s, connected, processed_aggregates(f, s).as_ref())
 }
 
 /// [`render`] with the processed aggregates already computed (once per tick, [`super::tick`]).
-pub fn render_with(f: &Facade, s: &Settings, connected: bool, agg: Option<&Value>) -> Bodies {
-    let mut b = Bodies::default();
+pub fn render_with(f: &Facade, s: &Settings, connected: bool, agg: Option<&Value>) -> BodyMap {
+    let mut b = BodyMap::default();
 
     b.json("/aggregates", dumps(agg));
     b.json("/soe", dumps(f.api("/api/system_status/soe")));
@@ -653,7 +653,7 @@ pub fn render_with(f: &Facade, s: &Settings, connected: bool, agg: Option<&Value
 
 /// GET `/control/*`: the proxy's disabled answer, or the current settings (from this tick's
 /// facade; a read never calls the cloud).
-fn control_bodies(b: &mut Bodies, f: &Facade, s: &Settings) {
+fn control_bodies(b: &mut BodyMap, f: &Facade, s: &Settings) {
     if !s.control_enabled {
         for name in CONTROL_NAMES {
             b.json(&format!("/control/{name}"), CONTROL_DISABLED.into());

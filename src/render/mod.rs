@@ -18,7 +18,7 @@
 //! * `history` — the per-minute history body (rendered when a minute completes).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::gateway::facade::Facade;
 
@@ -82,11 +82,11 @@ pub struct Settings {
 
 /// Every snapshot-only legacy body, keyed by route (`/csv?headers` is keyed `/csv_headers`).
 #[derive(Debug, Clone, Default)]
-pub struct Bodies {
+pub struct BodyMap {
     map: HashMap<String, Body>,
 }
 
-impl Bodies {
+impl BodyMap {
     pub fn get(&self, key: &str) -> Option<&Body> {
         self.map.get(key)
     }
@@ -108,6 +108,58 @@ impl Bodies {
     }
 }
 
+/// A tick's legacy bodies, rendered together the first time one is asked for: once per tick
+/// at most, and never for a gateway nobody reads (issue 20: a thousand gateways, each
+/// re-rendering some 70 bodies every 5 s whether read or not, cost most of a core).
+#[derive(Debug)]
+pub struct Bodies {
+    map: OnceLock<BodyMap>,
+    from: Option<Unrendered>,
+}
+
+/// What the bodies are rendered from.
+#[derive(Debug)]
+struct Unrendered {
+    facade: Arc<Facade>,
+    settings: Arc<Settings>,
+    aggregates: Option<crate::json::Value>,
+}
+
+impl Bodies {
+    /// Bodies already rendered (the offline facade's failure bodies, made at start).
+    pub fn ready(map: BodyMap) -> Bodies {
+        Bodies {
+            map: OnceLock::from(map),
+            from: None,
+        }
+    }
+
+    fn map(&self) -> &BodyMap {
+        self.map.get_or_init(|| match &self.from {
+            Some(u) => legacy::render_with(&u.facade, &u.settings, true, u.aggregates.as_ref()),
+            None => BodyMap::default(),
+        })
+    }
+
+    /// The body of route `key` (renders them all on first use).
+    pub fn get(&self, key: &str) -> Option<&Body> {
+        self.map().get(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.map().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map().is_empty()
+    }
+
+    /// Whether the bodies were rendered (a reader asked for one).
+    pub fn rendered(&self) -> bool {
+        self.map.get().is_some()
+    }
+}
+
 /// Everything one good tick produced. Immutable once made; the snapshot shares it.
 #[derive(Debug, Clone)]
 pub struct Outputs {
@@ -116,11 +168,18 @@ pub struct Outputs {
 }
 
 /// Renders every output of one good tick. The processed aggregates are computed once and feed
-/// both the legacy bodies and the summary.
-pub fn tick(f: &Facade, s: &Settings) -> Outputs {
+/// the summary now and the legacy bodies when first read.
+pub fn tick(f: &Arc<Facade>, s: &Arc<Settings>) -> Outputs {
     let aggregates = legacy::processed_aggregates(f, s);
-    let bodies = legacy::render_with(f, s, true, aggregates.as_ref());
     let summary = Summary::from_parts(f, aggregates.as_ref());
+    let bodies = Bodies {
+        map: OnceLock::new(),
+        from: Some(Unrendered {
+            facade: f.clone(),
+            settings: s.clone(),
+            aggregates,
+        }),
+    };
     Outputs {
         bodies: Arc::new(bodies),
         summary,
@@ -131,5 +190,5 @@ pub fn tick(f: &Facade, s: &Settings) -> Outputs {
 pub fn offline(tedapi: bool, s: &Settings) -> (Arc<Facade>, Arc<Bodies>) {
     let f = legacy::offline_facade(tedapi);
     let b = legacy::render(&f, s, false);
-    (Arc::new(f), Arc::new(b))
+    (Arc::new(f), Arc::new(Bodies::ready(b)))
 }
