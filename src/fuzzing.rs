@@ -171,10 +171,10 @@ pub fn map(data: &[u8]) {
     let tedapi = TedapiData {
         host: "fuzz".into(),
         din: "1232100-00-E--TG0123456789AB".into(),
-        config: get("config"),
-        status: get("status"),
-        controller: get("controller"),
-        components: get("components"),
+        config: get("config").map(Into::into),
+        status: get("status").map(Into::into),
+        controller: get("controller").map(Into::into),
+        components: get("components").map(Into::into),
         native_aggregates: get("aggregates"),
         timestamp: 1_700_000_000.0,
         ..TedapiData::default()

@@ -7,6 +7,8 @@
 //! meters, …) are not reproduced (they answer `null`); `strings`, `temps` are empty and `fans`
 //! absent, as the cloud has no per-device data.
 
+use std::sync::Arc;
+
 use crate::gateway::facade::Facade;
 use crate::json::{Map, Value};
 
@@ -407,7 +409,7 @@ pub fn facade(d: &CloudData) -> Facade {
         ),
     ];
     Facade {
-        api,
+        api: api.into_iter().map(|(k, v)| (k, Arc::new(v))).collect(),
         level: soe
             .as_ref()
             .and_then(|s| s.get("percentage"))

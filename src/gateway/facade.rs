@@ -9,15 +9,18 @@
 //!
 //! `None` / `Value::Null` mean what Python's `None` means for that call.
 
+use std::sync::Arc;
+
 use crate::json::Value;
 
-/// Raw TEDAPI documents, as last fetched (served by `/tedapi/*`).
+/// Raw TEDAPI documents, as last fetched (served by `/tedapi/*`); shared with the transport,
+/// which keeps the slowly refreshed ones between ticks.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TedapiRaw {
-    pub config: Option<Value>,
-    pub status: Option<Value>,
-    pub components: Option<Value>,
-    pub controller: Option<Value>,
+    pub config: Option<Arc<Value>>,
+    pub status: Option<Arc<Value>>,
+    pub components: Option<Arc<Value>>,
+    pub controller: Option<Arc<Value>>,
 }
 
 /// What each pypowerwall facade call returns for one gateway at one moment.
@@ -25,8 +28,9 @@ pub struct TedapiRaw {
 pub struct Facade {
     /// `pw.poll(uri)` for the gateway `/api/*` URIs (the 26 allowlisted ones plus
     /// `/api/meters/aggregates` and `/api/system_status/soe`), in the backend's own shape.
-    /// A URI that is absent or `Null` means the library returned `None`.
-    pub api: Vec<(String, Value)>,
+    /// A URI that is absent or `Null` means the library returned `None`. Shared: the
+    /// data-independent documents are parsed once per process, not once per gateway and tick.
+    pub api: Vec<(String, Arc<Value>)>,
     /// `pw.level()`: raw state of energy in percent (includes Tesla's hidden 5 %).
     pub level: Option<f64>,
     /// `pw.grid_status("json")` as an object `{grid_status, grid_services_active}`.
@@ -79,7 +83,7 @@ impl Facade {
         self.api
             .iter()
             .find(|(k, _)| k == uri)
-            .map(|(_, v)| v)
+            .map(|(_, v)| &**v)
             .filter(|v| !v.is_null())
     }
 }

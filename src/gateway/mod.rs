@@ -19,6 +19,8 @@ pub mod vitals_pb;
 /// The gateway TLS policy lives with the other wire plumbing.
 pub use crate::wire::tls;
 
+use std::sync::Arc;
+
 use crate::json::Value;
 
 /// pypowerwall's `parse_version` (firmware version → integer): digits of the first word, three fields, `major·10000 + minor·100 + patch`.
@@ -65,13 +67,13 @@ pub struct TedapiData {
     /// `GET /` answered non-200 (and not 429/5xx).
     pub pw3: bool,
     /// `config.json` from the FileStore read.
-    pub config: Option<Value>,
+    pub config: Option<Arc<Value>>,
     /// `device_controller_basic` query answer.
-    pub status: Option<Value>,
+    pub status: Option<Arc<Value>>,
     /// `device_controller_full` query answer.
-    pub controller: Option<Value>,
+    pub controller: Option<Arc<Value>>,
     /// `components` query answer from the gateway itself (`/tedapi/components`).
-    pub components: Option<Value>,
+    pub components: Option<Arc<Value>>,
     /// PW3: ComponentsQuery answer per battery DIN, in `config.battery_blocks` order.
     pub battery_components: Vec<(String, Value)>,
     /// System-info answer; `None` when the request failed.

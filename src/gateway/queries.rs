@@ -5,6 +5,8 @@
 //! `canned/LICENSE.pypowerwall.txt`). The signature covers the query text, so the text must not
 //! change by a single byte; the variables are not covered and are sent as stored.
 
+use std::sync::{Arc, OnceLock};
+
 use super::proto::Query;
 use crate::json::{self, Value};
 
@@ -25,6 +27,19 @@ pub struct SignedQueries {
 }
 
 impl SignedQueries {
+    /// The set, parsed once per process and shared by every gateway that uses it.
+    pub fn shared(set: QuerySet) -> Result<Arc<SignedQueries>, String> {
+        type Cell = OnceLock<Result<Arc<SignedQueries>, String>>;
+        static V2024: Cell = OnceLock::new();
+        static V2026: Cell = OnceLock::new();
+        let cell = match set {
+            QuerySet::V2024_06 => &V2024,
+            QuerySet::V2026_06 => &V2026,
+        };
+        cell.get_or_init(|| SignedQueries::load(set).map(Arc::new))
+            .clone()
+    }
+
     pub fn load(set: QuerySet) -> Result<SignedQueries, String> {
         match set {
             QuerySet::V2024_06 => {

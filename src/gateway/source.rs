@@ -6,6 +6,8 @@
 //! Basic-auth TEDAPI source and the per-tick TEDAPI sequence ([`tick`]) that v1r reuses; it
 //! builds nothing (so `gateway` never needs `cloud`).
 
+use std::sync::Arc;
+
 use std::time::{Duration, Instant, SystemTime};
 
 use super::facade::Facade;
@@ -167,9 +169,9 @@ pub(crate) struct Link<C> {
     native: Option<Native>,
     din: Option<String>,
     pw3: bool,
-    config: Option<Value>,
+    config: Option<Arc<Value>>,
     firmware: Option<Firmware>,
-    components: Option<Value>,
+    components: Option<Arc<Value>>,
     slow_at: Option<Instant>,
     battery_components: Vec<(String, Value)>,
     /// The gateway start time held across ticks of one boot.
@@ -289,7 +291,7 @@ pub(crate) fn tick<C: Fetch>(l: &mut Link<C>, cfg: &GatewayConfig) -> Result<Ted
     let slow_due = l.slow_at.is_none_or(|t| t.elapsed() >= SLOW_REFRESH) || l.config.is_none();
     if slow_due {
         match l.client.config(&din) {
-            Ok(c) => l.config = Some(c),
+            Ok(c) => l.config = Some(Arc::new(c)),
             Err(e) if l.config.is_some() => log::debug!("gateway '{}': config: {e}", cfg.id),
             Err(e) => return Err(e),
         }
@@ -299,7 +301,7 @@ pub(crate) fn tick<C: Fetch>(l: &mut Link<C>, cfg: &GatewayConfig) -> Result<Ted
             Err(e) => log::debug!("gateway '{}': firmware: {e}", cfg.id),
         }
         match l.client.components(&din, None) {
-            Ok(c) => l.components = Some(c),
+            Ok(c) => l.components = Some(Arc::new(c)),
             Err(e) => log::debug!("gateway '{}': components: {e}", cfg.id),
         }
         l.slow_at = Some(Instant::now());
@@ -361,8 +363,8 @@ pub(crate) fn tick<C: Fetch>(l: &mut Link<C>, cfg: &GatewayConfig) -> Result<Ted
         din,
         pw3: l.pw3,
         config: l.config.clone(),
-        status: Some(status),
-        controller: Some(controller),
+        status: Some(Arc::new(status)),
+        controller: Some(Arc::new(controller)),
         components: l.components.clone(),
         battery_components: l.battery_components.clone(),
         firmware: l.firmware.clone(),

@@ -234,7 +234,7 @@ pub struct Client {
     base: String,
     /// `Basic <base64>`; kept out of `Debug`.
     authorization: Secret,
-    queries: SignedQueries,
+    queries: std::sync::Arc<SignedQueries>,
     cooldown_period: Duration,
     cooldown_until: Option<Instant>,
 }
@@ -252,7 +252,7 @@ impl Client {
     /// Builds the agent; no network traffic. Fails only on an unusable host or query set.
     pub fn new(opts: ClientOptions) -> Result<Client, Error> {
         let base = base_url(&opts.host)?;
-        let queries = SignedQueries::load(opts.query_set).map_err(Error::BadReply)?;
+        let queries = SignedQueries::shared(opts.query_set).map_err(Error::BadReply)?;
         let credentials = format!("{TEDAPI_USER}:{}", opts.gw_pwd.expose());
         Ok(Client {
             agent: agent(opts.timeout, opts.pin),

@@ -613,14 +613,14 @@ pub fn render_with(f: &Facade, s: &Settings, connected: bool, agg: Option<&Value
     match &f.tedapi {
         Some(raw) => {
             b.json("/tedapi", TEDAPI_USE.into());
-            b.json("/tedapi/config", dumps(raw.config.as_ref()));
-            b.json("/tedapi/status", dumps(raw.status.as_ref()));
-            b.json("/tedapi/components", dumps(raw.components.as_ref()));
+            b.json("/tedapi/config", dumps(raw.config.as_deref()));
+            b.json("/tedapi/status", dumps(raw.status.as_deref()));
+            b.json("/tedapi/components", dumps(raw.components.as_deref()));
             b.json(
                 "/tedapi/battery",
-                dumps(raw.config.as_ref().and_then(|c| c.get("battery_blocks"))),
+                dumps(raw.config.as_deref().and_then(|c| c.get("battery_blocks"))),
             );
-            b.json("/tedapi/controller", dumps(raw.controller.as_ref()));
+            b.json("/tedapi/controller", dumps(raw.controller.as_deref()));
         }
         None => {
             for key in [

@@ -18,7 +18,7 @@ fn facade_with_aggregates(site: i64, load: i64, solar: i64, battery: i64) -> Fac
     ))
     .unwrap();
     Facade {
-        api: vec![("/api/meters/aggregates".into(), agg)],
+        api: vec![("/api/meters/aggregates".into(), agg.into())],
         level: Some(50.0),
         ..Facade::default()
     }
@@ -65,7 +65,7 @@ fn negative_solar_moves_to_load_when_disallowed() {
 fn csv_rounding_and_headers() {
     let agg = parse(r#"{"site": {"instant_power": 123.456}, "load": {"instant_power": 456.789}, "solar": {"instant_power": 234.567}, "battery": {"instant_power": -345.678}}"#).unwrap();
     let f = Facade {
-        api: vec![("/api/meters/aggregates".into(), agg)],
+        api: vec![("/api/meters/aggregates".into(), agg.into())],
         level: Some(67.89),
         reserve: Some(20.9),
         ..Facade::default()

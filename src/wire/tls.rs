@@ -110,8 +110,17 @@ impl ServerCertVerifier for GatewayVerifier {
     }
 }
 
-/// Client config for a gateway: any certificate, or only the pinned one.
+/// Client config for a gateway: any certificate, or only the pinned one. The unpinned one is
+/// made once and shared by every gateway (issue 20: some 30 KB each at a thousand gateways).
 pub fn gateway_client_config(pin: Option<Fingerprint>) -> Arc<rustls::ClientConfig> {
+    static ANY: std::sync::OnceLock<Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
+    match pin {
+        None => ANY.get_or_init(|| build_client_config(None)).clone(),
+        Some(_) => build_client_config(pin),
+    }
+}
+
+fn build_client_config(pin: Option<Fingerprint>) -> Arc<rustls::ClientConfig> {
     let provider = crypto();
     let verifier = Arc::new(GatewayVerifier {
         pin,

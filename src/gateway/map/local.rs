@@ -13,6 +13,8 @@
 //!
 //! Pure functions, no panic on any input; `None` where the library returns `None` or raises.
 
+use std::sync::Arc;
+
 use crate::gateway::facade::Facade;
 use crate::gateway::vitals_pb::{self, AttributeKind, DeviceWithVitals, VitalValue};
 use crate::json::{Map, Value};
@@ -262,7 +264,7 @@ pub fn local(data: &LocalData) -> Facade {
 
     let mut api = Vec::new();
     for (uri, v) in &data.api {
-        api.push((uri.clone(), v.clone().unwrap_or(Value::Null)));
+        api.push((uri.clone(), Arc::new(v.clone().unwrap_or(Value::Null))));
     }
 
     Facade {

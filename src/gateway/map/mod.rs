@@ -32,6 +32,8 @@ mod vitals;
 #[cfg(test)]
 mod tests;
 
+use std::sync::Arc;
+
 use crate::gateway::facade::{Facade, TedapiRaw};
 use crate::gateway::{Firmware, TedapiData};
 use crate::json::{Map, Value};
@@ -63,8 +65,8 @@ pub(crate) struct Src<'a> {
 
 impl<'a> Src<'a> {
     fn new(d: &'a TedapiData) -> Src<'a> {
-        fn doc(v: &Option<Value>) -> &Value {
-            v.as_ref().unwrap_or(&NONE)
+        fn doc(v: &Option<Arc<Value>>) -> &Value {
+            v.as_deref().unwrap_or(&NONE)
         }
         Src {
             config: doc(&d.config),
@@ -73,7 +75,7 @@ impl<'a> Src<'a> {
             components: doc(&d.components),
             batteries: &d.battery_components,
             firmware: d.firmware.as_ref(),
-            native: doc(&d.native_aggregates),
+            native: d.native_aggregates.as_ref().unwrap_or(&NONE),
             host: &d.host,
             timestamp: d.timestamp,
             pw3: d.pw3,
@@ -103,9 +105,12 @@ pub fn tedapi(data: &TedapiData) -> Facade {
     let operation = system::operation(&src);
     let grid_status = system::grid_status_api(&src);
 
-    let mut api: Vec<(String, Value)> = Vec::new();
+    let mut api: Vec<(String, Arc<Value>)> = Vec::new();
     let mut put = |uri: &str, v: Py<Option<Value>>| {
-        api.push((uri.to_string(), v.ok().flatten().unwrap_or(Value::Null)));
+        api.push((
+            uri.to_string(),
+            Arc::new(v.ok().flatten().unwrap_or(Value::Null)),
+        ));
     };
     put("/api/devices/vitals", Ok(None));
     put("/api/meters/aggregates", aggregates::aggregates(&src, &d));
@@ -117,10 +122,10 @@ pub fn tedapi(data: &TedapiData) -> Facade {
     put("/api/system_status/grid_status", grid_status.clone());
     put("/api/system_status/soe", soe.clone());
     for (uri, body) in canned() {
-        put(uri, Ok(Some(body)));
+        put_shared(&mut api, uri, body);
     }
     for uri in UNKNOWN_ALLOWLISTED {
-        put(uri, Ok(Some(unknown_api(uri))));
+        put_shared(&mut api, uri, &Arc::new(unknown_api(uri)));
     }
 
     Facade {
@@ -166,7 +171,17 @@ pub fn unknown_api(uri: &str) -> Value {
 const UNKNOWN_ALLOWLISTED: &[&str] = &["/api/system/networks"];
 
 /// Data-independent answers of the TEDAPI poll table (upstream `mock_data.py` and handlers).
-fn canned() -> Vec<(&'static str, Value)> {
+fn canned() -> &'static [(&'static str, Arc<Value>)] {
+    static CANNED: std::sync::OnceLock<Vec<(&'static str, Arc<Value>)>> =
+        std::sync::OnceLock::new();
+    CANNED.get_or_init(parse_canned)
+}
+
+fn put_shared(api: &mut Vec<(String, Arc<Value>)>, uri: &str, v: &Arc<Value>) {
+    api.push((uri.to_string(), v.clone()));
+}
+
+fn parse_canned() -> Vec<(&'static str, Arc<Value>)> {
     const FILES: &[(&str, &str)] = &[
         (
             "/api/login/Basic",
@@ -260,6 +275,9 @@ fn canned() -> Vec<(&'static str, Value)> {
     // The files are fixed build inputs; the golden tests parse every one, so `Null` never shows.
     FILES
         .iter()
-        .map(|(uri, text)| (*uri, crate::json::parse(text).unwrap_or(Value::Null)))
+        .map(|(uri, text)| {
+            let v = crate::json::parse(text).unwrap_or(Value::Null);
+            (*uri, Arc::new(v))
+        })
         .collect()
 }

@@ -30,8 +30,14 @@ use crate::json::{Map, Value};
 /// Maps a V2026_06 poll: normalise the controller documents, map, keep the raw documents.
 pub fn tedapi(data: &TedapiData) -> Facade {
     let mut shaped = data.clone();
-    shaped.status = data.status.as_ref().map(|d| normalize(d, data.pw3));
-    shaped.controller = data.controller.as_ref().map(|d| normalize(d, data.pw3));
+    shaped.status = data
+        .status
+        .as_deref()
+        .map(|d| normalize(d, data.pw3).into());
+    shaped.controller = data
+        .controller
+        .as_deref()
+        .map(|d| normalize(d, data.pw3).into());
     let mut facade = super::tedapi(&shaped);
     facade.tedapi = Some(TedapiRaw {
         config: data.config.clone(),

@@ -48,7 +48,7 @@ pub struct V1rClient {
     base: String,
     password: Secret,
     key: Arc<RsaKey>,
-    queries: SignedQueries,
+    queries: std::sync::Arc<SignedQueries>,
     /// Bearer token and session cookies from the login; kept out of `Debug` and logs.
     token: Option<Secret>,
     cookies: Option<Secret>,
@@ -74,7 +74,7 @@ impl V1rClient {
             base: tedapi::base_url(&opts.host)?,
             password: opts.password,
             key: opts.key,
-            queries: SignedQueries::load(opts.query_set).map_err(Error::BadReply)?,
+            queries: SignedQueries::shared(opts.query_set).map_err(Error::BadReply)?,
             token: None,
             cookies: None,
             key_problem: false,
