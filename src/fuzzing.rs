@@ -246,7 +246,7 @@ fn ctx() -> &'static Ctx {
                 forward: None,
                 health: Health::default(),
                 good: None,
-                history: crate::render::history::History::empty(&g.id),
+                history: Arc::new(crate::snapshot::History::new(&g.id, None, None)),
                 series: None,
             })
             .collect();

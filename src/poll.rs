@@ -18,9 +18,9 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::config::GatewayConfig;
 use crate::gateway::facade::Facade;
 use crate::gateway::tedapi as source_error;
-use crate::history::{Flow, Published, Recorder, Sample, Zone};
+use crate::history::{Published, Recorder, Sample, Zone};
 use crate::render::summary::Summary;
-use crate::snapshot::{GatewaySnapshot, Good, Health, History, Hub, Point};
+use crate::snapshot::{GatewaySnapshot, Good, Health, History, Hub};
 
 /// Back-off after consecutive failures.
 const BACKOFF: [u64; 5] = [5, 10, 30, 60, 120];
@@ -247,7 +247,7 @@ pub struct Keeper {
     seq: u64,
     /// Published with every snapshot (cheap clones).
     pub series: Arc<Published>,
-    pub history: History,
+    pub history: Arc<History>,
 }
 
 impl Keeper {
@@ -260,7 +260,7 @@ impl Keeper {
         simulated: bool,
     ) -> Result<Keeper, crate::history::HistoryError> {
         let series = Arc::new(rec.publish(0, simulated)?);
-        let history = history_of(id, &rec, None);
+        let history = Arc::new(History::new(id, Some(series.clone()), None));
         Ok(Keeper {
             rec,
             flush_every,
@@ -315,7 +315,8 @@ impl Keeper {
             // Readers keep the last copy; the recorder itself goes on recording.
             Err(e) => log::warn!("gateway '{id}': history not republished: {e}"),
         }
-        self.history = history_of(id, &self.rec, summary);
+        let full = summary.and_then(|s| s.full_pack_energy);
+        self.history = Arc::new(History::new(id, Some(self.series.clone()), full));
     }
 
     /// Writes the pending batch (memory only: nothing). Errors are logged by the recorder
@@ -333,28 +334,6 @@ fn gateway_zone(facade: &Facade) -> Option<&str> {
         .iter()
         .find_map(|uri| facade.api(uri)?.get("timezone")?.as_str())
         .filter(|s| !s.trim().is_empty())
-}
-
-/// The `/api/gateways/{id}/history` points: the last 24 h of the finest archive. SOE is
-/// weighted for the aggregate by the latest full-pack energy.
-fn history_of(id: &str, rec: &Recorder, summary: Option<&Summary>) -> History {
-    let step = i64::from(rec.step());
-    let full = summary.and_then(|s| s.full_pack_energy);
-    let points: Vec<Point> = rec
-        .samples((86_400 / step) as usize)
-        .iter()
-        .map(|p| Point {
-            ts: p.ts,
-            site: p.grid_w(),
-            solar: p.flow(Flow::Solar),
-            battery: p.battery_w(),
-            load: p.flow(Flow::Home),
-            soe: p.soe,
-            full_pack_energy: full,
-            energy_remaining: full.zip(p.soe).map(|(f, s)| f * s / 100.0),
-        })
-        .collect();
-    History::new(id, step, Arc::from(points))
 }
 
 #[cfg(test)]

@@ -111,12 +111,79 @@ pub struct GatewaySnapshot {
     pub health: Health,
     pub good: Option<Good>,
     /// One point per history step, oldest first (at most 24 h), and its rendered body.
-    pub history: History,
+    pub history: Arc<History>,
     /// The energy history as of the last completed step (`None` before the poller starts).
     pub series: Option<Arc<crate::history::Published>>,
 }
 
-pub use crate::render::history::{History, Point};
+pub use crate::render::history::Point;
+
+/// `/api/gateways/{id}/history`: the last 24 h of the finest archive as points and their body,
+/// made from the published copy the first time a request asks (at most once per step). Made
+/// eagerly, every gateway rendered its 1,440 points each minute whether read or not: some
+/// 300 KB held per gateway once a day was recorded (issue 20).
+#[derive(Debug)]
+pub struct History {
+    id: String,
+    series: Option<Arc<crate::history::Published>>,
+    /// The full-pack energy when published (weights the SOE when gateways are summed).
+    full: Option<f64>,
+    made: std::sync::OnceLock<(Arc<[Point]>, render::Body)>,
+}
+
+impl History {
+    pub fn new(
+        id: &str,
+        series: Option<Arc<crate::history::Published>>,
+        full: Option<f64>,
+    ) -> History {
+        History {
+            id: id.to_string(),
+            series,
+            full,
+            made: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The points, oldest first. SOE is the slot's average; power flows are the slot's
+    /// averages in the Tesla sign convention.
+    pub fn points(&self) -> &[Point] {
+        &self.made().0
+    }
+
+    pub fn body(&self) -> &render::Body {
+        &self.made().1
+    }
+
+    fn made(&self) -> &(Arc<[Point]>, render::Body) {
+        self.made.get_or_init(|| {
+            let Some(rec) = self.series.as_ref().map(|s| &s.rec) else {
+                return (
+                    Arc::from(Vec::new()),
+                    render::history::body(&self.id, 60, &[]),
+                );
+            };
+            let step = i64::from(rec.step());
+            let full = self.full;
+            let points: Vec<Point> = rec
+                .samples((86_400 / step) as usize)
+                .iter()
+                .map(|p| Point {
+                    ts: p.ts,
+                    site: p.grid_w(),
+                    solar: p.flow(crate::history::Flow::Solar),
+                    battery: p.battery_w(),
+                    load: p.flow(crate::history::Flow::Home),
+                    soe: p.soe,
+                    full_pack_energy: full,
+                    energy_remaining: full.zip(p.soe).map(|(f, s)| f * s / 100.0),
+                })
+                .collect();
+            let body = render::history::body(&self.id, step, &points);
+            (Arc::from(points), body)
+        })
+    }
+}
 
 /// The summaries the site total adds up: gateways with fresh data, each as
 /// [`crate::render::Summary::site_part`] counts it.

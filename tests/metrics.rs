@@ -492,7 +492,7 @@ fn label_values_from_configuration_are_escaped() {
         forward: None,
         health: Health::default(),
         good: None,
-        history: pypowerwall_server::render::history::History::empty(id),
+        history: std::sync::Arc::new(pypowerwall_server::snapshot::History::new(id, None, None)),
         series: None,
     };
     let hub = Hub::new(

@@ -186,7 +186,7 @@ pub fn gateway_history(req: &Req<'_>) -> Answer {
     let views = req.views();
     match find(&views, req.param("id")) {
         // Rendered when the minute completed, not per request.
-        Some(v) => Answer::route(&v.snapshot.history.body),
+        Some(v) => Answer::route(v.snapshot.history.body()),
         None => not_found(req, "unknown gateway id"),
     }
 }
@@ -397,7 +397,7 @@ fn build(views: &[View]) -> AggregateBodies {
 fn sum_history(views: &[View]) -> Vec<Point> {
     let mut by_minute: BTreeMap<i64, (Point, f64, f64, Vec<f64>)> = BTreeMap::new();
     for v in views {
-        for p in v.snapshot.history.points.iter() {
+        for p in v.snapshot.history.points().iter() {
             let e = by_minute.entry(p.ts).or_insert_with(|| {
                 (
                     Point {

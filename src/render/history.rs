@@ -1,33 +1,11 @@
 //! History points and the history body of one gateway (`/api/gateways/{id}/history`).
 //!
 //! The points are the last 24 h of the recorder's finest archive (`history`, one slot per
-//! `PW_HISTORY_STEP`, 60 s by default); the poller converts them and renders this body when a
-//! step completes, never per request.
-
-use std::sync::Arc;
+//! `PW_HISTORY_STEP`, 60 s by default); `snapshot::History` converts them and renders this body
+//! from the published copy the first time a step's body is asked for.
 
 use super::Body;
 use crate::json::{Map, Value};
-
-/// One gateway's published history: the points and their rendered body.
-#[derive(Debug, Clone)]
-pub struct History {
-    pub points: Arc<[Point]>,
-    pub body: Body,
-}
-
-impl History {
-    /// `points` (one per `interval` seconds) with a freshly rendered body.
-    pub fn new(id: &str, interval: i64, points: Arc<[Point]>) -> History {
-        let body = body(id, interval, &points);
-        History { points, body }
-    }
-
-    /// No points yet.
-    pub fn empty(id: &str) -> History {
-        History::new(id, 60, Arc::from(Vec::new()))
-    }
-}
 
 /// The body of `/api/gateways/{id}/history`.
 pub fn body(id: &str, interval: i64, points: &[Point]) -> Body {
