@@ -359,6 +359,11 @@ impl Hub {
     }
 
     /// What a request should see of gateway `i` right now.
+    /// Every gateway's view at `now`, in configuration order.
+    pub fn views(&self, now: Instant) -> Vec<View> {
+        (0..self.len()).filter_map(|i| self.view(i, now)).collect()
+    }
+
     pub fn view(&self, i: usize, now: Instant) -> Option<View> {
         let snapshot = self.snapshot(i)?;
         let cooling = snapshot

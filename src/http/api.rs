@@ -210,20 +210,28 @@ pub struct AggregateBodies {
 /// Cache of [`AggregateBodies`], keyed by the hub generation and the earliest data expiry.
 ///
 /// With many gateways the generation moves with every poll (200 times a second at 1,000
-/// gateways, 5 s polls), and a rebuild reads every view. So the cache is stale-while-rebuilding:
-/// bodies stand for up to [`REBUILD_RATIO`] times what their build cost (never beyond
-/// [`MAX_LAG`]), and while one request rebuilds, the others get the bodies it replaces instead
-/// of waiting (issue 20: `/api/aggregate/*` p99 ≤ 5 ms at 1,000 gateways). At ten gateways a
-/// build costs well under a millisecond, so the bodies follow every publish.
+/// gateways, 5 s polls) and a rebuild reads every view, so a request must not wait for one
+/// (issue 20: `/api/aggregate/*` p99 ≤ 5 ms at 1,000 gateways). A cheap build (under
+/// [`INLINE_COST`], a few gateways) is made by the request that finds the bodies out of date, so
+/// they follow every publish. A dear one is made on a thread of its own while requests get the
+/// bodies it replaces, and at most one per [`REBUILD_RATIO`] times its cost (never more than
+/// [`MAX_LAG`] behind the newest publish, plus the build itself).
 #[derive(Default)]
 pub struct Aggregates {
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
     cache: Mutex<Option<Cached>>,
     building: std::sync::atomic::AtomicBool,
 }
 
+/// A build costing less than this is made by the request itself.
+const INLINE_COST: Duration = Duration::from_millis(1);
 /// Rebuilds take at most about 1 / (1 + this) of the time.
 const REBUILD_RATIO: u32 = 10;
-/// The most the aggregate bodies lag the newest publish.
+/// The most the aggregate bodies lag the newest publish (besides the build itself).
 const MAX_LAG: Duration = Duration::from_secs(1);
 
 /// Built bodies, the hub generation they were built at, the earliest data expiry, and when and
@@ -237,11 +245,13 @@ struct Cached {
 }
 
 /// Clears the "rebuilding" flag however the build ends.
-struct Building<'a>(&'a std::sync::atomic::AtomicBool);
+struct Building(Arc<Shared>);
 
-impl Drop for Building<'_> {
+impl Drop for Building {
     fn drop(&mut self) {
-        self.0.store(false, std::sync::atomic::Ordering::Release);
+        (self.0)
+            .building
+            .store(false, std::sync::atomic::Ordering::Release);
     }
 }
 
@@ -249,47 +259,73 @@ impl Aggregates {
     pub fn get(&self, ctx: &Ctx, now: Instant) -> Arc<AggregateBodies> {
         use std::sync::atomic::Ordering;
         let generation = ctx.hub.generation();
-        let building = {
-            let c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(c) = c.as_ref() {
-                let expired = c.until.is_some_and(|u| now >= u);
-                let lag = (c.cost * REBUILD_RATIO).min(MAX_LAG);
-                let recent = now.saturating_duration_since(c.built) < lag;
-                if !expired && (c.generation == generation || recent) {
-                    return c.bodies.clone();
+        let stale = {
+            let c = self.shared.cache.lock().unwrap_or_else(|e| e.into_inner());
+            match c.as_ref() {
+                Some(c) => {
+                    let expired = c.until.is_some_and(|u| now >= u);
+                    let lag = (c.cost * REBUILD_RATIO).min(MAX_LAG);
+                    let recent = now.saturating_duration_since(c.built) < lag;
+                    if !expired && (c.generation == generation || recent) {
+                        return c.bodies.clone();
+                    }
+                    if self.shared.building.swap(true, Ordering::AcqRel) {
+                        return c.bodies.clone();
+                    }
+                    (c.cost >= INLINE_COST).then(|| c.bodies.clone())
                 }
-                if self.building.swap(true, Ordering::AcqRel) {
-                    return c.bodies.clone();
+                None => {
+                    self.shared.building.store(true, Ordering::Release);
+                    None
                 }
-            } else {
-                self.building.store(true, Ordering::Release);
             }
-            Building(&self.building)
         };
-        let started = Instant::now();
-        let views = ctx.views(now);
-        let until = views
-            .iter()
-            .filter_map(|v| {
-                v.snapshot
-                    .good
-                    .as_ref()
-                    .filter(|_| v.fresh)
-                    .map(|g| g.at + ctx.hub.max_age)
-            })
-            .min();
-        let bodies = Arc::new(build(&views));
-        let mut c = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        *c = Some(Cached {
-            generation,
-            until,
-            built: now,
-            cost: started.elapsed(),
-            bodies: bodies.clone(),
-        });
-        drop(building);
-        bodies
+        let building = Building(self.shared.clone());
+        if let Some(old) = stale {
+            let hub = ctx.hub.clone();
+            let spawned = std::thread::Builder::new()
+                .name("aggregates".into())
+                .spawn(move || rebuild(&building, &hub, generation, Instant::now()));
+            match spawned {
+                Ok(_) => return old,
+                // No thread to be had: build here rather than never.
+                Err(e) => log::debug!("aggregate bodies built inline: {e}"),
+            }
+            return rebuild(&Building(self.shared.clone()), &ctx.hub, generation, now);
+        }
+        rebuild(&building, &ctx.hub, generation, now)
     }
+}
+
+/// Builds the bodies from every view of `hub` and caches them as of `generation`.
+fn rebuild(
+    b: &Building,
+    hub: &crate::snapshot::Hub,
+    generation: usize,
+    now: Instant,
+) -> Arc<AggregateBodies> {
+    let started = Instant::now();
+    let views = hub.views(now);
+    let until = views
+        .iter()
+        .filter_map(|v| {
+            v.snapshot
+                .good
+                .as_ref()
+                .filter(|_| v.fresh)
+                .map(|g| g.at + hub.max_age)
+        })
+        .min();
+    let bodies = Arc::new(build(&views));
+    let mut c = b.0.cache.lock().unwrap_or_else(|e| e.into_inner());
+    *c = Some(Cached {
+        generation,
+        until,
+        built: now,
+        cost: started.elapsed(),
+        bodies: bodies.clone(),
+    });
+    bodies
 }
 
 fn ids<'a>(views: impl Iterator<Item = &'a View>) -> Value {

@@ -49,9 +49,7 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn views(&self, now: Instant) -> Vec<View> {
-        (0..self.hub.len())
-            .filter_map(|i| self.hub.view(i, now))
-            .collect()
+        self.hub.views(now)
     }
 }
 
