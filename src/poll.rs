@@ -111,6 +111,18 @@ fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>, mut
         cfg.host,
         cfg.poll_interval
     );
+    // Many gateways start their polls spread over one interval instead of all at once, and
+    // keep that phase (1,000 TLS handshakes in the same instant time out against real gateways
+    // and simulators alike); a few gateways start within a fraction of a second.
+    let offset = start_offset(idx, hub.len(), cfg.poll_interval);
+    let begin = Instant::now() + offset;
+    while !stop.load(Ordering::Relaxed) && Instant::now() < begin {
+        std::thread::park_timeout(
+            begin
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(200)),
+        );
+    }
     let mut attempt = Attempt::Full;
     // When the back-off allows the next full poll, and whether the source has a probe.
     let mut full_at = Instant::now();
@@ -233,6 +245,13 @@ fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>, mut
     keeper.flush();
 }
 
+/// When gateway `idx` of `n` makes its first poll: `idx` steps of `interval / n`, but no more
+/// than 20 ms per step, so the first polls of many gateways fill one interval evenly.
+fn start_offset(idx: usize, n: usize, interval: Duration) -> Duration {
+    let step = (interval / n.max(1) as u32).min(Duration::from_millis(20));
+    step * idx.min(n) as u32
+}
+
 /// A poller's energy history: its recorder, the flush schedule and what it last published.
 pub struct Keeper {
     rec: Recorder,
@@ -339,6 +358,15 @@ fn gateway_zone(facade: &Facade) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_polls_spread_over_one_interval() {
+        let t = Duration::from_secs(5);
+        assert_eq!(start_offset(0, 1, t), Duration::ZERO);
+        assert_eq!(start_offset(1, 2, t), Duration::from_millis(20));
+        assert_eq!(start_offset(999, 1000, t), Duration::from_millis(4995));
+        assert!(start_offset(usize::MAX, 1000, t) <= t);
+    }
 
     #[test]
     fn backoff_schedule() {

@@ -132,7 +132,6 @@ pub fn tedapi(data: &TedapiData) -> Facade {
         api,
         level: views::level(&soe),
         grid_status: grid_status.clone().ok().flatten(),
-        vitals: d.vitals.clone().ok().flatten().map(Value::Object),
         strings: views::strings(&d.vitals, false).ok(),
         strings_verbose: views::strings(&d.vitals, true).ok(),
         temps: views::temps(&d.vitals).ok(),
@@ -159,6 +158,8 @@ pub fn tedapi(data: &TedapiData) -> Facade {
             controller: data.controller.clone(),
         }),
         pw3: data.pw3,
+        // Last: every field above has read `d` (moved, not copied: the largest document).
+        vitals: d.vitals.ok().flatten().map(Value::Object),
     }
 }
 
