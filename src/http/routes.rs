@@ -412,7 +412,7 @@ pub fn dispatch(mut req: Req<'_>) -> Answer {
             req.route = Some(route);
             (route.handler)(&req)
         }
-        None => fallback(req.ctx, req.path, req.if_none_match.as_deref()),
+        None => fallback(req.ctx, req.path, req.if_none_match),
     }
 }
 
@@ -480,7 +480,7 @@ fn legacy_body(req: &Req<'_>) -> Answer {
             });
             Answer::route(body)
         }
-        None => fallback(ctx, req.path, req.if_none_match.as_deref()),
+        None => fallback(ctx, req.path, req.if_none_match),
     }
 }
 
@@ -540,12 +540,12 @@ fn openapi(req: &Req<'_>) -> Answer {
 
 /// `/console`: the dashboard, as `/` serves it (embedded or from `PW_WWW_DIR`).
 fn console_page(req: &Req<'_>) -> Answer {
-    fallback(req.ctx, "/index.html", req.if_none_match.as_deref())
+    fallback(req.ctx, "/index.html", req.if_none_match)
 }
 
 /// `/history`: the History page.
 fn history_page(req: &Req<'_>) -> Answer {
-    fallback(req.ctx, "/history.html", req.if_none_match.as_deref())
+    fallback(req.ctx, "/history.html", req.if_none_match)
 }
 
 fn docs(_req: &Req<'_>) -> Answer {

@@ -74,7 +74,7 @@ where
 pub(crate) type Recycle = Arc<std::sync::Mutex<Option<(String, Vec<Header>)>>>;
 
 /// pypowerwall-server patch (24): most bytes of line buffer a connection keeps between requests.
-const LINE_KEEP: usize = 8 * 1024;
+const LINE_KEEP: usize = 4 * 1024;
 
 /// pypowerwall-server patch: longest accepted request line (longer: 414).
 pub const MAX_REQUEST_LINE: usize = 8192;
