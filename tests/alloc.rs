@@ -92,8 +92,8 @@ fn keep_alive_get_of_a_rendered_body_allocates_nothing() {
         read_answer(&mut s, &mut buf);
     }
     let allocs = ALLOCS.load(Ordering::Relaxed) - before;
-    // Before patch 24: 35 per request with these headers (18 with wrk's). A few may come from the poller or the once-a-second
-    // `Date` value while the loop runs.
+    // Before patch 24: 35 per request with these headers (18 with wrk's). A few may come
+    // from the poller or the once-a-second `Date` value while the loop runs.
     assert!(
         allocs < n / 20,
         "{allocs} allocations for {n} keep-alive requests"
