@@ -9,8 +9,8 @@ use crate::metrics::{self, ServerStatus};
 
 pub fn metrics(req: &Req<'_>) -> Answer {
     let ctx = req.ctx;
-    let openmetrics = metrics::wants_openmetrics(req.accept.as_deref());
-    let gzip = metrics::wants_gzip(req.accept_encoding.as_deref());
+    let openmetrics = metrics::wants_openmetrics(req.accept);
+    let gzip = metrics::wants_gzip(req.accept_encoding);
     let server = || ServerStatus {
         started: ctx.stats.started,
         uptime: ctx.stats.started_at.elapsed(),

@@ -154,27 +154,11 @@ pub fn strip_base<'a>(target: &'a str, base: &str) -> std::borrow::Cow<'a, str> 
 }
 
 /// Handles one request.
+///
+/// The route sees the request's path, query and headers borrowed from it: answering a
+/// keep-alive GET of a pre-rendered body allocates nothing here (issue 20).
 pub fn handle(ctx: &Ctx, mut rq: Request) {
     let method = rq.method().clone();
-    let raw = rq.url().to_string();
-    let target = strip_base(&raw, &ctx.config.server.base_url);
-    let (path, query) = match target.split_once('?') {
-        Some((p, q)) => (p.to_string(), q.to_string()),
-        None => (target.to_string(), String::new()),
-    };
-    let header = |name: &str| header_value(&rq, name);
-    let req = Req {
-        ctx,
-        path: &path,
-        query: &query,
-        params: Vec::new(),
-        route: None,
-        now: Instant::now(),
-        if_none_match: header("If-None-Match"),
-        accept: header("Accept"),
-        accept_encoding: header("Accept-Encoding"),
-        upgrade: header("Upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket")),
-    };
     // A POST body is read before taking a permit, so a slow sender cannot hold one. At most
     // MAX_BODY + 1 bytes are read, whatever the client declares; a body that does not arrive
     // within the request deadline is answered 408 (tiny_http then closes the connection).
@@ -194,29 +178,70 @@ pub fn handle(ctx: &Ctx, mut rq: Request) {
             return send(rq, Answer::json(status, text.to_py()));
         }
     }
+    let upgrade = header_str(&rq, "Upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+    if upgrade && matches!(method, Method::Get | Method::Head) {
+        // The request is handed over whole, so the route sees copies of what it reads.
+        let raw = rq.url().to_string();
+        let header = |name: &str| header_value(&rq, name);
+        let (inm, accept, accept_encoding) = (
+            header("If-None-Match"),
+            header("Accept"),
+            header("Accept-Encoding"),
+        );
+        let target = strip_base(&raw, &ctx.config.server.base_url);
+        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+        let req = Req {
+            ctx,
+            path,
+            query,
+            params: Vec::new(),
+            route: None,
+            now: Instant::now(),
+            if_none_match: inm.as_deref(),
+            accept: accept.as_deref(),
+            accept_encoding: accept_encoding.as_deref(),
+            upgrade,
+        };
+        let _permit = ctx.permits.acquire();
+        return routes::upgrade(req, rq);
+    }
+    let answer = answer(ctx, &rq, method, &body, too_big);
+    send(rq, answer);
+}
+
+/// The answer to a request that is not a WebSocket upgrade (its body, if any, read).
+fn answer(ctx: &Ctx, rq: &Request, method: Method, body: &[u8], too_big: bool) -> Answer {
+    let target = strip_base(rq.url(), &ctx.config.server.base_url);
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    let header = |name: &str| header_str(rq, name);
+    let req = Req {
+        ctx,
+        path,
+        query,
+        params: Vec::new(),
+        route: None,
+        now: Instant::now(),
+        if_none_match: header("If-None-Match"),
+        accept: header("Accept"),
+        accept_encoding: header("Accept-Encoding"),
+        upgrade: false,
+    };
     let permit = ctx.permits.acquire();
     let answer = match method {
-        Method::Get | Method::Head => {
-            if req.upgrade {
-                return routes::upgrade(req, rq);
-            }
-            routes::dispatch(req)
-        }
+        Method::Get | Method::Head => routes::dispatch(req),
         Method::Post => {
-            let content_type = header_value(&rq, "Content-Type");
-            let authorization = header_value(&rq, "Authorization");
             let remote = rq
                 .remote_addr()
                 .map(|a| a.ip().to_string())
                 .unwrap_or_else(|| "?".into());
             let post_req = PostReq {
-                path: &path,
+                path,
                 gateway: None,
                 action: "",
-                content_type,
-                authorization,
-                content_length,
-                body: &body,
+                content_type: header_value(rq, "Content-Type"),
+                authorization: header_value(rq, "Authorization"),
+                content_length: rq.body_length(),
+                body,
                 too_big: too_big || body.len() as u64 > MAX_BODY,
                 remote,
             };
@@ -243,16 +268,21 @@ pub fn handle(ctx: &Ctx, mut rq: Request) {
     drop(permit);
     ctx.metrics
         .requests
-        .count(routes::family(&method, &path), answer.status);
-    send(rq, answer);
+        .count(routes::family(&method, path), answer.status);
+    answer
 }
 
 /// The value of a request header (names compare case-insensitively).
 pub fn header_value(rq: &Request, name: &str) -> Option<String> {
+    header_str(rq, name).map(str::to_string)
+}
+
+/// The value of a request header, borrowed from the request.
+pub fn header_str<'a>(rq: &'a Request, name: &str) -> Option<&'a str> {
     rq.headers()
         .iter()
         .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
-        .map(|h| h.value.as_str().to_string())
+        .map(|h| h.value.as_str())
 }
 
 /// What a route handler sees of a request.
@@ -265,11 +295,11 @@ pub struct Req<'a> {
     /// The matched route (set by `routes::dispatch`).
     pub route: Option<&'static routes::Route>,
     pub now: Instant,
-    pub if_none_match: Option<String>,
+    pub if_none_match: Option<&'a str>,
     /// The `Accept` header (`/metrics` picks its format from it).
-    pub accept: Option<String>,
+    pub accept: Option<&'a str>,
     /// The `Accept-Encoding` header (`/metrics` gzips when it allows).
-    pub accept_encoding: Option<String>,
+    pub accept_encoding: Option<&'a str>,
     /// The client asked for a WebSocket upgrade.
     pub upgrade: bool,
 }

@@ -4,6 +4,8 @@
 //! table, so the documentation cannot drift from what is served. Patterns are paths with
 //! `{name}` segments; a trailing `*` matches any continuation (the proxy's prefix routes).
 
+use std::borrow::Cow;
+
 use tiny_http::Request;
 
 use super::api;
@@ -62,11 +64,11 @@ pub enum BodyKey {
 }
 
 impl BodyKey {
-    /// The body key for a request path and query.
-    pub fn resolve(self, path: &str, query: &str) -> String {
+    /// The body key for a request path and query (borrowed unless it is made up).
+    pub fn resolve<'a>(self, path: &'a str, query: &str) -> Cow<'a, str> {
         match self {
-            BodyKey::Path => path.to_string(),
-            BodyKey::Fixed(k) => k.to_string(),
+            BodyKey::Path => path.into(),
+            BodyKey::Fixed(k) => k.into(),
             BodyKey::Csv => {
                 let headers = path.contains("headers") || query.contains("headers");
                 let base = if path.starts_with("/csv/v2") {
@@ -74,21 +76,21 @@ impl BodyKey {
                 } else {
                     "/csv"
                 };
-                format!("{base}{}", if headers { "_headers" } else { "" })
+                format!("{base}{}", if headers { "_headers" } else { "" }).into()
             }
             BodyKey::Tedapi => match path {
                 "/tedapi/config" | "/tedapi/status" | "/tedapi/components" | "/tedapi/battery"
-                | "/tedapi/controller" => path.to_string(),
-                _ => "/tedapi".to_string(),
+                | "/tedapi/controller" => path.into(),
+                _ => "/tedapi".into(),
             },
             BodyKey::Control => render::legacy::CONTROL_NAMES
                 .iter()
                 .find(|n| path.starts_with(&format!("/control/{n}")))
-                .map(|n| format!("/control/{n}"))
-                .unwrap_or_else(|| "/control/".to_string()),
+                .map(|n| format!("/control/{n}").into())
+                .unwrap_or_else(|| "/control/".into()),
             BodyKey::Pw => match path.strip_prefix("/pw/") {
-                Some(name) if PW_NAMES.contains(&name) => path.to_string(),
-                _ => "/pw/".to_string(),
+                Some(name) if PW_NAMES.contains(&name) => path.into(),
+                _ => "/pw/".into(),
             },
         }
     }
@@ -410,7 +412,7 @@ pub fn dispatch(mut req: Req<'_>) -> Answer {
             req.route = Some(route);
             (route.handler)(&req)
         }
-        None => fallback(req.ctx, req.path, req.if_none_match.as_deref()),
+        None => fallback(req.ctx, req.path, req.if_none_match),
     }
 }
 
@@ -432,7 +434,7 @@ pub fn upgrade(req: Req<'_>, rq: Request) {
 /// The key of the pre-rendered legacy body for a path: its route's [`BodyKey`].
 pub fn legacy_key(path: &str, query: &str) -> String {
     match find(path).and_then(|(route, _)| route.body) {
-        Some(key) => key.resolve(path, query),
+        Some(key) => key.resolve(path, query).into_owned(),
         None => path.to_string(),
     }
 }
@@ -452,7 +454,7 @@ fn legacy_body(req: &Req<'_>) -> Answer {
     // The matched route says which body answers it.
     let key = match req.route.and_then(|r| r.body) {
         Some(body) => body.resolve(req.path, req.query),
-        None => legacy_key(req.path, req.query),
+        None => legacy_key(req.path, req.query).into(),
     };
     let Some(view) = ctx.hub.view(ctx.default_gateway, req.now) else {
         return fallback(ctx, req.path, None);
@@ -478,7 +480,7 @@ fn legacy_body(req: &Req<'_>) -> Answer {
             });
             Answer::route(body)
         }
-        None => fallback(ctx, req.path, req.if_none_match.as_deref()),
+        None => fallback(ctx, req.path, req.if_none_match),
     }
 }
 
@@ -538,12 +540,12 @@ fn openapi(req: &Req<'_>) -> Answer {
 
 /// `/console`: the dashboard, as `/` serves it (embedded or from `PW_WWW_DIR`).
 fn console_page(req: &Req<'_>) -> Answer {
-    fallback(req.ctx, "/index.html", req.if_none_match.as_deref())
+    fallback(req.ctx, "/index.html", req.if_none_match)
 }
 
 /// `/history`: the History page.
 fn history_page(req: &Req<'_>) -> Answer {
-    fallback(req.ctx, "/history.html", req.if_none_match.as_deref())
+    fallback(req.ctx, "/history.html", req.if_none_match)
 }
 
 fn docs(_req: &Req<'_>) -> Answer {

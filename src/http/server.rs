@@ -68,8 +68,15 @@ impl Drop for Running {
 
 /// A counting semaphore: at most `n` requests are being answered at once.
 pub struct Permits {
-    free: Mutex<usize>,
+    free: Mutex<Free>,
     cv: Condvar,
+}
+
+/// Permits not held, and threads waiting for one (a release wakes one only when some wait:
+/// a condvar notification is a system call even when nobody waits).
+struct Free {
+    permits: usize,
+    waiting: usize,
 }
 
 /// One held permit; released on drop.
@@ -78,17 +85,22 @@ pub struct Permit<'a>(&'a Permits);
 impl Permits {
     pub fn new(n: usize) -> Permits {
         Permits {
-            free: Mutex::new(n.max(1)),
+            free: Mutex::new(Free {
+                permits: n.max(1),
+                waiting: 0,
+            }),
             cv: Condvar::new(),
         }
     }
 
     pub fn acquire(&self) -> Permit<'_> {
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
-        while *free == 0 {
+        while free.permits == 0 {
+            free.waiting += 1;
             free = self.cv.wait(free).unwrap_or_else(|e| e.into_inner());
+            free.waiting -= 1;
         }
-        *free -= 1;
+        free.permits -= 1;
         Permit(self)
     }
 }
@@ -96,8 +108,12 @@ impl Permits {
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
         let mut free = self.0.free.lock().unwrap_or_else(|e| e.into_inner());
-        *free += 1;
-        self.0.cv.notify_one();
+        free.permits += 1;
+        let wake = free.waiting > 0;
+        drop(free);
+        if wake {
+            self.0.cv.notify_one();
+        }
     }
 }
 

@@ -62,7 +62,19 @@ where
     // pypowerwall-server patch: a handle the accept loop may shut down (its weak reference
     // ends with the connection)
     _handle: Option<Arc<std::net::TcpStream>>,
+
+    // pypowerwall-server patch (24): the head is parsed into the line buffer and the previous
+    // request's path and headers, which a request gives back when it is dropped
+    line: Vec<u8>,
+    recycle: Recycle,
 }
+
+/// pypowerwall-server patch (24): where a dropped request leaves its path and headers for the
+/// connection's next request.
+pub(crate) type Recycle = Arc<std::sync::Mutex<Option<(String, Vec<Header>)>>>;
+
+/// pypowerwall-server patch (24): most bytes of line buffer a connection keeps between requests.
+const LINE_KEEP: usize = 4 * 1024;
 
 /// pypowerwall-server patch: longest accepted request line (longer: 414).
 pub const MAX_REQUEST_LINE: usize = 8192;
@@ -109,8 +121,15 @@ impl ReadError {
 /// A request line and its headers.
 struct Head {
     method: Method,
-    path: String,
     version: HTTPVersion,
+}
+
+/// pypowerwall-server patch (24): what a head is parsed into: a line buffer, and the path and
+/// headers (a connection passes the previous request's, so their storage is reused).
+#[derive(Default)]
+struct HeadBufs {
+    line: Vec<u8>,
+    path: String,
     headers: Vec<Header>,
 }
 
@@ -121,12 +140,16 @@ struct Head {
 /// pypowerwall-server patch (22): scans the reader's buffer (`fill_buf`) and consumes exactly
 /// the line, so nothing after it is taken from the body or the next request. Upstream read
 /// one byte per call through two reader layers, about 100 instructions per byte of head.
+///
+/// pypowerwall-server patch (24): the line goes into `buf` (cleared first; `Ok(false)`: over
+/// `max`), so a connection reuses one buffer for every line.
 fn read_line<R: BufRead>(
     src: &mut R,
     max: usize,
     on_byte: &mut dyn FnMut() -> IoResult<()>,
-) -> IoResult<Option<Vec<u8>>> {
-    let mut buf: Vec<u8> = Vec::new();
+    buf: &mut Vec<u8>,
+) -> IoResult<bool> {
+    buf.clear();
     loop {
         let chunk = match src.fill_buf() {
             Ok([]) => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
@@ -156,7 +179,7 @@ fn read_line<R: BufRead>(
                 buf.extend_from_slice(&chunk[..at]);
                 src.consume(at + 1);
                 buf.pop(); // removing the '\r'
-                return Ok((buf.len() <= max).then_some(buf));
+                return Ok(buf.len() <= max);
             }
             None => {
                 let n = chunk.len();
@@ -164,7 +187,7 @@ fn read_line<R: BufRead>(
                 src.consume(n);
                 // A trailing CR may still end the line.
                 if buf.len() > max.saturating_add(1) {
-                    return Ok(None);
+                    return Ok(false);
                 }
             }
         }
@@ -175,6 +198,7 @@ fn read_line<R: BufRead>(
 /// does. `on_first_byte` starts the request clock; `on_byte` may end the read.
 fn read_head<R: BufRead>(
     src: &mut R,
+    bufs: &mut HeadBufs,
     on_first_byte: &mut dyn FnMut(),
     on_byte: &mut dyn FnMut() -> IoResult<()>,
 ) -> Result<Head, ReadError> {
@@ -186,11 +210,15 @@ fn read_head<R: BufRead>(
         }
         on_byte()
     };
-    let line = read_line(src, MAX_REQUEST_LINE, &mut hook)
+    if !read_line(src, MAX_REQUEST_LINE, &mut hook, &mut bufs.line)
         .map_err(ReadError::ReadIoError)?
-        .ok_or(ReadError::RequestLineTooLong)?;
-    let line = std::str::from_utf8(&line).map_err(|_| ReadError::WrongRequestLine)?;
+    {
+        return Err(ReadError::RequestLineTooLong);
+    }
+    let line = std::str::from_utf8(&bufs.line).map_err(|_| ReadError::WrongRequestLine)?;
     let (method, path, version) = parse_request_line(line.trim())?;
+    bufs.path.clear();
+    bufs.path.push_str(path);
     if version.0 != 1 {
         return Err(ReadError::UnsupportedVersion);
     }
@@ -201,32 +229,34 @@ fn read_head<R: BufRead>(
         version
     };
 
-    let mut headers = Vec::new();
+    // patch (24): the first `n` of `bufs.headers` are this request's; the others are
+    // overwritten in place, then cut off
+    let mut n = 0;
     let mut total = 0;
     loop {
         let left = MAX_HEADER_BYTES.saturating_sub(total);
-        let line = read_line(src, left, &mut hook)
-            .map_err(ReadError::ReadIoError)?
-            .ok_or(ReadError::HeadersTooLarge)?;
-        if line.is_empty() {
-            break;
-        }
-        total += line.len() + 2;
-        if headers.len() >= MAX_HEADERS {
+        if !read_line(src, left, &mut hook, &mut bufs.line).map_err(ReadError::ReadIoError)? {
             return Err(ReadError::HeadersTooLarge);
         }
-        let header = std::str::from_utf8(&line)
-            .ok()
-            .and_then(|l| Header::from_str(l.trim()).ok())
-            .ok_or_else(|| ReadError::WrongHeader(version.clone()))?;
-        headers.push(header);
+        if bufs.line.is_empty() {
+            break;
+        }
+        total += bufs.line.len() + 2;
+        if n >= MAX_HEADERS {
+            return Err(ReadError::HeadersTooLarge);
+        }
+        let wrong = || ReadError::WrongHeader(version.clone());
+        let line = std::str::from_utf8(&bufs.line).map_err(|_| wrong())?.trim();
+        match bufs.headers.get_mut(n) {
+            Some(header) => header.set_from_line(line).map_err(|_| wrong())?,
+            None => bufs
+                .headers
+                .push(Header::from_str(line).map_err(|_| wrong())?),
+        }
+        n += 1;
     }
-    Ok(Head {
-        method,
-        path,
-        version,
-        headers,
-    })
+    bufs.headers.truncate(n);
+    Ok(Head { method, version })
 }
 
 /// pypowerwall-server patch: parses one request head (request line and headers up to the
@@ -237,8 +267,9 @@ pub fn parse_request_head(
     data: &[u8],
 ) -> Result<(Method, String, HTTPVersion, Vec<Header>), Option<u16>> {
     let mut src = data;
-    read_head(&mut src, &mut || {}, &mut || Ok(()))
-        .map(|h| (h.method, h.path, h.version, h.headers))
+    let mut bufs = HeadBufs::default();
+    read_head(&mut src, &mut bufs, &mut || {}, &mut || Ok(()))
+        .map(|h| (h.method, bufs.path, h.version, bufs.headers))
         .map_err(|e| e.status().map(|(s, _)| s))
 }
 
@@ -283,6 +314,8 @@ where
             closing: Arc::new(AtomicBool::new(false)),
             raw_socket: None,
             _handle: None,
+            line: Vec::new(),
+            recycle: Arc::new(std::sync::Mutex::new(None)),
         }
     }
 
@@ -340,8 +373,21 @@ where
         let deadline = self.deadline.clone();
         let request_timeout = self.request_timeout;
         let mut clock_running = self.clock_running;
+        // patch (24): the previous request's path and headers, if it gave them back
+        let (path, headers) = self
+            .recycle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .unwrap_or_default();
+        let mut bufs = HeadBufs {
+            line: std::mem::take(&mut self.line),
+            path,
+            headers,
+        };
         let head = read_head(
             &mut self.next_header_source,
+            &mut bufs,
             &mut || {
                 if let (Some(d), false) = (&deadline, clock_running) {
                     d.start(request_timeout);
@@ -356,12 +402,11 @@ where
         );
         // the next request's clock starts with its own first byte
         self.clock_running = false;
-        let Head {
-            method,
-            path,
-            version,
-            headers,
-        } = head?;
+        if bufs.line.capacity() <= LINE_KEEP {
+            self.line = bufs.line;
+        }
+        let (path, headers) = (bufs.path, bufs.headers);
+        let Head { method, version } = head?;
 
         // building the writer for the request
         let writer = self.sink.next_writer();
@@ -371,7 +416,8 @@ where
         std::mem::swap(&mut self.next_header_source, &mut data_source);
 
         // building the next reader
-        let request = crate::request::new_request(
+        // pypowerwall-server patch (24): the writer is held as it is, not boxed
+        let request = crate::request::new_request_to(
             self.secure,
             method,
             path,
@@ -380,7 +426,7 @@ where
             // pypowerwall-server patch: a peer that left before we asked has no address (was a panic)
             self.remote_addr.as_ref().ok().copied().flatten(),
             data_source,
-            writer,
+            crate::request::ResponseWriter::Seq(writer),
         )
         .map_err(|e| {
             use crate::request;
@@ -395,7 +441,8 @@ where
             }
         })?
         .with_raw_socket(self.raw_socket.clone())
-        .with_closing_flag(self.closing.clone());
+        .with_closing_flag(self.closing.clone())
+        .with_recycle(self.recycle.clone());
         let request = match &self.deadline {
             Some(d) => request.track_body(d),
             None => request,
@@ -498,11 +545,13 @@ fn parse_http_version(version: &str) -> Result<HTTPVersion, ReadError> {
 
 /// Parses the request line of the request.
 /// eg. GET / HTTP/1.1
-fn parse_request_line(line: &str) -> Result<(Method, String, HTTPVersion), ReadError> {
+///
+/// pypowerwall-server patch (24): the path is borrowed from the line.
+fn parse_request_line(line: &str) -> Result<(Method, &str, HTTPVersion), ReadError> {
     let mut parts = line.split(' ');
 
     let method = parts.next().and_then(|w| w.parse().ok());
-    let path = parts.next().map(ToOwned::to_owned);
+    let path = parts.next();
     let version = parts.next().and_then(|w| parse_http_version(w).ok());
 
     method

@@ -194,6 +194,29 @@ impl FromStr for Header {
     }
 }
 
+impl Header {
+    /// pypowerwall-server patch (24): parses a header line as `from_str` does, into this
+    /// header's own storage (a connection reuses the previous request's headers).
+    pub(crate) fn set_from_line(&mut self, input: &str) -> Result<(), ()> {
+        let (field, value) = input.split_once(':').ok_or(())?;
+        if field.contains(char::is_whitespace) {
+            return Err(());
+        }
+        let field = AsciiStr::from_ascii(field).map_err(|_| ())?;
+        let value = AsciiStr::from_ascii(value.trim()).map_err(|_| ())?;
+        self.field.0.clear();
+        self.field.0.push_str(field);
+        self.value.clear();
+        self.value.push_str(value);
+        Ok(())
+    }
+
+    /// pypowerwall-server patch (24): bytes of storage this header holds.
+    pub(crate) fn capacity(&self) -> usize {
+        self.field.0.capacity() + self.value.capacity()
+    }
+}
+
 impl Display for Header {
     fn fmt(&self, formatter: &mut Formatter<'_>) -> Result<(), fmt::Error> {
         write!(formatter, "{}: {}", self.field, self.value.as_str())

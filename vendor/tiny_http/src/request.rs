@@ -57,7 +57,8 @@ pub struct Request {
     data_reader: Option<Box<dyn Read + Send + 'static>>,
 
     // if this writer is empty, then the request has been answered
-    response_writer: Option<Box<dyn Write + Send + 'static>>,
+    // pypowerwall-server patch (24): a connection's writer is held without a `Box`
+    response_writer: Option<ResponseWriter>,
 
     remote_addr: Option<SocketAddr>,
 
@@ -90,6 +91,52 @@ pub struct Request {
     closing: Option<Arc<std::sync::atomic::AtomicBool>>,
     whole_connection: bool,
     transfer_chunked: bool,
+
+    // pypowerwall-server patch (24): where the path and headers go when the request is
+    // dropped, for the connection's next request to parse into
+    recycle: Option<crate::client::Recycle>,
+}
+
+/// pypowerwall-server patch (24): most bytes of path and header storage a request gives back
+/// to its connection (a larger one is freed), and most headers.
+const RECYCLE_MAX_BYTES: usize = 4096;
+const RECYCLE_MAX_HEADERS: usize = 32;
+
+/// pypowerwall-server patch (24): where an answer is written: a connection's own writer (not
+/// boxed: no allocation per request), or any writer (`TestRequest`, `new_request`).
+pub(crate) enum ResponseWriter {
+    Seq(crate::util::SequentialWriter),
+    Boxed(Box<dyn Write + Send + 'static>),
+}
+
+impl Write for ResponseWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            ResponseWriter::Seq(w) => w.write(buf),
+            ResponseWriter::Boxed(w) => w.write(buf),
+        }
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            ResponseWriter::Seq(w) => w.write_all(buf),
+            ResponseWriter::Boxed(w) => w.write_all(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            ResponseWriter::Seq(w) => w.flush(),
+            ResponseWriter::Boxed(w) => w.flush(),
+        }
+    }
+}
+
+impl ResponseWriter {
+    fn boxed(self) -> Box<dyn Write + Send + 'static> {
+        match self {
+            ResponseWriter::Seq(w) => Box::new(w),
+            ResponseWriter::Boxed(w) => w,
+        }
+    }
 }
 
 struct NotifyOnDrop<R> {
@@ -152,12 +199,40 @@ pub fn new_request<R, W>(
     version: HTTPVersion,
     headers: Vec<Header>,
     remote_addr: Option<SocketAddr>,
-    mut source_data: R,
+    source_data: R,
     writer: W,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
     W: Write + Send + 'static,
+{
+    let writer = ResponseWriter::Boxed(Box::new(writer));
+    new_request_to(
+        secure,
+        method,
+        path,
+        version,
+        headers,
+        remote_addr,
+        source_data,
+        writer,
+    )
+}
+
+/// pypowerwall-server patch (24): [`new_request`] with the writer as it is held.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn new_request_to<R>(
+    secure: bool,
+    method: Method,
+    path: String,
+    version: HTTPVersion,
+    headers: Vec<Header>,
+    remote_addr: Option<SocketAddr>,
+    mut source_data: R,
+    writer: ResponseWriter,
+) -> Result<Request, RequestCreationError>
+where
+    R: Read + Send + 'static,
 {
     // finding the transfer-encoding header
     let transfer_encoding = headers
@@ -258,7 +333,7 @@ where
 
     Ok(Request {
         data_reader: Some(reader),
-        response_writer: Some(Box::new(writer) as Box<dyn Write + Send + 'static>),
+        response_writer: Some(writer),
         remote_addr,
         secure,
         method,
@@ -272,6 +347,7 @@ where
         closing: None,
         whole_connection: connection_upgrade,
         transfer_chunked: transfer_encoding.is_some() && content_length.is_none(),
+        recycle: None,
     })
 }
 
@@ -387,6 +463,12 @@ impl Request {
         } else {
             Phase::Busy
         });
+        self
+    }
+
+    /// pypowerwall-server patch (24): gives the path and headers back to `slot` on drop.
+    pub(crate) fn with_recycle(mut self, slot: crate::client::Recycle) -> Self {
+        self.recycle = Some(slot);
         self
     }
 
@@ -533,13 +615,12 @@ impl Request {
     ///
     /// This may only be called once on a single request.
     fn extract_writer_impl(&mut self) -> Box<dyn Write + Send + 'static> {
-        use std::mem;
+        self.take_writer().boxed()
+    }
 
-        assert!(self.response_writer.is_some());
-
-        let mut writer = None;
-        mem::swap(&mut self.response_writer, &mut writer);
-        writer.unwrap()
+    /// pypowerwall-server patch (24): the writer as it is held (no `Box` for the answer).
+    fn take_writer(&mut self) -> ResponseWriter {
+        self.response_writer.take().expect("answered once")
     }
 
     /// Extract the body `Reader` object from the Request.
@@ -572,7 +653,7 @@ impl Request {
     where
         R: Read,
     {
-        let mut writer = self.extract_writer_impl();
+        let mut writer = self.take_writer();
 
         let do_not_send_body = self.method == Method::Head;
 
@@ -623,6 +704,19 @@ impl Drop for Request {
             }
         }
         self.finish_body(); // pypowerwall-server patch: bounded, after the answer was written
+        // pypowerwall-server patch (24): small path and header storage goes back to the
+        // connection for its next request
+        if let Some(slot) = self.recycle.take() {
+            let bytes = self.path.capacity()
+                + self.headers.iter().map(Header::capacity).sum::<usize>();
+            if bytes <= RECYCLE_MAX_BYTES && self.headers.capacity() <= RECYCLE_MAX_HEADERS {
+                let kept = (
+                    std::mem::take(&mut self.path),
+                    std::mem::take(&mut self.headers),
+                );
+                *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(kept);
+            }
+        }
     }
 }
 

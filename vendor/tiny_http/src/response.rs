@@ -45,8 +45,61 @@ pub struct Response<R> {
     chunked_threshold: Option<usize>,
     // pypowerwall-server patch (20): headers written as they are (no parsing, no allocation),
     // and the body as shared bytes for the one-write path.
-    static_headers: Vec<(&'static str, &'static str)>,
+    // patch (24): the first few in the response itself, not in a `Vec`
+    static_headers: StaticHeaders,
     bytes: Option<std::sync::Arc<[u8]>>,
+}
+
+/// pypowerwall-server patch (24): `&'static` headers, the first `INLINE` without allocating
+/// (every answer of the server has two to five).
+#[derive(Clone)]
+struct StaticHeaders {
+    inline: [(&'static str, &'static str); StaticHeaders::INLINE],
+    n: usize,
+    more: Vec<(&'static str, &'static str)>,
+}
+
+impl StaticHeaders {
+    const INLINE: usize = 8;
+
+    const fn new() -> StaticHeaders {
+        StaticHeaders {
+            inline: [("", ""); StaticHeaders::INLINE],
+            n: 0,
+            more: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, header: (&'static str, &'static str)) {
+        match self.inline.get_mut(self.n) {
+            Some(slot) => {
+                *slot = header;
+                self.n += 1;
+            }
+            None => self.more.push(header),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &(&'static str, &'static str)> {
+        self.inline[..self.n].iter().chain(self.more.iter())
+    }
+}
+
+/// pypowerwall-server patch (24): the buffer an answer's head (and small body) is assembled
+/// in, kept per thread between answers while it is at most `HEAD_KEEP` bytes.
+fn with_head_buffer<T>(f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
+    use std::cell::Cell;
+    const HEAD_KEEP: usize = 16 * 1024;
+    thread_local! {
+        static HEAD: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    }
+    let mut buf = HEAD.try_with(Cell::take).unwrap_or_default();
+    buf.clear();
+    let out = f(&mut buf);
+    if buf.capacity() <= HEAD_KEEP {
+        let _ = HEAD.try_with(|h| h.set(buf));
+    }
+    out
 }
 
 /// A `Response` without a template parameter.
@@ -102,7 +155,7 @@ fn write_message_header<W>(
     http_version: &HTTPVersion,
     status_code: &StatusCode,
     headers: &[Header],
-    static_headers: &[(&'static str, &'static str)],
+    static_headers: &StaticHeaders,
     date_and_server: (bool, bool),
     content_length: Option<usize>,
 ) -> IoResult<()>
@@ -140,7 +193,7 @@ where
         writer.write_all(header.value.as_str().as_ref())?;
         writer.write_all(b"\r\n")?;
     }
-    for (field, value) in static_headers {
+    for (field, value) in static_headers.iter() {
         writer.write_all(field.as_bytes())?;
         writer.write_all(b": ")?;
         writer.write_all(value.as_bytes())?;
@@ -254,7 +307,7 @@ where
             headers: Vec::with_capacity(headers.len()),
             data_length,
             chunked_threshold: None,
-            static_headers: Vec::new(),
+            static_headers: StaticHeaders::new(),
             bytes: None,
         };
 
@@ -448,16 +501,19 @@ where
         // if the transfer encoding is identity, the content length must be known ; therefore if
         // we don't know it, we buffer the entire response first here
         // while this is an expensive operation, it is only ever needed for clients using HTTP 1.0
-        let (mut reader, data_length): (Box<dyn Read>, _) =
+        // pypowerwall-server patch (24): the reader borrowed, not boxed
+        let mut buffered;
+        let (mut reader, data_length): (&mut dyn Read, _) =
             match (self.data_length, transfer_encoding) {
-                (Some(l), _) => (Box::new(self.reader), Some(l)),
+                (Some(l), _) => (&mut self.reader, Some(l)),
                 (None, Some(TransferEncoding::Identity)) => {
                     let mut buf = Vec::new();
                     self.reader.read_to_end(&mut buf)?;
                     let l = buf.len();
-                    (Box::new(Cursor::new(buf)), Some(l))
+                    buffered = Cursor::new(buf);
+                    (&mut buffered, Some(l))
                 }
-                _ => (Box::new(self.reader), None),
+                _ => (&mut self.reader, None),
             };
 
         // checking whether to ignore the body of the response
@@ -489,33 +545,41 @@ where
         let coalesce = !do_not_send_body
             && transfer_encoding == Some(TransferEncoding::Identity)
             && data_length.is_some_and(|l| l <= COALESCE_MAX);
-        let mut head = Vec::with_capacity(
-            256 + self.headers.len() * 32 + if coalesce { data_length.unwrap_or(0) } else { 0 },
-        );
-        write_message_header(
-            &mut head,
-            &http_version,
-            &self.status_code,
-            &self.headers,
-            &self.static_headers,
-            date_and_server,
-            match transfer_encoding {
-                Some(TransferEncoding::Identity) => data_length,
-                _ => None,
-            },
-        )?;
-        if coalesce {
-            let l = data_length.unwrap_or(0);
-            match &self.bytes {
-                // patch (20): a copy, not a read into zeroed spare capacity
-                Some(b) if b.len() >= l => head.extend_from_slice(&b[..l]),
-                _ => {
-                    reader.by_ref().take(l as u64).read_to_end(&mut head)?;
+        // patch (24): in this thread's reused buffer, not a new one per answer
+        let (headers, static_headers, bytes) = (&self.headers, &self.static_headers, &self.bytes);
+        let status_code = self.status_code;
+        let written = with_head_buffer(|head| -> IoResult<bool> {
+            head.reserve(
+                256 + headers.len() * 32 + if coalesce { data_length.unwrap_or(0) } else { 0 },
+            );
+            write_message_header(
+                &mut *head,
+                &http_version,
+                &status_code,
+                headers,
+                static_headers,
+                date_and_server,
+                match transfer_encoding {
+                    Some(TransferEncoding::Identity) => data_length,
+                    _ => None,
+                },
+            )?;
+            if coalesce {
+                let l = data_length.unwrap_or(0);
+                match bytes {
+                    // patch (20): a copy, not a read into zeroed spare capacity
+                    Some(b) if b.len() >= l => head.extend_from_slice(&b[..l]),
+                    _ => {
+                        (&mut reader).take(l as u64).read_to_end(head)?;
+                    }
                 }
             }
-            return writer.write_all(&head);
+            writer.write_all(head)?;
+            Ok(coalesce)
+        })?;
+        if written {
+            return Ok(());
         }
-        writer.write_all(&head)?;
 
         // sending the body
         if !do_not_send_body {

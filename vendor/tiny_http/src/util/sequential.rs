@@ -1,42 +1,88 @@
+//! pypowerwall-server patch (24): pipelined requests read and answer in order through numbered
+//! turns on one shared lock per connection, instead of a new `mpsc` channel pair per request
+//! (two channel counters and two message blocks allocated per request, upstream).
+//!
+//! Each reader and writer gets a ticket; it waits (only if it must) until the connection's
+//! turn reaches its ticket, and passing the turn on wakes a waiter only when there is one.
+//! Readers hand the byte source itself from one request to the next; writers share the sink
+//! and only take turns.
+
 use std::io::Result as IoResult;
 use std::io::{Read, Write};
 
-use std::sync::mpsc::channel;
-use std::sync::mpsc::{Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use std::mem;
+/// The turn of a connection's readers or writers, and what the one whose turn it is takes.
+struct Turns<T> {
+    state: Mutex<TurnState<T>>,
+    cv: Condvar,
+}
+
+struct TurnState<T> {
+    /// The ticket whose turn it is.
+    turn: u64,
+    /// Threads waiting in `wait_for` (a turn passed on wakes them only when there are some).
+    waiters: usize,
+    /// The byte source, while no reader holds it.
+    item: Option<T>,
+}
+
+impl<T> Turns<T> {
+    fn new(item: Option<T>) -> Arc<Turns<T>> {
+        Arc::new(Turns {
+            state: Mutex::new(TurnState {
+                turn: 0,
+                waiters: 0,
+                item,
+            }),
+            cv: Condvar::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, TurnState<T>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Blocks until it is `ticket`'s turn.
+    fn wait_for(&self, ticket: u64) -> MutexGuard<'_, TurnState<T>> {
+        let mut s = self.lock();
+        while s.turn < ticket {
+            s.waiters += 1;
+            s = self.cv.wait(s).unwrap_or_else(|e| e.into_inner());
+            s.waiters -= 1;
+        }
+        s
+    }
+
+    /// Passes the turn on from `ticket` (whose turn it is, under `s`).
+    fn pass(&self, mut s: MutexGuard<'_, TurnState<T>>, ticket: u64) {
+        s.turn = ticket + 1;
+        let wake = s.waiters > 0;
+        drop(s);
+        if wake {
+            self.cv.notify_all();
+        }
+    }
+}
 
 pub struct SequentialReaderBuilder<R>
 where
     R: Read + Send,
 {
-    inner: SequentialReaderBuilderInner<R>,
-}
-
-enum SequentialReaderBuilderInner<R>
-where
-    R: Read + Send,
-{
-    First(R),
-    NotFirst(Receiver<R>),
+    turns: Arc<Turns<R>>,
+    next_ticket: u64,
 }
 
 pub struct SequentialReader<R>
 where
     R: Read + Send,
 {
-    inner: SequentialReaderInner<R>,
-    next: Sender<R>,
-}
-
-enum SequentialReaderInner<R>
-where
-    R: Read + Send,
-{
-    MyTurn(R),
-    Waiting(Receiver<R>),
-    Empty,
+    turns: Arc<Turns<R>>,
+    ticket: u64,
+    /// The byte source, once it is this reader's turn.
+    held: Option<R>,
+    /// The source was not there at our turn (a predecessor lost it): every read fails.
+    gone: bool,
 }
 
 pub struct SequentialWriterBuilder<W>
@@ -44,113 +90,80 @@ where
     W: Write + Send,
 {
     writer: Arc<Mutex<W>>,
-    next_trigger: Option<Receiver<()>>,
+    turns: Arc<Turns<()>>,
+    next_ticket: u64,
 }
 
-pub struct SequentialWriter<W>
-where
-    W: Write + Send,
-{
-    trigger: Option<Receiver<()>>,
-    writer: Arc<Mutex<W>>,
-    on_finish: Sender<()>,
+/// A writer for one answer. Not generic, so a `Request` holds it without a `Box`.
+pub struct SequentialWriter {
+    writer: Arc<Mutex<dyn Write + Send>>,
+    turns: Arc<Turns<()>>,
+    ticket: u64,
+    /// It is this writer's turn (the previous answers are written).
+    my_turn: bool,
 }
 
 impl<R: Read + Send> SequentialReaderBuilder<R> {
     pub fn new(reader: R) -> SequentialReaderBuilder<R> {
         SequentialReaderBuilder {
-            inner: SequentialReaderBuilderInner::First(reader),
+            turns: Turns::new(Some(reader)),
+            next_ticket: 0,
+        }
+    }
+
+    /// The next reader: it reads once every earlier reader is dropped.
+    pub fn next_reader(&mut self) -> SequentialReader<R> {
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        SequentialReader {
+            turns: self.turns.clone(),
+            ticket,
+            held: None,
+            gone: false,
         }
     }
 }
 
-impl<W: Write + Send> SequentialWriterBuilder<W> {
+impl<W: Write + Send + 'static> SequentialWriterBuilder<W> {
     pub fn new(writer: W) -> SequentialWriterBuilder<W> {
         SequentialWriterBuilder {
             writer: Arc::new(Mutex::new(writer)),
-            next_trigger: None,
+            turns: Turns::new(None),
+            next_ticket: 0,
         }
     }
-}
 
-impl<R: Read + Send> SequentialReaderBuilder<R> {
-    /// pypowerwall-server patch: the next reader (`next()` never returns `None`).
-    pub fn next_reader(&mut self) -> SequentialReader<R> {
-        let (tx, rx) = channel();
-        let inner = mem::replace(&mut self.inner, SequentialReaderBuilderInner::NotFirst(rx));
-        let inner = match inner {
-            SequentialReaderBuilderInner::First(reader) => SequentialReaderInner::MyTurn(reader),
-            SequentialReaderBuilderInner::NotFirst(previous) => {
-                SequentialReaderInner::Waiting(previous)
-            }
-        };
-        SequentialReader { inner, next: tx }
-    }
-}
-
-impl<W: Write + Send> SequentialWriterBuilder<W> {
-    /// pypowerwall-server patch: the next writer (`next()` never returns `None`).
-    pub fn next_writer(&mut self) -> SequentialWriter<W> {
-        let (tx, rx) = channel();
-        let trigger = mem::replace(&mut self.next_trigger, Some(rx));
+    /// The next writer: it writes once every earlier writer is dropped.
+    pub fn next_writer(&mut self) -> SequentialWriter {
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
         SequentialWriter {
-            trigger,
             writer: self.writer.clone(),
-            on_finish: tx,
+            turns: self.turns.clone(),
+            ticket,
+            my_turn: false,
         }
     }
 }
 
-impl<R: Read + Send> Iterator for SequentialReaderBuilder<R> {
-    type Item = SequentialReader<R>;
-
-    fn next(&mut self) -> Option<SequentialReader<R>> {
-        let (tx, rx) = channel();
-
-        let inner = mem::replace(&mut self.inner, SequentialReaderBuilderInner::NotFirst(rx));
-
-        match inner {
-            SequentialReaderBuilderInner::First(reader) => Some(SequentialReader {
-                inner: SequentialReaderInner::MyTurn(reader),
-                next: tx,
-            }),
-
-            SequentialReaderBuilderInner::NotFirst(previous) => Some(SequentialReader {
-                inner: SequentialReaderInner::Waiting(previous),
-                next: tx,
-            }),
+impl<R: Read + Send> SequentialReader<R> {
+    /// The byte source, waiting for this reader's turn the first time.
+    fn source(&mut self) -> IoResult<&mut R> {
+        if self.held.is_none() && !self.gone {
+            let mut s = self.turns.wait_for(self.ticket);
+            self.held = s.item.take();
+            self.gone = self.held.is_none();
         }
-    }
-}
-
-impl<W: Write + Send> Iterator for SequentialWriterBuilder<W> {
-    type Item = SequentialWriter<W>;
-    fn next(&mut self) -> Option<SequentialWriter<W>> {
-        let (tx, rx) = channel();
-        let mut next_next_trigger = Some(rx);
-        ::std::mem::swap(&mut next_next_trigger, &mut self.next_trigger);
-
-        Some(SequentialWriter {
-            trigger: next_next_trigger,
-            writer: self.writer.clone(),
-            on_finish: tx,
+        // a reader that vanished is an error, not a panic
+        self.held.as_mut().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "previous reader gone")
         })
     }
 }
 
 impl<R: Read + Send> Read for SequentialReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
-        // pypowerwall-server patch: a reader that vanished is an error, not a panic
-        let gone = || std::io::Error::new(std::io::ErrorKind::BrokenPipe, "previous reader gone");
-        let mut reader = match self.inner {
-            SequentialReaderInner::MyTurn(ref mut reader) => return reader.read(buf),
-            SequentialReaderInner::Waiting(ref mut recv) => recv.recv().map_err(|_| gone())?,
-            SequentialReaderInner::Empty => return Err(gone()),
-        };
-
-        let result = reader.read(buf);
-        self.inner = SequentialReaderInner::MyTurn(reader);
-        result
+        self.source()?.read(buf)
     }
 }
 
@@ -158,47 +171,37 @@ impl<R: Read + Send> Read for SequentialReader<R> {
 /// per call.
 impl<R: std::io::BufRead + Send> std::io::BufRead for SequentialReader<R> {
     fn fill_buf(&mut self) -> IoResult<&[u8]> {
-        let gone = || std::io::Error::new(std::io::ErrorKind::BrokenPipe, "previous reader gone");
-        if let SequentialReaderInner::Waiting(ref mut recv) = self.inner {
-            let reader = recv.recv().map_err(|_| gone())?;
-            self.inner = SequentialReaderInner::MyTurn(reader);
-        }
-        match self.inner {
-            SequentialReaderInner::MyTurn(ref mut reader) => reader.fill_buf(),
-            _ => Err(gone()),
-        }
+        self.source()?.fill_buf()
     }
 
     fn consume(&mut self, amt: usize) {
-        if let SequentialReaderInner::MyTurn(ref mut reader) = self.inner {
+        if let Some(reader) = self.held.as_mut() {
             reader.consume(amt)
         }
     }
 }
 
-impl<W: Write + Send> Write for SequentialWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> IoResult<usize> {
-        if let Some(v) = self.trigger.as_mut() {
-            let _ = v.recv(); // pypowerwall-server patch: a vanished predecessor is done
+impl SequentialWriter {
+    fn sink(&mut self) -> std::sync::MutexGuard<'_, dyn Write + Send + 'static> {
+        if !self.my_turn {
+            drop(self.turns.wait_for(self.ticket));
+            self.my_turn = true;
         }
-        self.trigger = None;
+        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
 
-        self.writer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .write(buf)
+impl Write for SequentialWriter {
+    fn write(&mut self, buf: &[u8]) -> IoResult<usize> {
+        self.sink().write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> IoResult<()> {
+        self.sink().write_all(buf)
     }
 
     fn flush(&mut self) -> IoResult<()> {
-        if let Some(v) = self.trigger.as_mut() {
-            let _ = v.recv(); // pypowerwall-server patch: a vanished predecessor is done
-        }
-        self.trigger = None;
-
-        self.writer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .flush()
+        self.sink().flush()
     }
 }
 
@@ -207,27 +210,63 @@ where
     R: Read + Send,
 {
     fn drop(&mut self) {
-        let inner = mem::replace(&mut self.inner, SequentialReaderInner::Empty);
-
-        match inner {
-            SequentialReaderInner::MyTurn(reader) => {
-                self.next.send(reader).ok();
-            }
-            SequentialReaderInner::Waiting(recv) => {
-                if let Ok(reader) = recv.recv() {
-                    self.next.send(reader).ok();
-                }
-            }
-            SequentialReaderInner::Empty => (),
+        // A reader that never read waits for its turn, like upstream's; the source goes on.
+        let mut s = self.turns.wait_for(self.ticket);
+        if let Some(reader) = self.held.take() {
+            s.item = Some(reader);
         }
+        self.turns.pass(s, self.ticket);
     }
 }
 
-impl<W> Drop for SequentialWriter<W>
-where
-    W: Write + Send,
-{
+impl Drop for SequentialWriter {
     fn drop(&mut self) {
-        self.on_finish.send(()).ok();
+        // A writer that never wrote waits for the earlier answers too, so a later one cannot
+        // overtake them (upstream passed the turn on at once).
+        let s = self.turns.wait_for(self.ticket);
+        self.turns.pass(s, self.ticket);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, Cursor};
+
+    #[test]
+    fn readers_take_turns_in_ticket_order() {
+        let mut b = SequentialReaderBuilder::new(Cursor::new(b"abcdef".to_vec()));
+        let mut r0 = b.next_reader();
+        let mut r1 = b.next_reader();
+        let mut r2 = b.next_reader();
+        let t = std::thread::spawn(move || {
+            let mut x = [0u8; 2];
+            r2.read_exact(&mut x).unwrap();
+            x
+        });
+        let mut x = [0u8; 2];
+        r0.read_exact(&mut x).unwrap();
+        assert_eq!(&x, b"ab");
+        drop(r0);
+        assert_eq!(r1.fill_buf().unwrap(), b"cdef");
+        r1.consume(2);
+        drop(r1);
+        assert_eq!(&t.join().unwrap(), b"ef");
+    }
+
+    #[test]
+    fn writers_keep_order_even_when_one_never_writes() {
+        let mut b = SequentialWriterBuilder::new(Vec::new());
+        let shared = b.writer.clone();
+        let mut w0 = b.next_writer();
+        let w1 = b.next_writer();
+        let mut w2 = b.next_writer();
+        let t = std::thread::spawn(move || w2.write_all(b"2").unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        w0.write_all(b"0").unwrap();
+        drop(w0);
+        drop(w1);
+        t.join().unwrap();
+        assert_eq!(&*shared.lock().unwrap(), b"02");
     }
 }
