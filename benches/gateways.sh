@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # How cost grows with gateways (issue 20): N gateways (5 s polls) in one server process against
-# one simulator (`--max-connections` raised to feed them), for each N in BENCH_GATEWAYS. Prints,
-# per N (one simulator per 250 gateways): gateways online, RSS and threads after warm-up, the server's CPU share over 30 s and
-# per poll, and the size and time of /health, /api/gateways and /api/aggregate/status.
+# simulators on the same host (one per 250 gateways, `--max-connections` with room for three
+# connections per gateway: TEDAPI, the customer login, a spare), for each N in BENCH_GATEWAYS.
+# Prints, per N: gateways online, RSS and threads after warm-up, the server's CPU share over 30 s
+# and per poll, the size and time of /health, /api/gateways and /api/aggregate/status, and
+# /api/aggregate/status and /power under 10 s of wrk each (4 connections).
 # Loopback only.
 #
 #   benches/gateways.sh                       # N = 10 100 1000
@@ -30,14 +32,14 @@ p99() { # PATH -> "req/s, p99" of 10 s of wrk with 4 connections
     wrk -t1 -c4 -d10s --latency "http://127.0.0.1:$PORT$1" 2>/dev/null |
         awk '/Requests\/sec/ {r = $2} / 99%/ {p = $2} END {printf "%d req/s, p99 %s", r, p}'
 }
-echo "| Gateways | online | RSS | RSS per gateway | threads | CPU (% of a core) | CPU per poll | /health | /api/gateways | /api/aggregate/status | /api/aggregate/status under load |"
-echo "|---:|---:|---:|---:|---:|---:|---:|---|---|---|---|"
+echo "| Gateways | online | RSS | RSS per gateway | threads | CPU (% of a core) | CPU per poll | /health | /api/gateways | /api/aggregate/status | /api/aggregate/status under load | /api/aggregate/power under load |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---|---|---|---|---|"
 for n in $NS; do
     # One simulator per 250 gateways, so the simulators can use every core.
     sims=$(((n + 249) / 250))
     for k in $(seq 0 $((sims - 1))); do
         "$BIN" sim --listen "127.0.0.1:$((SIM_PORT + k))" --fixture pw2 --gw-pwd BenchPass-42 \
-            --max-connections $((n / sims + 64)) 2>"$OUT/sim-$n-$k.log" &
+            --max-connections $((3 * n / sims + 64)) 2>"$OUT/sim-$n-$k.log" &
         PIDS+=($!)
     done
     {
@@ -63,7 +65,7 @@ for n in $NS; do
     hz=$(getconf CLK_TCK)
     cpu=$(awk -v a="$a" -v b="$b" -v hz="$hz" 'BEGIN {printf "%.1f", (b - a) / hz / 30 * 100}')
     per_poll=$(awk -v a="$a" -v b="$b" -v hz="$hz" -v n="$n" 'BEGIN {printf "%.2f ms", (b - a) / hz * 1000 / (n * 6)}')
-    echo "| $n | $online | $((rss / 1024)) MiB | $((rss / n)) KiB | $threads | $cpu | $per_poll | $(fetch /health) | $(fetch /api/gateways) | $(fetch /api/aggregate/status) | $(p99 /api/aggregate/status) |"
+    echo "| $n | $online | $((rss / 1024)) MiB | $((rss / n)) KiB | $threads | $cpu | $per_poll | $(fetch /health) | $(fetch /api/gateways) | $(fetch /api/aggregate/status) | $(p99 /api/aggregate/status) | $(p99 /api/aggregate/power) |"
     cleanup
     sleep 1
 done
