@@ -225,6 +225,11 @@ pub struct Aggregates {
 struct Shared {
     cache: Mutex<Option<Cached>>,
     building: std::sync::atomic::AtomicBool,
+    /// Replaced bodies that a request may still hold. They hold every gateway's snapshot of
+    /// their generation, so the last holder frees a thousand facades: the builder keeps them
+    /// and frees them itself once no request holds them (a request dropping them cost up to
+    /// 100 ms at 1,000 gateways).
+    retired: Mutex<Vec<Arc<AggregateBodies>>>,
 }
 
 /// A build costing less than this is made by the request itself.
@@ -317,14 +322,21 @@ fn rebuild(
         })
         .min();
     let bodies = Arc::new(build(&views));
-    let mut c = b.0.cache.lock().unwrap_or_else(|e| e.into_inner());
-    *c = Some(Cached {
-        generation,
-        until,
-        built: now,
-        cost: started.elapsed(),
-        bodies: bodies.clone(),
-    });
+    drop(views);
+    let old = {
+        let mut c = b.0.cache.lock().unwrap_or_else(|e| e.into_inner());
+        c.replace(Cached {
+            generation,
+            until,
+            built: now,
+            cost: started.elapsed(),
+            bodies: bodies.clone(),
+        })
+    };
+    // Freed here, outside the lock and never by a request (see `Shared::retired`).
+    let mut retired = b.0.retired.lock().unwrap_or_else(|e| e.into_inner());
+    retired.extend(old.map(|c| c.bodies));
+    retired.retain(|r| Arc::strong_count(r) > 1);
     bodies
 }
 
