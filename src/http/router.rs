@@ -189,19 +189,12 @@ pub fn handle(ctx: &Ctx, mut rq: Request) {
             header("Accept-Encoding"),
         );
         let target = strip_base(&raw, &ctx.config.server.base_url);
-        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
-        let req = Req {
-            ctx,
-            path,
-            query,
-            params: Vec::new(),
-            route: None,
-            now: Instant::now(),
-            if_none_match: inm.as_deref(),
-            accept: accept.as_deref(),
-            accept_encoding: accept_encoding.as_deref(),
-            upgrade,
-        };
+        let heads = [
+            inm.as_deref(),
+            accept.as_deref(),
+            accept_encoding.as_deref(),
+        ];
+        let req = Req::new(ctx, &target, heads, upgrade);
         let _permit = ctx.permits.acquire();
         return routes::upgrade(req, rq);
     }
@@ -212,20 +205,14 @@ pub fn handle(ctx: &Ctx, mut rq: Request) {
 /// The answer to a request that is not a WebSocket upgrade (its body, if any, read).
 fn answer(ctx: &Ctx, rq: &Request, method: Method, body: &[u8], too_big: bool) -> Answer {
     let target = strip_base(rq.url(), &ctx.config.server.base_url);
-    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
     let header = |name: &str| header_str(rq, name);
-    let req = Req {
-        ctx,
-        path,
-        query,
-        params: Vec::new(),
-        route: None,
-        now: Instant::now(),
-        if_none_match: header("If-None-Match"),
-        accept: header("Accept"),
-        accept_encoding: header("Accept-Encoding"),
-        upgrade: false,
-    };
+    let heads = [
+        header("If-None-Match"),
+        header("Accept"),
+        header("Accept-Encoding"),
+    ];
+    let req = Req::new(ctx, &target, heads, false);
+    let path = req.path;
     let permit = ctx.permits.acquire();
     let answer = match method {
         Method::Get | Method::Head => routes::dispatch(req),
@@ -304,7 +291,26 @@ pub struct Req<'a> {
     pub upgrade: bool,
 }
 
-impl Req<'_> {
+impl<'a> Req<'a> {
+    /// The request for `target` (path and query, the base URL stripped) with its
+    /// `If-None-Match`, `Accept` and `Accept-Encoding` headers.
+    fn new(ctx: &'a Ctx, target: &'a str, heads: [Option<&'a str>; 3], upgrade: bool) -> Req<'a> {
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let [if_none_match, accept, accept_encoding] = heads;
+        Req {
+            ctx,
+            path,
+            query,
+            params: Vec::new(),
+            route: None,
+            now: Instant::now(),
+            if_none_match,
+            accept,
+            accept_encoding,
+            upgrade,
+        }
+    }
+
     pub fn param(&self, name: &str) -> &str {
         self.params
             .iter()
