@@ -201,9 +201,9 @@ pub struct AggregateBodies {
     history: std::sync::OnceLock<Body>,
     /// The `/ws/aggregate` message.
     pub message: Arc<str>,
-    /// What the pypowerwall-server shapes are built from, when first asked for.
-    views: Vec<View>,
-    total: Summary,
+    /// pypowerwall-server's shapes, built from the views of the first request that asks for
+    /// them (the bodies keep no views: holding every gateway's snapshot until the next rebuild
+    /// kept a second facade per gateway alive, ~150 KiB each).
     peer: std::sync::OnceLock<super::peer::PeerBodies>,
 }
 
@@ -225,11 +225,6 @@ pub struct Aggregates {
 struct Shared {
     cache: Mutex<Option<Cached>>,
     building: std::sync::atomic::AtomicBool,
-    /// Replaced bodies that a request may still hold. They hold every gateway's snapshot of
-    /// their generation, so the last holder frees a thousand facades: the builder keeps them
-    /// and frees them itself once no request holds them (a request dropping them cost up to
-    /// 100 ms at 1,000 gateways).
-    retired: Mutex<Vec<Arc<AggregateBodies>>>,
 }
 
 /// A build costing less than this is made by the request itself.
@@ -333,10 +328,8 @@ fn rebuild(
             bodies: bodies.clone(),
         })
     };
-    // Freed here, outside the lock and never by a request (see `Shared::retired`).
-    let mut retired = b.0.retired.lock().unwrap_or_else(|e| e.into_inner());
-    retired.extend(old.map(|c| c.bodies));
-    retired.retain(|r| Arc::strong_count(r) > 1);
+    // Freed outside the lock.
+    drop(old);
     bodies
 }
 
@@ -435,8 +428,6 @@ fn build(views: &[View]) -> AggregateBodies {
         status: Body::json(Value::Object(status).to_py()),
         history: std::sync::OnceLock::new(),
         message,
-        views: views.to_vec(),
-        total,
         peer: std::sync::OnceLock::new(),
     }
 }
@@ -503,29 +494,34 @@ pub fn aggregate_status(req: &Req<'_>) -> Answer {
 }
 
 pub fn aggregate_history(req: &Req<'_>) -> Answer {
-    aggregate(req, |b| b.history())
+    let bodies = req.ctx.aggregates.get(req.ctx, req.now);
+    Answer::route(bodies.history(|| req.views()))
 }
 
 impl AggregateBodies {
-    fn history(&self) -> &Body {
+    fn history(&self, views: impl FnOnce() -> Vec<View>) -> &Body {
         self.history.get_or_init(|| {
-            let interval = self
-                .views
+            let views = views();
+            let interval = views
                 .iter()
                 .find_map(|v| v.snapshot.series.as_ref().map(|s| i64::from(s.rec.step())))
                 .unwrap_or(60);
-            let h = crate::render::history::history_value(
-                "aggregate",
-                interval,
-                &sum_history(&self.views),
-            );
+            let h =
+                crate::render::history::history_value("aggregate", interval, &sum_history(&views));
             Body::json(h.to_py())
         })
     }
 
-    fn peer(&self, config: &[crate::config::PublicGateway]) -> &super::peer::PeerBodies {
-        self.peer
-            .get_or_init(|| super::peer::build(&self.views, &self.total, config))
+    fn peer(
+        &self,
+        config: &[crate::config::PublicGateway],
+        views: impl FnOnce() -> Vec<View>,
+    ) -> &super::peer::PeerBodies {
+        self.peer.get_or_init(|| {
+            let views = views();
+            let total = Summary::total(&crate::snapshot::site_parts(&views));
+            super::peer::build(&views, &total, config)
+        })
     }
 }
 
@@ -533,7 +529,7 @@ impl AggregateBodies {
 /// shapes (`super::peer`).
 pub fn aggregate_peer(req: &Req<'_>) -> Answer {
     let bodies = req.ctx.aggregates.get(req.ctx, req.now);
-    let p = bodies.peer(&req.ctx.config.gateways);
+    let p = bodies.peer(&req.ctx.config.gateways, || req.views());
     Answer::route(match req.path.trim_end_matches('/').rsplit('/').next() {
         Some("battery") => &p.battery,
         Some("strings") => &p.strings,
