@@ -19,11 +19,11 @@ pub use crate::config::QuerySet;
 #[derive(Debug, Clone, PartialEq)]
 pub struct SignedQueries {
     /// `device_controller_basic`: status (power flows, SOE, alerts).
-    pub basic: Query,
+    pub basic: Arc<Query>,
     /// `device_controller_full`: status plus the component signals vitals need.
-    pub full: Query,
+    pub full: Arc<Query>,
     /// `components`: per-battery PW3 data (strings, packs, inverter).
-    pub components: Query,
+    pub components: Arc<Query>,
 }
 
 impl SignedQueries {
@@ -45,18 +45,18 @@ impl SignedQueries {
             QuerySet::V2024_06 => {
                 let doc = json::parse(V2024_06).map_err(|e| format!("V2024_06.json: {e}"))?;
                 Ok(SignedQueries {
-                    basic: v2024(&doc, "device_controller_basic")?,
-                    full: v2024(&doc, "device_controller_full")?,
-                    components: v2024(&doc, "components")?,
+                    basic: v2024(&doc, "device_controller_basic")?.into(),
+                    full: v2024(&doc, "device_controller_full")?.into(),
+                    components: v2024(&doc, "components")?.into(),
                 })
             }
             QuerySet::V2026_06 => {
                 let doc = json::parse(V2026_06).map_err(|e| format!("V2026_06.json: {e}"))?;
-                let dc = v2026(&doc, "DeviceControllerQuery")?;
+                let dc: Arc<Query> = v2026(&doc, "DeviceControllerQuery")?.into();
                 Ok(SignedQueries {
                     basic: dc.clone(),
                     full: dc,
-                    components: v2026(&doc, "PW3Query")?,
+                    components: v2026(&doc, "PW3Query")?.into(),
                 })
             }
         }

@@ -119,7 +119,8 @@ pub enum Body {
     /// Field 5 (TEG) `setIslandModeResponse` (field 4): `result` (1 is the observed success).
     SetIslandModeResponse { result: Option<i32> },
     /// Field 16 `queryRequest` (field 1).
-    Query(Query),
+    /// Shared: a poller sends the same signed query every tick.
+    Query(std::sync::Arc<Query>),
     /// Field 16 `queryResponse` (field 2): status and the JSON `data`.
     QueryResponse { status: i32, data: String },
     /// Any other payload field, raw.
@@ -694,7 +695,7 @@ fn decode_graphql(b: &[u8]) -> Result<Body> {
                         t => qr.read_unknown(q, t)?,
                     }
                 }
-                body = Body::Query(query);
+                body = Body::Query(std::sync::Arc::new(query));
             }
             18 => {
                 let q = r.read_bytes(b)?;

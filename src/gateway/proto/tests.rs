@@ -34,7 +34,7 @@ fn wifi_firmware_request() {
 #[test]
 fn wifi_query_request() {
     let q = Query::signed(1, b"Q", vec![0xaa, 0xbb], "{}");
-    let m = Message::request(DIN, None, Body::Query(q.clone()));
+    let m = Message::request(DIN, None, Body::Query(q.clone().into()));
     assert_eq!(hex(&m.encode()), "0a3e0801120218011a1e0a1c313233323130302d30302d452d2d54473132333435363738394142438201150a130802120508011201511a02aabb22040a027b7d12020801");
     assert_eq!(q.text().unwrap(), (1, b"Q".to_vec()));
 }
@@ -42,7 +42,7 @@ fn wifi_query_request() {
 #[test]
 fn follower_routed_query() {
     let q = Query::signed(1, b"Q", vec![0xaa], "{}");
-    let m = Message::request("FOLLOWER", Some("LEADER"), Body::Query(q));
+    let m = Message::request("FOLLOWER", Some("LEADER"), Body::Query(q.into()));
     assert_eq!(hex(&m.encode()), "0a2f080112080a064c45414445521a0a0a08464f4c4c4f5745528201140a120802120508011201511a01aa22040a027b7d12020802");
 }
 
@@ -152,7 +152,7 @@ fn requests_round_trip() {
         Message::request(
             "F",
             Some("L"),
-            Body::Query(Query::signed(2, b"query X {}", vec![1; 139], "{\"a\":1}")),
+            Body::Query(Query::signed(2, b"query X {}", vec![1; 139], "{\"a\":1}").into()),
         ),
         Message::reply(
             DIN,

@@ -223,7 +223,7 @@ impl V1rClient {
         leader: &str,
         din: &str,
         via: Option<&str>,
-        q: Query,
+        q: std::sync::Arc<Query>,
         expect: Expect,
     ) -> Result<Value, Error> {
         let envelope = Message::request(din, via, Body::Query(q)).envelope;
