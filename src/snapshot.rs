@@ -128,7 +128,7 @@ pub struct History {
     series: Option<Arc<crate::history::Published>>,
     /// The full-pack energy when published (weights the SOE when gateways are summed).
     full: Option<f64>,
-    made: std::sync::OnceLock<(Arc<[Point]>, render::Body)>,
+    made: std::sync::OnceLock<(Vec<Point>, render::Body)>,
 }
 
 impl History {
@@ -155,13 +155,10 @@ impl History {
         &self.made().1
     }
 
-    fn made(&self) -> &(Arc<[Point]>, render::Body) {
+    fn made(&self) -> &(Vec<Point>, render::Body) {
         self.made.get_or_init(|| {
             let Some(rec) = self.series.as_ref().map(|s| &s.rec) else {
-                return (
-                    Arc::from(Vec::new()),
-                    render::history::body(&self.id, 60, &[]),
-                );
+                return (Vec::new(), render::history::body(&self.id, 60, &[]));
             };
             let step = i64::from(rec.step());
             let full = self.full;
@@ -180,7 +177,7 @@ impl History {
                 })
                 .collect();
             let body = render::history::body(&self.id, step, &points);
-            (Arc::from(points), body)
+            (points, body)
         })
     }
 }

@@ -285,21 +285,23 @@ impl Aggregates {
             let hub = ctx.hub.clone();
             let spawned = std::thread::Builder::new()
                 .name("aggregates".into())
-                .spawn(move || rebuild(&building, &hub, generation, Instant::now()));
+                .spawn(move || rebuild(&building.0, &hub, generation, Instant::now()));
             match spawned {
                 Ok(_) => return old,
-                // No thread to be had: build here rather than never.
+                // No thread to be had (the flag went with the closure): build here instead.
                 Err(e) => log::debug!("aggregate bodies built inline: {e}"),
             }
-            return rebuild(&Building(self.shared.clone()), &ctx.hub, generation, now);
+            return rebuild(&self.shared, &ctx.hub, generation, now);
         }
-        rebuild(&building, &ctx.hub, generation, now)
+        let bodies = rebuild(&self.shared, &ctx.hub, generation, now);
+        drop(building);
+        bodies
     }
 }
 
 /// Builds the bodies from every view of `hub` and caches them as of `generation`.
 fn rebuild(
-    b: &Building,
+    shared: &Shared,
     hub: &crate::snapshot::Hub,
     generation: usize,
     now: Instant,
@@ -317,9 +319,9 @@ fn rebuild(
         })
         .min();
     let bodies = Arc::new(build(&views));
-    drop(views);
-    let old = {
-        let mut c = b.0.cache.lock().unwrap_or_else(|e| e.into_inner());
+    // The bodies replaced are freed when this returns, after the lock is released.
+    let _replaced = {
+        let mut c = shared.cache.lock().unwrap_or_else(|e| e.into_inner());
         c.replace(Cached {
             generation,
             until,
@@ -328,8 +330,6 @@ fn rebuild(
             bodies: bodies.clone(),
         })
     };
-    // Freed outside the lock.
-    drop(old);
     bodies
 }
 

@@ -145,19 +145,6 @@ impl Bodies {
     pub fn get(&self, key: &str) -> Option<&Body> {
         self.map().get(key)
     }
-
-    pub fn len(&self) -> usize {
-        self.map().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.map().is_empty()
-    }
-
-    /// Whether the bodies were rendered (a reader asked for one).
-    pub fn rendered(&self) -> bool {
-        self.map.get().is_some()
-    }
 }
 
 /// Everything one good tick produced. Immutable once made; the snapshot shares it.

@@ -121,12 +121,12 @@ pub fn tedapi(data: &TedapiData) -> Facade {
     put("/api/system_status", system_status.clone());
     put("/api/system_status/grid_status", grid_status.clone());
     put("/api/system_status/soe", soe.clone());
-    for (uri, body) in canned() {
-        put_shared(&mut api, uri, body);
-    }
-    for uri in UNKNOWN_ALLOWLISTED {
-        put_shared(&mut api, uri, &Arc::new(unknown_api(uri)));
-    }
+    api.extend(canned().iter().map(|(uri, v)| (uri.to_string(), v.clone())));
+    api.extend(
+        UNKNOWN_ALLOWLISTED
+            .iter()
+            .map(|uri| (uri.to_string(), Arc::new(unknown_api(uri)))),
+    );
 
     Facade {
         api,
@@ -176,10 +176,6 @@ fn canned() -> &'static [(&'static str, Arc<Value>)] {
     static CANNED: std::sync::OnceLock<Vec<(&'static str, Arc<Value>)>> =
         std::sync::OnceLock::new();
     CANNED.get_or_init(parse_canned)
-}
-
-fn put_shared(api: &mut Vec<(String, Arc<Value>)>, uri: &str, v: &Arc<Value>) {
-    api.push((uri.to_string(), v.clone()));
 }
 
 fn parse_canned() -> Vec<(&'static str, Arc<Value>)> {
