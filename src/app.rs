@@ -14,7 +14,7 @@ use crate::http::router::Ctx;
 use crate::http::server::{self, Running};
 use crate::http::status::Stats;
 use crate::http::ws::{self, WsHub, WsSettings};
-use crate::poll::{self, Poller};
+use crate::poll::{self, Pollers};
 use crate::sim;
 use crate::snapshot::{GatewaySnapshot, Health, Hub};
 use crate::wire::tls;
@@ -27,7 +27,7 @@ pub struct App {
     pub http: Running,
     pub hub: Arc<Hub>,
     pub ctx: Arc<Ctx>,
-    pollers: Vec<Poller>,
+    pollers: Option<Pollers>,
     broadcaster: std::thread::JoinHandle<()>,
     stop: Arc<AtomicBool>,
     mqtt: Option<crate::mqtt::Handle>,
@@ -46,14 +46,11 @@ impl App {
             m.stop();
         }
         self.stop.store(true, Ordering::Relaxed);
-        for p in &self.pollers {
-            p.handle.thread().unpark();
-        }
         self.http.stop();
         self.ctx.ws.stop();
         let _ = self.broadcaster.join();
-        for p in self.pollers {
-            let _ = p.handle.join();
+        if let Some(p) = self.pollers {
+            p.join();
         }
     }
 
@@ -338,37 +335,32 @@ pub fn start(mut cfg: Config) -> Result<App, String> {
         http.addr
     );
     let stop = Arc::new(AtomicBool::new(false));
-    let mut pollers = Vec::with_capacity(cfg.gateways.len());
-    for (i, (g, k)) in cfg.gateways.iter().zip(keepers).enumerate() {
-        match poll::spawn(i, g.clone(), hub.clone(), stop.clone(), k) {
-            Ok(p) => pollers.push(p),
-            Err(e) => {
-                // Stop what already runs, then report which gateway could not start.
-                let started = pollers.len();
-                App {
-                    http,
-                    hub,
-                    ctx,
-                    pollers,
-                    broadcaster,
-                    stop,
-                    mqtt,
-                    _sim: sim_handle,
-                }
-                .stop();
-                return Err(format!(
-                    "{e} ({started} of {} pollers were running; the OS is out of threads or \
-                     memory: configure fewer gateways or raise the limit)",
-                    cfg.gateways.len()
-                ));
+    let pollers = match Pollers::start(&cfg.gateways, keepers, hub.clone(), stop.clone()) {
+        Ok(p) => p,
+        Err(e) => {
+            // Stop what already runs, then say why polling could not start.
+            App {
+                http,
+                hub,
+                ctx,
+                pollers: None,
+                broadcaster,
+                stop,
+                mqtt,
+                _sim: sim_handle,
             }
+            .stop();
+            return Err(format!(
+                "{e}: the OS is out of threads or memory ({} gateways configured)",
+                cfg.gateways.len()
+            ));
         }
-    }
+    };
     Ok(App {
         http,
         hub,
         ctx,
-        pollers,
+        pollers: Some(pollers),
         broadcaster,
         stop,
         mqtt,

@@ -1,4 +1,4 @@
-//! One poller thread per gateway: fetch on a fixed tick, render once, publish a snapshot.
+//! Every gateway's poller: fetch on a fixed tick, render once, publish a snapshot.
 //!
 //! The gateway's transport is a [`crate::gateway::source::Source`] (built by
 //! [`crate::transport::build`]); it returns one facade per tick. After a good tick the poller
@@ -8,10 +8,11 @@
 //! traffic. While a gateway does not answer at all (refused, timed out), the source's cheap
 //! probe is sent once per tick between the back-off's full polls, and a probe that is answered
 //! starts a full poll at once, so fresh data is back within two ticks of the gateway returning.
-//! A slow or dead gateway only ever delays its own thread.
+//! Pollers take turns on a few threads ([`Pollers`]); a slow or dead gateway only ever delays
+//! its own turn.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -31,35 +32,263 @@ pub fn backoff(failures: u32, tick: Duration) -> Duration {
     Duration::from_secs(BACKOFF[i]).max(tick)
 }
 
-/// A running poller.
-pub struct Poller {
-    pub handle: JoinHandle<()>,
+/// How long a poller thread with nothing to do waits before it ends (while another remains).
+const IDLE_EXIT: Duration = Duration::from_secs(30);
+
+/// A turn this late, with no thread free, starts another thread (at most one per this long).
+const SPAWN_LAG: Duration = Duration::from_millis(50);
+
+/// The most poller threads: polls in flight at once.
+const MAX_THREADS: usize = 256;
+
+/// How often waiting gateways are checked for a control write to show at once.
+const SIGNAL_SCAN: Duration = Duration::from_millis(200);
+
+/// The pollers of every gateway, run by a few threads that take turns.
+///
+/// A thread per gateway kept a touched stack (~68 KiB) for each one; turns need as many threads
+/// as polls are in flight at once: one while the gateways answer quickly, more while some are
+/// slow. A turn late by [`SPAWN_LAG`] when no thread is free starts another (up to one per
+/// gateway, at most [`MAX_THREADS`]), so a slow or dead gateway only ever delays its own turn;
+/// a thread idle for [`IDLE_EXIT`] ends.
+pub struct Pollers {
+    shared: Arc<Shared>,
 }
 
-/// Starts the poller of gateway `idx`; it stops when `stop` is set. Fails (naming the gateway)
-/// when the OS refuses another thread.
-pub fn spawn(
-    idx: usize,
-    cfg: GatewayConfig,
+struct Shared {
     hub: Arc<Hub>,
     stop: Arc<AtomicBool>,
-    keeper: Keeper,
-) -> Result<Poller, String> {
-    let builder = std::thread::Builder::new().name(format!("poll-{}", cfg.id));
-    let id = cfg.id.clone();
-    let handle = spawn_thread(builder, &id, move || run(idx, cfg, hub, stop, keeper))?;
-    Ok(Poller { handle })
+    turns: Mutex<Turns>,
+    wake: Condvar,
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
-/// Spawns the thread of gateway `id`'s poller, or says why it could not.
+/// The gateways waiting for their turn (`None` while one is being polled), and the threads.
+struct Turns {
+    jobs: Vec<Option<Job>>,
+    running: usize,
+    idle: usize,
+    last_scan: Instant,
+    /// A thread could not be started (logged once per streak).
+    spawn_failed: bool,
+    last_spawn: Instant,
+}
+
+impl Pollers {
+    /// Starts polling every gateway (`cfgs` and `keepers` in hub order); stops when `stop` is
+    /// set. Fails when the OS refuses the first thread.
+    pub fn start(
+        cfgs: &[GatewayConfig],
+        keepers: Vec<Keeper>,
+        hub: Arc<Hub>,
+        stop: Arc<AtomicBool>,
+    ) -> Result<Pollers, String> {
+        let now = Instant::now();
+        let n = cfgs.len();
+        let jobs = cfgs
+            .iter()
+            .zip(keepers)
+            .enumerate()
+            .map(|(i, (cfg, keeper))| {
+                // Many gateways start their polls spread over one interval instead of all at
+                // once, and keep that phase (1,000 TLS handshakes in the same instant time out
+                // against real gateways and simulators alike).
+                let first = now + start_offset(i, n, cfg.poll_interval);
+                Some(Job::new(i, cfg.clone(), keeper, first))
+            })
+            .collect();
+        let shared = Arc::new(Shared {
+            hub,
+            stop,
+            turns: Mutex::new(Turns {
+                jobs,
+                running: 0,
+                idle: 0,
+                last_scan: now,
+                spawn_failed: false,
+                last_spawn: now,
+            }),
+            wake: Condvar::new(),
+            threads: Mutex::new(Vec::new()),
+        });
+        if n > 0 {
+            let builder = std::thread::Builder::new().name("poll-1".into());
+            spawn_worker(&shared, builder)?;
+        }
+        Ok(Pollers { shared })
+    }
+
+    /// How many poller threads run now.
+    pub fn threads(&self) -> usize {
+        lock(&self.shared.turns).running
+    }
+
+    /// Waits for every thread (after `stop` was set), then writes each gateway's last history
+    /// batch to disk.
+    pub fn join(self) {
+        self.shared.wake.notify_all();
+        loop {
+            let batch = std::mem::take(&mut *lock(&self.shared.threads));
+            if batch.is_empty() {
+                break;
+            }
+            for t in batch {
+                let _ = t.join();
+            }
+        }
+        // Shutdown (SIGTERM/SIGINT or `App::stop`): the last batch goes to disk.
+        for job in lock(&self.shared.turns).jobs.iter_mut().flatten() {
+            job.keeper.flush();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned lock only means a thread panicked while holding it; the data is still whole
+    // (turns are taken and returned whole).
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Starts one more poller thread, or says why it could not.
+fn spawn_worker(shared: &Arc<Shared>, builder: std::thread::Builder) -> Result<(), String> {
+    let s = shared.clone();
+    lock(&shared.turns).running += 1;
+    match spawn_thread(builder, move || worker(s)) {
+        Ok(handle) => {
+            let mut threads = lock(&shared.threads);
+            threads.retain(|t| !t.is_finished());
+            threads.push(handle);
+            Ok(())
+        }
+        Err(e) => {
+            lock(&shared.turns).running -= 1;
+            Err(e)
+        }
+    }
+}
+
+/// Spawns a poller thread, or says why it could not.
 fn spawn_thread(
     builder: std::thread::Builder,
-    id: &str,
     body: impl FnOnce() + Send + 'static,
 ) -> Result<JoinHandle<()>, String> {
     builder
         .spawn(body)
-        .map_err(|e| format!("gateway '{id}': cannot start its poller thread: {e}"))
+        .map_err(|e| format!("cannot start a poller thread: {e}"))
+}
+
+/// One poller thread: takes the turn that is due first, polls, gives it back.
+fn worker(shared: Arc<Shared>) {
+    let mut turns = lock(&shared.turns);
+    let mut idle_since = Instant::now();
+    loop {
+        if shared.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let now = Instant::now();
+        if now.duration_since(turns.last_scan) >= SIGNAL_SCAN {
+            turns.last_scan = now;
+            for job in turns.jobs.iter_mut().flatten() {
+                if shared.hub.take_settings_changed(job.idx) {
+                    job.settings_changed(now);
+                }
+            }
+        }
+        let (first, second) = two_earliest(turns.jobs.iter().map(|j| j.as_ref().map(|j| j.next)));
+        let Some((i, at)) = first else {
+            // Every gateway is being polled by another thread.
+            if idle_since.elapsed() >= IDLE_EXIT && turns.running > 1 {
+                break;
+            }
+            turns = wait(&shared, turns, SIGNAL_SCAN);
+            continue;
+        };
+        if at > now {
+            if idle_since.elapsed() >= IDLE_EXIT && turns.running > 1 {
+                break;
+            }
+            turns = wait(&shared, turns, (at - now).min(SIGNAL_SCAN));
+            continue;
+        }
+        let Some(mut job) = turns.jobs[i].take() else {
+            continue;
+        };
+        // Another turn is late and no thread is free for it: one more thread (but not for a
+        // backlog of quick polls: a few at a time, and never more than the gateways).
+        let more = turns.idle == 0
+            && turns.running < turns.jobs.len().min(MAX_THREADS)
+            && now.duration_since(turns.last_spawn) >= SPAWN_LAG
+            && second.is_some_and(|(_, t)| t + SPAWN_LAG <= now);
+        if more {
+            turns.last_spawn = now;
+        }
+        drop(turns);
+        if more {
+            let name = format!("poll-{}", lock(&shared.turns).running + 1);
+            let builder = std::thread::Builder::new().name(name);
+            let result = spawn_worker(&shared, builder);
+            let mut t = lock(&shared.turns);
+            match result {
+                Ok(()) => t.spawn_failed = false,
+                Err(e) if !t.spawn_failed => {
+                    t.spawn_failed = true;
+                    log::warn!("{e}; {} poller threads take turns", t.running);
+                }
+                Err(_) => {}
+            }
+        }
+        let turn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.turn(&shared.hub)));
+        if turn.is_err() {
+            // Never expected; the gateway is tried again after the longest back-off.
+            log::error!(
+                "gateway '{}': its poll panicked; next try in {} s",
+                job.cfg.id,
+                BACKOFF[BACKOFF.len() - 1]
+            );
+            job.next = Instant::now() + Duration::from_secs(BACKOFF[BACKOFF.len() - 1]);
+        }
+        turns = lock(&shared.turns);
+        let idx = job.idx;
+        turns.jobs[idx] = Some(job);
+        idle_since = Instant::now();
+        // A waiting thread may now have an earlier turn to wait for.
+        shared.wake.notify_one();
+    }
+    turns.running -= 1;
+}
+
+/// Waits up to `d` for a turn to be given back or for `stop`.
+fn wait<'a>(
+    shared: &'a Shared,
+    mut turns: std::sync::MutexGuard<'a, Turns>,
+    d: Duration,
+) -> std::sync::MutexGuard<'a, Turns> {
+    turns.idle += 1;
+    let (mut turns, _) = shared
+        .wake
+        .wait_timeout(turns, d)
+        .unwrap_or_else(|e| e.into_inner());
+    turns.idle -= 1;
+    turns
+}
+
+/// A waiting turn: its gateway's index and when it is due.
+type Due = (usize, Instant);
+
+/// The waiting turns (`None`: being polled) due first and second.
+fn two_earliest(times: impl Iterator<Item = Option<Instant>>) -> (Option<Due>, Option<Due>) {
+    let mut first: Option<Due> = None;
+    let mut second: Option<Due> = None;
+    for (i, t) in times.enumerate() {
+        let Some(t) = t else { continue };
+        if first.is_none_or(|(_, f)| t < f) {
+            second = first;
+            first = Some((i, t));
+        } else if second.is_none_or(|(_, s)| t < s) {
+            second = Some((i, t));
+        }
+    }
+    (first, second)
 }
 
 /// Whether an error means the gateway did not answer at all (so a cheap probe can tell when
@@ -101,38 +330,62 @@ fn after_failure(
 /// A pass-through path asked for within this long is read every tick (local mode).
 const DEMAND_WINDOW: Duration = Duration::from_secs(300);
 
-fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>, mut keeper: Keeper) {
-    let mut health = Health::default();
-    let mut good: Option<Good> = None;
-    let mut source = crate::transport::build(&cfg);
-    log::info!(
-        "gateway '{}': polling {} every {:?}",
-        cfg.id,
-        cfg.host,
-        cfg.poll_interval
-    );
-    // Many gateways start their polls spread over one interval instead of all at once, and
-    // keep that phase (1,000 TLS handshakes in the same instant time out against real gateways
-    // and simulators alike); a few gateways start within a fraction of a second.
-    let offset = start_offset(idx, hub.len(), cfg.poll_interval);
-    let begin = Instant::now() + offset;
-    while !stop.load(Ordering::Relaxed) && Instant::now() < begin {
-        std::thread::park_timeout(
-            begin
-                .saturating_duration_since(Instant::now())
-                .min(Duration::from_millis(200)),
+/// One gateway's poller between turns: its transport, health, last good data and history.
+struct Job {
+    idx: usize,
+    cfg: GatewayConfig,
+    source: Box<dyn crate::gateway::source::Source>,
+    health: Health,
+    good: Option<Good>,
+    keeper: Keeper,
+    attempt: Attempt,
+    /// When the back-off allows the next full poll, and whether the source has a probe.
+    full_at: Instant,
+    can_probe: bool,
+    /// When its next turn is.
+    next: Instant,
+}
+
+impl Job {
+    fn new(idx: usize, cfg: GatewayConfig, keeper: Keeper, first: Instant) -> Job {
+        let source = crate::transport::build(&cfg);
+        log::info!(
+            "gateway '{}': polling {} every {:?}",
+            cfg.id,
+            cfg.host,
+            cfg.poll_interval
         );
+        Job {
+            idx,
+            cfg,
+            source,
+            health: Health::default(),
+            good: None,
+            keeper,
+            attempt: Attempt::Full,
+            full_at: first,
+            can_probe: true,
+            next: first,
+        }
     }
-    let mut attempt = Attempt::Full;
-    // When the back-off allows the next full poll, and whether the source has a probe.
-    let mut full_at = Instant::now();
-    let mut can_probe = true;
-    while !stop.load(Ordering::Relaxed) {
+
+    /// A control write: show its result now rather than at the next tick.
+    fn settings_changed(&mut self, now: Instant) {
+        self.source.settings_changed();
+        self.attempt = Attempt::Full;
+        self.next = now;
+    }
+
+    /// One turn: a poll (or a probe), its snapshot published, and when the next turn is.
+    fn turn(&mut self, hub: &Hub) {
+        let (idx, cfg) = (self.idx, &self.cfg);
+        let health = &mut self.health;
+        let source = &mut self.source;
         let started = Instant::now();
         health.last_attempt = Some(SystemTime::now());
         // `probed`: the probe itself failed (no full poll was made).
         source.wanted(&hub.demand(idx, DEMAND_WINDOW));
-        let (result, probed) = match attempt {
+        let (result, probed) = match self.attempt {
             Attempt::Full => (source.poll(), false),
             Attempt::Probe => match source.probe() {
                 Some(Ok(())) => {
@@ -141,7 +394,7 @@ fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>, mut
                 }
                 Some(Err(e)) => (Err(e), true),
                 None => {
-                    can_probe = false;
+                    self.can_probe = false;
                     (source.poll(), false)
                 }
             },
@@ -155,8 +408,8 @@ fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>, mut
                 let facade = Arc::new(facade);
                 let out = crate::render::tick(&facade, &hub.settings);
                 let now = crate::clock::unix_f64(SystemTime::now());
-                keeper.tick(&cfg.id, now, &facade, &out.summary);
-                good = Some(Good {
+                self.keeper.tick(&cfg.id, now, &facade, &out.summary);
+                self.good = Some(Good {
                     facade,
                     bodies: out.bodies,
                     summary: out.summary,
@@ -170,7 +423,7 @@ fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>, mut
                 health.last_success = Some(SystemTime::now());
                 health.last_error = None;
                 health.cooldown_until = None;
-                attempt = Attempt::Full;
+                self.attempt = Attempt::Full;
                 started + cfg.poll_interval
             }
             Err(e) => {
@@ -178,7 +431,8 @@ fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>, mut
                 if !probed {
                     health.consecutive_failures += 1;
                     health.total_failures += 1;
-                    full_at = started + backoff(health.consecutive_failures, cfg.poll_interval);
+                    self.full_at =
+                        started + backoff(health.consecutive_failures, cfg.poll_interval);
                 }
                 health.last_error = Some(e.to_string());
                 let cooldown = source.cooldown_remaining();
@@ -186,19 +440,24 @@ fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>, mut
                 let (next_attempt, at) = match cooldown {
                     // No traffic at all until the cooldown ends, then a full poll.
                     Some(d) => (Attempt::Full, Instant::now() + d),
-                    None => {
-                        after_failure(started, full_at, is_down(&e), can_probe, cfg.poll_interval)
-                    }
+                    None => after_failure(
+                        started,
+                        self.full_at,
+                        is_down(&e),
+                        self.can_probe,
+                        cfg.poll_interval,
+                    ),
                 };
-                attempt = next_attempt;
+                self.attempt = next_attempt;
                 if !probed
-                    && (health.consecutive_failures == 1 || health.consecutive_failures % 10 == 0)
+                    && (health.consecutive_failures == 1
+                        || health.consecutive_failures.is_multiple_of(10))
                 {
                     log::warn!(
                         "gateway '{}': poll failed ({} in a row): {e}; next {} in {:?}",
                         cfg.id,
                         health.consecutive_failures,
-                        match attempt {
+                        match self.attempt {
                             Attempt::Full => "poll",
                             Attempt::Probe => "probe",
                         },
@@ -210,6 +469,7 @@ fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>, mut
         };
         health.next_retry =
             Some(SystemTime::now() + next.saturating_duration_since(Instant::now()));
+        self.next = next;
         hub.publish(
             idx,
             GatewaySnapshot {
@@ -222,27 +482,12 @@ fn run(idx: usize, cfg: GatewayConfig, hub: Arc<Hub>, stop: Arc<AtomicBool>, mut
                 mode: crate::config::Mode::parse(source.mode()).unwrap_or(cfg.mode),
                 forward: source.forwarder(),
                 health: health.clone(),
-                good: good.clone(),
-                history: keeper.history.clone(),
-                series: Some(keeper.series.clone()),
+                good: self.good.clone(),
+                history: self.keeper.history.clone(),
+                series: Some(self.keeper.series.clone()),
             },
         );
-        while !stop.load(Ordering::Relaxed) {
-            let now = Instant::now();
-            if hub.take_settings_changed(idx) {
-                // A control write: show its result now rather than at the next tick.
-                source.settings_changed();
-                attempt = Attempt::Full;
-                break;
-            }
-            if now >= next {
-                break;
-            }
-            std::thread::park_timeout((next - now).min(Duration::from_millis(200)));
-        }
     }
-    // Shutdown (SIGTERM/SIGINT or `App::stop`): the last batch goes to disk.
-    keeper.flush();
 }
 
 /// When gateway `idx` of `n` makes its first poll: `idx` steps of `interval / n`, but no more
@@ -369,6 +614,24 @@ mod tests {
     }
 
     #[test]
+    fn the_turns_due_first_and_second() {
+        let t0 = Instant::now();
+        let due = |ms: u64| t0 + Duration::from_millis(ms);
+        let times = [
+            Some(due(30)),
+            None,
+            Some(due(10)),
+            Some(due(20)),
+            Some(due(10)),
+        ];
+        // The earlier of equal times is the lower index: gateways keep their order.
+        let of = |t: &[Option<Instant>]| two_earliest(t.iter().copied());
+        assert_eq!(of(&times), (Some((2, due(10))), Some((4, due(10)))));
+        assert_eq!(of(&times[..1]), (Some((0, due(30))), None));
+        assert_eq!(of(&times[1..2]), (None, None));
+    }
+
+    #[test]
     fn backoff_schedule() {
         let t = Duration::from_secs(5);
         let got: Vec<u64> = (1..=7).map(|n| backoff(n, t).as_secs()).collect();
@@ -377,14 +640,11 @@ mod tests {
     }
 
     #[test]
-    fn a_poller_that_cannot_start_is_an_error_naming_the_gateway() {
+    fn a_poller_thread_that_cannot_start_is_an_error() {
         // A stack no system can map makes the spawn fail, as an exhausted OS would.
         let builder = std::thread::Builder::new().stack_size(usize::MAX / 2);
-        let e = spawn_thread(builder, "house", || {}).expect_err("the spawn fails");
-        assert!(
-            e.starts_with("gateway 'house': cannot start its poller thread: "),
-            "{e}"
-        );
+        let e = spawn_thread(builder, || {}).expect_err("the spawn fails");
+        assert!(e.starts_with("cannot start a poller thread: "), "{e}");
     }
 
     #[test]

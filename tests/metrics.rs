@@ -436,15 +436,23 @@ fn outage_metrics_show_the_state_and_drop_the_data() {
     );
     wait_online(&app);
     sim_get(&sim, "/test/fault/timeout");
+    let gw = [("gateway", "default")];
+    // The data expires (2 s) about when the timed-out poll fails (1 s after it starts): wait
+    // for both.
     assert!(wait_for(Duration::from_secs(15), || get(
         &app,
         "/aggregates"
     )
     .body
-        == "null"));
+        == "null"
+        && value(
+            &metrics(&app).1,
+            "powerwall_poll_consecutive_failures",
+            &gw
+        )
+        .is_some_and(|n| n >= 1.0)));
     let (body, s) = metrics(&app);
     promtool_check(&body, "outage");
-    let gw = [("gateway", "default")];
     assert_eq!(
         value(
             &s,
