@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use crate::gateway::facade::Facade;
-use crate::json::{Map, Value};
+use crate::json::{Map, Packed, Value};
 
 /// What one cloud poll fetched (each the `response` object of its endpoint).
 #[derive(Debug, Clone, Default)]
@@ -415,7 +415,7 @@ pub fn facade(d: &CloudData) -> Facade {
             .and_then(|s| s.get("percentage"))
             .and_then(Value::as_f64),
         grid_status: Some(grid),
-        vitals,
+        vitals: vitals.as_ref().map(Packed::new),
         strings: Some(Value::object()),
         strings_verbose: Some(Value::object()),
         temps: Some(Value::object()),
@@ -498,7 +498,7 @@ mod tests {
             f.alerts.as_deref(),
             Some(&["SystemConnectedToGrid".to_string()][..])
         );
-        let v = f.vitals.unwrap();
+        let v = f.vitals().unwrap();
         assert!(v.get("STSTSM--1232100-00-E--TG123").is_some());
         assert_eq!(f.din.as_deref(), Some("1232100-00-E--TG123"));
     }

@@ -11,16 +11,17 @@
 
 use std::sync::Arc;
 
-use crate::json::Value;
+use crate::json::{Packed, Value};
 
-/// Raw TEDAPI documents, as last fetched (served by `/tedapi/*`); shared with the transport,
-/// which keeps the slowly refreshed ones between ticks.
+/// Raw TEDAPI documents, as last fetched (served by `/tedapi/*`). The slowly refreshed ones
+/// are shared with the transport, which keeps them parsed between ticks; the two answers of
+/// every tick are kept packed (a sixth of their tree) until a `/tedapi/*` route asks.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct TedapiRaw {
     pub config: Option<Arc<Value>>,
-    pub status: Option<Arc<Value>>,
+    pub status: Option<Packed>,
     pub components: Option<Arc<Value>>,
-    pub controller: Option<Arc<Value>>,
+    pub controller: Option<Packed>,
 }
 
 /// What each pypowerwall facade call returns for one gateway at one moment.
@@ -35,8 +36,9 @@ pub struct Facade {
     pub level: Option<f64>,
     /// `pw.grid_status("json")` as an object `{grid_status, grid_services_active}`.
     pub grid_status: Option<Value>,
-    /// `pw.vitals()`: device name → block, in insertion order.
-    pub vitals: Option<Value>,
+    /// `pw.vitals()`: device name → block, in insertion order. Packed: the largest document
+    /// (a 9 KB text, a 38 KB tree), read only by a few routes, `/metrics` and MQTT; `Facade::vitals`.
+    pub vitals: Option<Packed>,
     /// `pw.strings(jsonformat=True)` before serialisation: `{"A": {Current, Power, Voltage, State, Connected}}`.
     pub strings: Option<Value>,
     /// `pw.strings(verbose=True)`: per-PVAC verbose object (`/pw/strings`).
@@ -78,6 +80,11 @@ pub struct Facade {
 }
 
 impl Facade {
+    /// `pw.vitals()`, unpacked.
+    pub fn vitals(&self) -> Option<Value> {
+        self.vitals.as_ref().map(Packed::value)
+    }
+
     /// `pw.poll(uri)`; `None` when the library would return `None`.
     pub fn api(&self, uri: &str) -> Option<&Value> {
         self.api

@@ -20,7 +20,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::tedapi::{self, ClientOptions, Error};
-use crate::json::{self, Value};
+use crate::json::{self, Packed, Value};
 use crate::secret::Secret;
 
 /// How long after a failure no new attempt is made (upstream `NATIVE_FAIL_RETRY`).
@@ -37,7 +37,8 @@ pub struct Native {
     base: String,
     password: Option<Secret>,
     token: Option<(Secret, Instant)>,
-    last_good: Option<Value>,
+    /// The last answer, packed (read only while a back-off blocks fetching).
+    last_good: Option<Packed>,
     blocked_until: Option<Instant>,
     backoff: Duration,
     /// The last attempt failed (log the next failure quietly).
@@ -113,14 +114,14 @@ impl Native {
     pub fn fetch_aggregates(&mut self, now: Instant) -> Option<Value> {
         if let Some(until) = self.blocked_until {
             if now < until {
-                return self.last_good.clone();
+                return self.last_good.as_ref().map(Packed::value);
             }
             self.blocked_until = None;
         }
         match self.try_fetch(now) {
             Ok(value) => {
                 self.failing = false;
-                self.last_good = Some(value.clone());
+                self.last_good = Some(Packed::new(&value));
                 Some(value)
             }
             Err(e) => {

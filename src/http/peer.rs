@@ -88,8 +88,9 @@ fn gateway_info(v: &View, cfg: Option<&PublicGateway>) -> Value {
 
 /// `pw.vitals()` without the proxy's `VITALS` header entry (0.13.0 has only the devices).
 fn devices(f: &crate::gateway::facade::Facade) -> Option<Value> {
-    let Value::Object(m) = f.vitals.as_ref()? else {
-        return f.vitals.clone();
+    let vitals = f.vitals()?;
+    let Value::Object(m) = &vitals else {
+        return Some(vitals);
     };
     let mut out = Map::new();
     for (k, v) in m.iter().filter(|(k, _)| k.as_str() != "VITALS") {

@@ -10,11 +10,13 @@
 //! The parser is iterative-by-depth-limit: nesting deeper than [`MAX_DEPTH`] is refused, so a
 //! hostile gateway reply cannot overflow the stack.
 
+mod packed;
 mod parse;
 #[cfg(test)]
 mod tests;
 mod write;
 
+pub use packed::Packed;
 pub use parse::{parse, parse_bytes, ParseError};
 use write::*;
 pub use write::{py_float, py_str, write_str};

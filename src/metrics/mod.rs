@@ -458,7 +458,7 @@ fn gateway_data(r: &mut Registry, v: &View) {
             r.add(&ALERT, labels(&[("gateway", id), ("alert", a)]), 1.0);
         }
     }
-    island(r, id, f.vitals.as_ref());
+    island(r, id, f.vitals().as_ref());
 }
 
 /// `ISLAND_FreqL1_Main`, `ISLAND_VL1N_Load`, … from the synchronizer's vitals block.

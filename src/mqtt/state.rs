@@ -125,7 +125,8 @@ pub fn string_pairs(strings: &Map) -> Vec<(String, String, String)> {
 /// Tesla Remote Meter CTs from `vitals` (`TRM--<din>` blocks, `TRM_CT<n>_<Metric>` fields):
 /// `(din, [(ct, fields)])` in the order the gateway lists them.
 pub fn remote_meters(f: &Facade) -> Vec<(String, Vec<(String, Map)>)> {
-    let Some(vitals) = f.vitals.as_ref().and_then(Value::as_object) else {
+    let vitals = f.vitals();
+    let Some(vitals) = vitals.as_ref().and_then(Value::as_object) else {
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -302,7 +303,8 @@ fn key_serial(key: &str, min_parts: usize) -> Option<&str> {
 /// 0.13.0's `extract_unit_signals(vitals, fan_speeds)`: temperatures and fans per Powerwall,
 /// keyed by unit serial; a unit with a `TEPINV` block never takes fans from its `PVAC` block.
 pub fn unit_signals(f: &Facade) -> UnitSignals {
-    let vitals = f.vitals.as_ref().and_then(Value::as_object);
+    let vitals = f.vitals();
+    let vitals = vitals.as_ref().and_then(Value::as_object);
     let fans = f.fans.as_ref().and_then(Value::as_object);
     let block_serial = |key: &str, block: &Value| -> Option<String> {
         block
@@ -708,7 +710,7 @@ mod tests {
     #[test]
     fn unit_signals_prefer_tepinv_and_skip_bad_serials() {
         let f = Facade {
-            vitals: Some(
+            vitals: Some(crate::json::Packed::new(&
                 parse(
                     r#"{"TEPINV--1707000-11-J--TG1": {"serialNumber": "TG1", "PCH_AmbientTemp": 30.26, "PCH_FanSpeed_A": 1200},
                         "PVAC--1--TG1": {"PVAC_Fan_Speed_Actual_RPM": 900},
@@ -716,7 +718,7 @@ mod tests {
                         "TEPOD--1707000-11-J--TG1": {"HVP_PackTempMax": true}}"#,
                 )
                 .unwrap(),
-            ),
+            )),
             ..Facade::default()
         };
         let u = unit_signals(&f);
@@ -729,10 +731,10 @@ mod tests {
     #[test]
     fn remote_meter_fields_are_grouped_per_ct() {
         let f = Facade {
-            vitals: Some(
+            vitals: Some(crate::json::Packed::new(&
                 parse(r#"{"TRM--X--EM1": {"TRM_CT0_InstVoltage": 122.7, "TRM_CT0_Location": "solar", "TRM_CT1_InstRealPower": 5, "other": 1}, "TRM--a/b": {"TRM_CT0_InstVoltage": 1}}"#)
                     .unwrap(),
-            ),
+            )),
             ..Facade::default()
         };
         let m = remote_meters(&f);

@@ -11,7 +11,7 @@
 
 use super::{Body, BodyMap, Pass, Settings};
 use crate::gateway::facade::{Facade, TedapiRaw};
-use crate::json::{py_float, Map, Value};
+use crate::json::{py_float, Map, Packed, Value};
 
 /// The `/pw/<name>` convenience routes.
 pub const PW_NAMES: &[&str] = &[
@@ -245,7 +245,7 @@ fn csv(f: &Facade, s: &Settings, v2: bool, headers: bool) -> String {
     out
 }
 
-fn freq(f: &Facade) -> Value {
+fn freq(f: &Facade, vitals: Option<&Value>) -> Value {
     let mut fcv = Map::new();
     let get = |m: &Value, k: &str| m.get(k).cloned().unwrap_or(Value::Null);
     if let Some(blocks) = f
@@ -273,7 +273,7 @@ fn freq(f: &Facade) -> Value {
             }
         }
     }
-    if let Some(vitals) = f.vitals.as_ref().and_then(Value::as_object) {
+    if let Some(vitals) = vitals.and_then(Value::as_object) {
         let mut idx = 1;
         for (device, d) in vitals.iter() {
             if device.starts_with("TEPINV") {
@@ -316,7 +316,7 @@ const POD_VALUES: &[&str] = &[
     "POD_nom_full_pack_energy",
 ];
 
-fn pod(f: &Facade) -> Value {
+fn pod(f: &Facade, vitals: Option<&Value>) -> Value {
     let mut pod = Map::new();
     let get = |m: &Value, k: &str| m.get(k).cloned().unwrap_or(Value::Null);
     let d = f.system_status.clone().unwrap_or_else(Value::object);
@@ -363,7 +363,7 @@ fn pod(f: &Facade) -> Value {
             pod.insert(format!("{p}version"), get(block, "version"));
         }
     }
-    if let Some(vitals) = f.vitals.as_ref().and_then(Value::as_object) {
+    if let Some(vitals) = vitals.and_then(Value::as_object) {
         let mut idx = 1;
         for (device, v) in vitals.iter() {
             if device.starts_with("TEPOD") {
@@ -443,7 +443,7 @@ fn fans_pw(f: &Facade) -> Value {
     Value::Object(out)
 }
 
-fn pw_route(f: &Facade, name: &str, connected: bool) -> Value {
+fn pw_route(f: &Facade, vitals: Option<&Value>, name: &str, connected: bool) -> Value {
     let agg = f.api("/api/meters/aggregates");
     let section = |s: &str| agg.and_then(|a| a.get(s)).cloned().unwrap_or(Value::Null);
     let one = |k: &str, v: Value| Value::Object(Map::new().with(k, v));
@@ -468,7 +468,7 @@ fn pw_route(f: &Facade, name: &str, connected: bool) -> Value {
         "battery" => section("battery"),
         "load" | "home" => section("load"),
         "battery_blocks" => f.battery_blocks.clone().unwrap_or(Value::Null),
-        "vitals" => f.vitals.clone().unwrap_or(Value::Null),
+        "vitals" => vitals.cloned().unwrap_or(Value::Null),
         "temps" => f.temps.clone().unwrap_or(Value::Null),
         "strings" => f.strings_verbose.clone().unwrap_or(Value::Null),
         "din" => one("din", opt_str(&f.din)),
@@ -501,6 +501,9 @@ pub fn render(f: &Facade, s: &Settings, connected: bool) -> BodyMap {
 
 /// [`render`] with the processed aggregates already computed (once per tick, [`super::tick`]).
 pub fn render_with(f: &Facade, s: &Settings, connected: bool, agg: Option<&Value>) -> BodyMap {
+    // Unpacked once for every body that shows it.
+    let vitals = f.vitals();
+    let vitals = vitals.as_ref();
     let mut b = BodyMap::default();
 
     b.json("/aggregates", dumps(agg));
@@ -524,8 +527,7 @@ pub fn render_with(f: &Facade, s: &Settings, connected: bool, agg: Option<&Value
     }
     b.json(
         "/vitals",
-        f.vitals
-            .as_ref()
+        vitals
             .map(Value::to_py_pretty_sorted)
             .unwrap_or_else(|| "null".into()),
     );
@@ -587,8 +589,8 @@ pub fn render_with(f: &Facade, s: &Settings, connected: bool, agg: Option<&Value
             "{}".into()
         },
     );
-    b.json("/freq", freq(f).to_py());
-    b.json("/pod", pod(f).to_py());
+    b.json("/freq", freq(f, vitals).to_py());
+    b.json("/pod", pod(f, vitals).to_py());
     b.json("/json", json_summary(f, s).to_py());
     b.json(
         "/version",
@@ -614,13 +616,19 @@ pub fn render_with(f: &Facade, s: &Settings, connected: bool, agg: Option<&Value
         Some(raw) => {
             b.json("/tedapi", TEDAPI_USE.into());
             b.json("/tedapi/config", dumps(raw.config.as_deref()));
-            b.json("/tedapi/status", dumps(raw.status.as_deref()));
+            b.json(
+                "/tedapi/status",
+                dumps(raw.status.as_ref().map(Packed::value).as_ref()),
+            );
             b.json("/tedapi/components", dumps(raw.components.as_deref()));
             b.json(
                 "/tedapi/battery",
                 dumps(raw.config.as_deref().and_then(|c| c.get("battery_blocks"))),
             );
-            b.json("/tedapi/controller", dumps(raw.controller.as_deref()));
+            b.json(
+                "/tedapi/controller",
+                dumps(raw.controller.as_ref().map(Packed::value).as_ref()),
+            );
         }
         None => {
             for key in [
@@ -638,7 +646,7 @@ pub fn render_with(f: &Facade, s: &Settings, connected: bool, agg: Option<&Value
     b.json("/cloud", r#"{"error": "Cloud API not enabled"}"#.into());
     b.json("/fleetapi", r#"{"error": "FleetAPI not enabled"}"#.into());
     for name in PW_NAMES {
-        let v = pw_route(f, name, connected);
+        let v = pw_route(f, vitals, name, connected);
         let text = if *name == "grid_status" {
             v.to_py_sorted()
         } else {
@@ -646,7 +654,7 @@ pub fn render_with(f: &Facade, s: &Settings, connected: bool, agg: Option<&Value
         };
         b.json(&format!("/pw/{name}"), text);
     }
-    b.json("/pw/", pw_route(f, "", connected).to_py());
+    b.json("/pw/", pw_route(f, vitals, "", connected).to_py());
     control_bodies(&mut b, f, s);
     b
 }

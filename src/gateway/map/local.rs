@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use crate::gateway::facade::Facade;
 use crate::gateway::vitals_pb::{self, AttributeKind, DeviceWithVitals, VitalValue};
-use crate::json::{Map, Value};
+use crate::json::{Map, Packed, Value};
 
 use super::py::{self, iter, Py, Raise};
 use super::views;
@@ -229,7 +229,10 @@ fn time_remaining(system_status: Option<&Value>, aggregates: Option<&Value>) -> 
 pub fn local(data: &LocalData) -> Facade {
     let hybrid = data.tedapi.as_ref();
     let vitals: Py<Option<Map>> = match hybrid {
-        Some(t) => Ok(t.vitals.as_ref().and_then(Value::as_object).cloned()),
+        Some(t) => Ok(t.vitals().and_then(|v| match v {
+            Value::Object(m) => Some(m),
+            _ => None,
+        })),
         None => decode_vitals(data.vitals.as_deref()),
     };
     let has_vitals = matches!(&vitals, Ok(Some(m)) if !m.is_empty());
@@ -271,7 +274,11 @@ pub fn local(data: &LocalData) -> Facade {
         api,
         level: views::level(&Ok(data.get("/api/system_status/soe").cloned())),
         grid_status: data.get("/api/system_status/grid_status").cloned(),
-        vitals: vitals.clone().ok().flatten().map(Value::Object),
+        vitals: vitals
+            .as_ref()
+            .ok()
+            .and_then(Option::as_ref)
+            .map(|m| Packed::new(&Value::Object(m.clone()))),
         strings,
         strings_verbose,
         temps: views::temps(&vitals).ok(),
@@ -372,7 +379,7 @@ mod tests {
         let vitals =
             parse(r#"{"TETHC--1--A": {"THC_AmbientTemp": 21.5, "alerts": ["X"]}}"#).unwrap();
         let t = Facade {
-            vitals: Some(vitals),
+            vitals: Some(Packed::new(&vitals)),
             fans: Some(Value::object()),
             tedapi: Some(crate::gateway::facade::TedapiRaw::default()),
             pw3: false,

@@ -36,7 +36,7 @@ use std::sync::Arc;
 
 use crate::gateway::facade::{Facade, TedapiRaw};
 use crate::gateway::{Firmware, TedapiData};
-use crate::json::{Map, Value};
+use crate::json::{Map, Packed, Value};
 
 pub use aggregates::compute_ll_voltage;
 pub use clock::go_duration;
@@ -151,15 +151,23 @@ pub fn tedapi(data: &TedapiData) -> Facade {
         site_name: views::site_name(&src),
         status: status.ok().flatten(),
         system_status: system_status.ok().flatten(),
-        tedapi: Some(TedapiRaw {
-            config: data.config.clone(),
-            status: data.status.clone(),
-            components: data.components.clone(),
-            controller: data.controller.clone(),
-        }),
+        tedapi: Some(raw(data)),
         pw3: data.pw3,
-        // Last: every field above has read `d` (moved, not copied: the largest document).
-        vitals: d.vitals.ok().flatten().map(Value::Object),
+        vitals: d
+            .vitals
+            .ok()
+            .flatten()
+            .map(|m| Packed::new(&Value::Object(m))),
+    }
+}
+
+/// The raw documents `/tedapi/*` serve, as the gateway sent them.
+pub(crate) fn raw(data: &TedapiData) -> TedapiRaw {
+    TedapiRaw {
+        config: data.config.clone(),
+        status: data.status.as_deref().map(Packed::new),
+        components: data.components.clone(),
+        controller: data.controller.as_deref().map(Packed::new),
     }
 }
 

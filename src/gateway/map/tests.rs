@@ -116,7 +116,7 @@ fn obj(key: &str, v: Value) -> Value {
 fn render(f: &Facade, file: &str) -> Option<String> {
     let api = |uri: &str| f.api(uri).cloned().unwrap_or(Value::Null);
     let vitals = || {
-        let mut v = f.vitals.clone().unwrap_or(Value::Null);
+        let mut v = f.vitals().unwrap_or(Value::Null);
         blank_vitals(&mut v);
         v
     };
@@ -163,9 +163,21 @@ fn render(f: &Facade, file: &str) -> Option<String> {
         "pw.solar.json" => api("/api/meters/aggregates").get("solar")?.to_py(),
         "pw.battery.json" => api("/api/meters/aggregates").get("battery")?.to_py(),
         "tedapi.config.json" => opt(f.tedapi.as_ref()?.config.as_deref().cloned()).to_py(),
-        "tedapi.status.json" => opt(f.tedapi.as_ref()?.status.as_deref().cloned()).to_py(),
+        "tedapi.status.json" => opt(f
+            .tedapi
+            .as_ref()?
+            .status
+            .as_ref()
+            .map(crate::json::Packed::value))
+        .to_py(),
         "tedapi.components.json" => opt(f.tedapi.as_ref()?.components.as_deref().cloned()).to_py(),
-        "tedapi.controller.json" => opt(f.tedapi.as_ref()?.controller.as_deref().cloned()).to_py(),
+        "tedapi.controller.json" => opt(f
+            .tedapi
+            .as_ref()?
+            .controller
+            .as_ref()
+            .map(crate::json::Packed::value))
+        .to_py(),
         // The proxy answers this one itself (API disabled).
         "api.customer.registration.json" => return None,
         _ => {
@@ -341,7 +353,7 @@ fn case_fields(f: &Facade, expected: &Value) -> Vec<(String, String, String)> {
         field(uri, want(Some(expect)), ours, compact);
     }
     let get = |k: &str| want(expected.get(k));
-    let mut vitals = f.vitals.clone().unwrap_or(Value::Null);
+    let mut vitals = f.vitals().unwrap_or(Value::Null);
     if let Some(Value::Object(h)) = vitals.as_object_mut().and_then(|m| m.get_mut("VITALS")) {
         h.insert("timestamp", Value::Null);
     }
@@ -523,7 +535,7 @@ fn wrong_types_make_only_their_piece_none() {
 #[test]
 fn pw3_phantom_bms_slot_is_skipped() {
     let f = tedapi(&case("pw3_phantom_slot"));
-    let vitals = f.vitals.unwrap_or_default();
+    let vitals = f.vitals().unwrap_or_default();
     let tepods: Vec<&String> = vitals
         .as_object()
         .into_iter()

@@ -23,7 +23,7 @@
 //!
 //! The raw documents (`/tedapi/status`, `/tedapi/controller`) stay as the gateway sent them.
 
-use crate::gateway::facade::{Facade, TedapiRaw};
+use crate::gateway::facade::Facade;
 use crate::gateway::TedapiData;
 use crate::json::{Map, Value};
 
@@ -39,12 +39,7 @@ pub fn tedapi(data: &TedapiData) -> Facade {
         .as_deref()
         .map(|d| normalize(d, data.pw3).into());
     let mut facade = super::tedapi(&shaped);
-    facade.tedapi = Some(TedapiRaw {
-        config: data.config.clone(),
-        status: data.status.clone(),
-        components: data.components.clone(),
-        controller: data.controller.clone(),
-    });
+    facade.tedapi = Some(super::raw(data));
     facade
 }
 
