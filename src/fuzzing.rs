@@ -174,7 +174,7 @@ pub fn map(data: &[u8]) {
         config: get("config").map(Into::into),
         status: get("status").map(Into::into),
         controller: get("controller").map(Into::into),
-        components: get("components").map(Into::into),
+        components: get("components").map(|v| std::sync::Arc::new(crate::json::Packed::new(&v))),
         native_aggregates: get("aggregates"),
         timestamp: 1_700_000_000.0,
         ..TedapiData::default()

@@ -354,6 +354,24 @@ fn pw2_tedapi_matches_the_reference_proxy() {
     app.stop();
 }
 
+/// The TEDAPI queries and the customer login for the gateway's own aggregates take turns on one
+/// keep-alive connection (issue 20: a second connection per gateway cost ~17 KiB of buffers).
+#[test]
+fn tedapi_and_the_gateways_own_aggregates_share_one_connection() {
+    let sim = start_sim(Fixture::Pw2, true);
+    let app = start_server(&sim.addr().to_string(), &[("PW_CACHE_EXPIRE", "1")]);
+    wait_online(&app);
+    assert!(
+        wait_for(Duration::from_secs(20), || sim.stats().api >= 3),
+        "the gateway's own aggregates were fetched: {:?}",
+        sim.stats()
+    );
+    let stats = sim.stats();
+    assert!(stats.status >= 3 && stats.login == 1, "{stats:?}");
+    assert_eq!(sim.connections_accepted(), 1, "{stats:?}");
+    app.stop();
+}
+
 #[test]
 fn pw3_tedapi_matches_the_reference_proxy() {
     let sim = start_sim(Fixture::Pw3, true);

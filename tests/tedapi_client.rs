@@ -547,6 +547,13 @@ fn native_server(state: Arc<Mutex<NativeGateway>>) -> Server {
     })
 }
 
+/// The fetcher as a TEDAPI source makes it: on the client's agent.
+fn native_for(server: &Server) -> Native {
+    let opts = server.options();
+    let client = Client::new(opts.clone()).expect("client");
+    Native::new(&opts, client.agent().clone()).expect("native")
+}
+
 fn count(server: &Server, path: &str) -> usize {
     server.requests().iter().filter(|r| r.path == path).count()
 }
@@ -558,7 +565,7 @@ fn native_login_token_reuse_and_relogin() {
         mode: 200,
     }));
     let server = native_server(state.clone());
-    let mut native = Native::new(&server.options()).unwrap();
+    let mut native = native_for(&server);
     assert!(native.available());
     let t0 = Instant::now();
 
@@ -598,7 +605,7 @@ fn native_failure_backs_off_and_serves_last_good() {
         mode: 200,
     }));
     let server = native_server(state.clone());
-    let mut native = Native::new(&server.options()).unwrap();
+    let mut native = native_for(&server);
     let t0 = Instant::now();
     let good = native.fetch_aggregates(t0).expect("aggregates");
 
@@ -634,7 +641,7 @@ fn native_failure_backs_off_and_serves_last_good() {
 fn native_never_logged_in_gateway_gives_none() {
     // A PW3 fixture gateway answers neither login nor aggregates.
     let server = Server::start(|_| Action::Reply(404, Vec::new()));
-    let mut native = Native::new(&server.options()).unwrap();
+    let mut native = native_for(&server);
     let t0 = Instant::now();
     assert_eq!(native.fetch_aggregates(t0), None);
     assert_eq!(native.fetch_aggregates(t0 + Duration::from_secs(1)), None);

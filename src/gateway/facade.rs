@@ -20,7 +20,7 @@ use crate::json::{Packed, Value};
 pub struct TedapiRaw {
     pub config: Option<Arc<Value>>,
     pub status: Option<Packed>,
-    pub components: Option<Arc<Value>>,
+    pub components: Option<Arc<Packed>>,
     pub controller: Option<Packed>,
 }
 

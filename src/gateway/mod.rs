@@ -21,7 +21,7 @@ pub use crate::wire::tls;
 
 use std::sync::Arc;
 
-use crate::json::Value;
+use crate::json::{Packed, Value};
 
 /// pypowerwall's `parse_version` (firmware version → integer): digits of the first word, three fields, `major·10000 + minor·100 + patch`.
 pub fn parse_version(version: &str) -> Option<i64> {
@@ -72,8 +72,9 @@ pub struct TedapiData {
     pub status: Option<Arc<Value>>,
     /// `device_controller_full` query answer.
     pub controller: Option<Arc<Value>>,
-    /// `components` query answer from the gateway itself (`/tedapi/components`).
-    pub components: Option<Arc<Value>>,
+    /// `components` query answer from the gateway itself (`/tedapi/components`), packed: it
+    /// is kept between refreshes and read by the Powerwall 3 mapping only (unpacked per tick).
+    pub components: Option<Arc<Packed>>,
     /// PW3: ComponentsQuery answer per battery DIN, in `config.battery_blocks` order.
     pub battery_components: Vec<(String, Value)>,
     /// System-info answer; `None` when the request failed.

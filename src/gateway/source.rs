@@ -16,7 +16,7 @@ use super::queries::QuerySet;
 use super::tedapi::{Client, ClientOptions, Error};
 use super::{map, Firmware, TedapiData};
 use crate::config::GatewayConfig;
-use crate::json::Value;
+use crate::json::{Packed, Value};
 
 /// Most Powerwall 3 blocks asked for components per tick: the list comes from the gateway's
 /// `config.json`, so it must not decide how many requests a tick makes (Tesla sites have at most
@@ -128,10 +128,8 @@ fn link<'a>(
     if link.is_none() {
         let opts = options(cfg);
         let client = Client::new(opts.clone())?;
-        *link = Some(Link::new(
-            client,
-            Native::new(&opts).ok().map(|n| n.named(&cfg.id)),
-        ));
+        let native = Native::new(&opts, client.agent().clone());
+        *link = Some(Link::new(client, native.ok().map(|n| n.named(&cfg.id))));
     }
     link.as_mut().ok_or(Error::BadReply("no link".into()))
 }
@@ -171,7 +169,7 @@ pub(crate) struct Link<C> {
     pw3: bool,
     config: Option<Arc<Value>>,
     firmware: Option<Firmware>,
-    components: Option<Arc<Value>>,
+    components: Option<Arc<Packed>>,
     slow_at: Option<Instant>,
     battery_components: Vec<(String, Value)>,
     /// The gateway start time held across ticks of one boot.
@@ -301,7 +299,7 @@ pub(crate) fn tick<C: Fetch>(l: &mut Link<C>, cfg: &GatewayConfig) -> Result<Ted
             Err(e) => log::debug!("gateway '{}': firmware: {e}", cfg.id),
         }
         match l.client.components(&din, None) {
-            Ok(c) => l.components = Some(Arc::new(c)),
+            Ok(c) => l.components = Some(Arc::new(Packed::new(&c))),
             Err(e) => log::debug!("gateway '{}': components: {e}", cfg.id),
         }
         l.slow_at = Some(Instant::now());

@@ -264,6 +264,11 @@ impl Client {
         })
     }
 
+    /// The agent and its keep-alive connection, for the gateway's other fetches of a tick.
+    pub fn agent(&self) -> &ureq::Agent {
+        &self.agent
+    }
+
     /// Changes the cooldown started by HTTP 429/503 (default [`RATE_LIMIT_COOLDOWN`]); for tests.
     pub fn set_cooldown_period(&mut self, period: Duration) {
         self.cooldown_period = period;

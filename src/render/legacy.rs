@@ -620,7 +620,10 @@ pub fn render_with(f: &Facade, s: &Settings, connected: bool, agg: Option<&Value
                 "/tedapi/status",
                 dumps(raw.status.as_ref().map(Packed::value).as_ref()),
             );
-            b.json("/tedapi/components", dumps(raw.components.as_deref()));
+            b.json(
+                "/tedapi/components",
+                dumps(raw.components.as_deref().map(Packed::value).as_ref()),
+            );
             b.json(
                 "/tedapi/battery",
                 dumps(raw.config.as_deref().and_then(|c| c.get("battery_blocks"))),

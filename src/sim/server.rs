@@ -160,6 +160,11 @@ impl SimHandle {
         self.shared.stats()
     }
 
+    /// TLS connections accepted so far (refused ones over the cap not counted).
+    pub fn connections_accepted(&self) -> usize {
+        self.shared.next_id.load(Ordering::Relaxed)
+    }
+
     /// Injects `fault` into every `/tedapi/*` answer until it is set back to [`Fault::None`].
     pub fn set_fault(&self, fault: Fault) {
         self.shared.lock().set_fault(fault, None);

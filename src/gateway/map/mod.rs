@@ -64,7 +64,8 @@ pub(crate) struct Src<'a> {
 }
 
 impl<'a> Src<'a> {
-    fn new(d: &'a TedapiData) -> Src<'a> {
+    /// `components`: the gateway's components document unpacked (read for a Powerwall 3 only).
+    fn new(d: &'a TedapiData, components: Option<&'a Value>) -> Src<'a> {
         fn doc(v: &Option<Arc<Value>>) -> &Value {
             v.as_deref().unwrap_or(&NONE)
         }
@@ -72,7 +73,7 @@ impl<'a> Src<'a> {
             config: doc(&d.config),
             status: doc(&d.status),
             controller: doc(&d.controller),
-            components: doc(&d.components),
+            components: components.unwrap_or(&NONE),
             batteries: &d.battery_components,
             firmware: d.firmware.as_ref(),
             native: d.native_aggregates.as_ref().unwrap_or(&NONE),
@@ -94,7 +95,12 @@ pub(crate) struct Derived {
 
 /// Maps one gateway's documents to every facade value.
 pub fn tedapi(data: &TedapiData) -> Facade {
-    let src = Src::new(data);
+    let components = data
+        .components
+        .as_deref()
+        .filter(|_| data.pw3)
+        .map(Packed::value);
+    let src = Src::new(data, components.as_ref());
     let pw3 = if src.pw3 { pw3::vitals(&src) } else { None };
     let vitals = vitals::vitals(&src, pw3.as_ref());
     let d = Derived { pw3, vitals };

@@ -42,7 +42,7 @@ fn fixture(set: &str) -> TedapiData {
                 config: Some(config.into()),
                 status: Some(status.clone().into()),
                 controller: Some(status.clone().into()),
-                components: Some(status.into()),
+                components: Some(Arc::new(Packed::new(&status))),
                 battery_components: Vec::new(),
                 firmware: Some(Firmware::default()),
                 native_aggregates: Some(json_file(&dir.join("api.meters.aggregates.json"))),
@@ -69,7 +69,7 @@ fn fixture(set: &str) -> TedapiData {
                 config: Some(config.into()),
                 status: Some(json_file(&dir.join("tedapi_status.json")).into()),
                 controller: Some(json_file(&dir.join("tedapi_controller.json")).into()),
-                components: batteries.first().map(|(_, v)| v.clone().into()),
+                components: batteries.first().map(|(_, v)| Arc::new(Packed::new(v))),
                 battery_components: batteries,
                 firmware: Some(Firmware {
                     version: "25.10.1 7d8f0a8b".into(),
@@ -170,7 +170,9 @@ fn render(f: &Facade, file: &str) -> Option<String> {
             .as_ref()
             .map(crate::json::Packed::value))
         .to_py(),
-        "tedapi.components.json" => opt(f.tedapi.as_ref()?.components.as_deref().cloned()).to_py(),
+        "tedapi.components.json" => {
+            opt(f.tedapi.as_ref()?.components.as_deref().map(Packed::value)).to_py()
+        }
         "tedapi.controller.json" => opt(f
             .tedapi
             .as_ref()?
@@ -322,7 +324,7 @@ fn case_input(input: &Value) -> TedapiData {
         config: doc("config").map(Into::into),
         status: doc("status").map(Into::into),
         controller: doc("controller").map(Into::into),
-        components: doc("components").map(Into::into),
+        components: doc("components").map(|v| Arc::new(Packed::new(&v))),
         battery_components: batteries,
         firmware,
         native_aggregates: doc("native_aggregates"),

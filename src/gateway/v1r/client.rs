@@ -67,6 +67,11 @@ impl fmt::Debug for V1rClient {
 }
 
 impl V1rClient {
+    /// The agent and its keep-alive connection, for the gateway's other fetches of a tick.
+    pub fn agent(&self) -> &ureq::Agent {
+        &self.agent
+    }
+
     /// No network traffic; fails only on an unusable host or query set.
     pub fn new(opts: V1rOptions) -> Result<V1rClient, Error> {
         Ok(V1rClient {

@@ -264,9 +264,10 @@ impl V1r {
         // login (one of the three REST endpoints a PW3 keeps there).
         // The customer password is passed as it is: deriving it again from a field named
         // `gw_pwd` broke the login for a `PW_PASSWORD` that is not exactly 5 characters.
-        let native = Native::with_password(&source::options(cfg), Some(password))
-            .ok()
-            .map(|n| n.named(&cfg.id));
+        let native =
+            Native::with_password(&source::options(cfg), lan.agent().clone(), Some(password))
+                .ok()
+                .map(|n| n.named(&cfg.id));
         Ok(Link::new(
             Transport {
                 id: cfg.id.clone(),
