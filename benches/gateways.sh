@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # How cost grows with gateways (issue 20): N gateways (5 s polls) in one server process against
 # simulators on the same host (one per 250 gateways, `--max-connections` with room for three
-# connections per gateway: TEDAPI, the customer login, a spare), for each N in BENCH_GATEWAYS.
+# connections per gateway: the one TEDAPI and the customer login share, and reconnects), for
+# each N in BENCH_GATEWAYS.
 # Prints, per N: gateways online, RSS and threads after warm-up, the server's CPU share over 30 s
 # and per poll, the size and time of /health, /api/gateways and /api/aggregate/status, and
 # /api/aggregate/status and /power under 10 s of wrk each (4 connections).
