@@ -380,7 +380,7 @@ fn www_dir_serves_no_dotfiles_and_no_links_out_of_the_root() {
 #[test]
 fn ten_thousand_gateways_take_turns_on_a_few_threads() {
     // 10,000 gateways under a 600 MB address-space limit (a thread per gateway ran out of
-    // it): every one is polled (port 9 refuses at once), by a few threads taking turns.
+    // it): every one is polled (port 9 refuses at once), by pooled threads taking turns.
     let dir = std::env::temp_dir().join(format!("ppws-10k-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("gateways.yaml");
@@ -444,6 +444,8 @@ fn ten_thousand_gateways_take_turns_on_a_few_threads() {
         .find_map(|l| l.strip_prefix("Threads:"))
         .and_then(|t| t.trim().parse().ok())
         .unwrap();
-    assert!(threads < 100, "{threads} threads");
+    // Not a thread per gateway: at most the pool's cap (256; on a quiet machine about 10, more
+    // while the machine is busy and turns run late) and the server's own threads.
+    assert!(threads <= 256 + 40, "{threads} threads");
     let _ = std::fs::remove_dir_all(&dir);
 }
