@@ -195,21 +195,15 @@ fn worker(shared: Arc<Shared>) {
             }
         }
         let (first, second) = two_earliest(turns.jobs.iter().map(|j| j.as_ref().map(|j| j.next)));
-        let Some((i, at)) = first else {
-            // Every gateway is being polled by another thread.
+        let Some((i, _)) = first.filter(|&(_, at)| at <= now) else {
+            // No turn is due (or every gateway is being polled by another thread).
             if idle_since.elapsed() >= IDLE_EXIT && turns.running > 1 {
                 break;
             }
-            turns = wait(&shared, turns, SIGNAL_SCAN);
+            let d = first.map_or(SIGNAL_SCAN, |(_, at)| (at - now).min(SIGNAL_SCAN));
+            turns = wait(&shared, turns, d);
             continue;
         };
-        if at > now {
-            if idle_since.elapsed() >= IDLE_EXIT && turns.running > 1 {
-                break;
-            }
-            turns = wait(&shared, turns, (at - now).min(SIGNAL_SCAN));
-            continue;
-        }
         let Some(mut job) = turns.jobs[i].take() else {
             continue;
         };

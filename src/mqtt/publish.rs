@@ -197,6 +197,8 @@ fn device<'a>(
 ) -> discovery::Device<'a> {
     let agg = crate::render::legacy::processed_aggregates(f, &sh.ctx.hub.settings);
     let (voltage, current) = state::grid_metrics(agg.as_ref());
+    // Unpacked once for the meters and the units.
+    let vitals = f.vitals();
     discovery::Device {
         id,
         name,
@@ -209,8 +211,8 @@ fn device<'a>(
             .and_then(|s| s.as_object())
             .map(|m| m.keys().filter(|k| state::level_ok(k)).cloned().collect())
             .unwrap_or_default(),
-        meters: state::remote_meters(f),
-        units: state::unit_signals(f),
+        meters: state::remote_meters(vitals.as_ref()),
+        units: state::unit_signals(f, vitals.as_ref()),
         batteries: state::batteries(f),
         grid_voltage: voltage.is_some(),
         grid_current: current.is_some(),

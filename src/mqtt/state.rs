@@ -124,9 +124,8 @@ pub fn string_pairs(strings: &Map) -> Vec<(String, String, String)> {
 
 /// Tesla Remote Meter CTs from `vitals` (`TRM--<din>` blocks, `TRM_CT<n>_<Metric>` fields):
 /// `(din, [(ct, fields)])` in the order the gateway lists them.
-pub fn remote_meters(f: &Facade) -> Vec<(String, Vec<(String, Map)>)> {
-    let vitals = f.vitals();
-    let Some(vitals) = vitals.as_ref().and_then(Value::as_object) else {
+pub fn remote_meters(vitals: Option<&Value>) -> Vec<(String, Vec<(String, Map)>)> {
+    let Some(vitals) = vitals.and_then(Value::as_object) else {
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -302,9 +301,9 @@ fn key_serial(key: &str, min_parts: usize) -> Option<&str> {
 
 /// 0.13.0's `extract_unit_signals(vitals, fan_speeds)`: temperatures and fans per Powerwall,
 /// keyed by unit serial; a unit with a `TEPINV` block never takes fans from its `PVAC` block.
-pub fn unit_signals(f: &Facade) -> UnitSignals {
-    let vitals = f.vitals();
-    let vitals = vitals.as_ref().and_then(Value::as_object);
+/// `vitals`: `f`'s, unpacked once by the caller for this and [`remote_meters`].
+pub fn unit_signals(f: &Facade, vitals: Option<&Value>) -> UnitSignals {
+    let vitals = vitals.and_then(Value::as_object);
     let fans = f.fans.as_ref().and_then(Value::as_object);
     let block_serial = |key: &str, block: &Value| -> Option<String> {
         block
@@ -558,7 +557,9 @@ fn data(o: &mut Out<'_>, f: &Facade, online: bool, settings: &Settings) {
             o.num(&format!("strings/{pair}/power"), sum("Power"), 2);
         }
     }
-    for (din, cts) in remote_meters(f) {
+    // Unpacked once for the meters and the units.
+    let vitals = f.vitals();
+    for (din, cts) in remote_meters(vitals.as_ref()) {
         for (ct, fields) in cts {
             let p = format!("meters/remote/{din}/ct{ct}");
             let get = |k: &str| fields.get(k).and_then(float);
@@ -571,7 +572,7 @@ fn data(o: &mut Out<'_>, f: &Facade, online: bool, settings: &Settings) {
             o.put(&p, Value::Object(fields).to_py());
         }
     }
-    for (serial, signals) in unit_signals(f) {
+    for (serial, signals) in unit_signals(f, vitals.as_ref()) {
         let mut json = Map::new();
         for (m, v) in &signals {
             let Some(text) = fixed(*v, m.decimals) else {
@@ -721,7 +722,7 @@ mod tests {
             )),
             ..Facade::default()
         };
-        let u = unit_signals(&f);
+        let u = unit_signals(&f, f.vitals().as_ref());
         assert_eq!(u.len(), 1);
         assert_eq!(u[0].0, "TG1");
         let ids: Vec<&str> = u[0].1.iter().map(|(m, _)| m.id).collect();
@@ -737,7 +738,7 @@ mod tests {
             )),
             ..Facade::default()
         };
-        let m = remote_meters(&f);
+        let m = remote_meters(f.vitals().as_ref());
         assert_eq!(m.len(), 1);
         assert_eq!(m[0].0, "X--EM1");
         assert_eq!(m[0].1.len(), 2);

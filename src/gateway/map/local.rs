@@ -274,11 +274,6 @@ pub fn local(data: &LocalData) -> Facade {
         api,
         level: views::level(&Ok(data.get("/api/system_status/soe").cloned())),
         grid_status: data.get("/api/system_status/grid_status").cloned(),
-        vitals: vitals
-            .as_ref()
-            .ok()
-            .and_then(Option::as_ref)
-            .map(|m| Packed::new(&Value::Object(m.clone()))),
         strings,
         strings_verbose,
         temps: views::temps(&vitals).ok(),
@@ -304,6 +299,11 @@ pub fn local(data: &LocalData) -> Facade {
         pw3: hybrid.is_some_and(|t| t.pw3),
         grid_charging: None,
         grid_export: None,
+        // Last: every field above has read `vitals` (moved into the packing, not copied).
+        vitals: vitals
+            .ok()
+            .flatten()
+            .map(|m| Packed::new(&Value::Object(m))),
     }
 }
 

@@ -95,6 +95,12 @@ pub(crate) struct Derived {
 
 /// Maps one gateway's documents to every facade value.
 pub fn tedapi(data: &TedapiData) -> Facade {
+    mapped(data, data)
+}
+
+/// [`tedapi`] of `data`, with `/tedapi/*`'s raw documents from `sent` (v2026 maps reshaped
+/// documents but serves the gateway's own).
+pub(crate) fn mapped(data: &TedapiData, sent: &TedapiData) -> Facade {
     let components = data
         .components
         .as_deref()
@@ -157,7 +163,7 @@ pub fn tedapi(data: &TedapiData) -> Facade {
         site_name: views::site_name(&src),
         status: status.ok().flatten(),
         system_status: system_status.ok().flatten(),
-        tedapi: Some(raw(data)),
+        tedapi: Some(raw(sent)),
         pw3: data.pw3,
         vitals: d
             .vitals
@@ -168,7 +174,7 @@ pub fn tedapi(data: &TedapiData) -> Facade {
 }
 
 /// The raw documents `/tedapi/*` serve, as the gateway sent them.
-pub(crate) fn raw(data: &TedapiData) -> TedapiRaw {
+fn raw(data: &TedapiData) -> TedapiRaw {
     TedapiRaw {
         config: data.config.clone(),
         status: data.status.as_deref().map(Packed::new),

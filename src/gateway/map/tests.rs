@@ -163,23 +163,13 @@ fn render(f: &Facade, file: &str) -> Option<String> {
         "pw.solar.json" => api("/api/meters/aggregates").get("solar")?.to_py(),
         "pw.battery.json" => api("/api/meters/aggregates").get("battery")?.to_py(),
         "tedapi.config.json" => opt(f.tedapi.as_ref()?.config.as_deref().cloned()).to_py(),
-        "tedapi.status.json" => opt(f
-            .tedapi
-            .as_ref()?
-            .status
-            .as_ref()
-            .map(crate::json::Packed::value))
-        .to_py(),
+        "tedapi.status.json" => opt(f.tedapi.as_ref()?.status.as_ref().map(Packed::value)).to_py(),
         "tedapi.components.json" => {
             opt(f.tedapi.as_ref()?.components.as_deref().map(Packed::value)).to_py()
         }
-        "tedapi.controller.json" => opt(f
-            .tedapi
-            .as_ref()?
-            .controller
-            .as_ref()
-            .map(crate::json::Packed::value))
-        .to_py(),
+        "tedapi.controller.json" => {
+            opt(f.tedapi.as_ref()?.controller.as_ref().map(Packed::value)).to_py()
+        }
         // The proxy answers this one itself (API disabled).
         "api.customer.registration.json" => return None,
         _ => {

@@ -38,9 +38,7 @@ pub fn tedapi(data: &TedapiData) -> Facade {
         .controller
         .as_deref()
         .map(|d| normalize(d, data.pw3).into());
-    let mut facade = super::tedapi(&shaped);
-    facade.tedapi = Some(super::raw(data));
-    facade
+    super::mapped(&shaped, data)
 }
 
 /// The first non-null of `value`, `boolValue`, `textValue` (0.22.2's signal rule).
