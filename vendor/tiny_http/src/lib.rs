@@ -250,7 +250,7 @@ impl Tracked {
 /// answered are never chosen. False if none fits.
 fn evict_one(tracked: &mut Vec<Tracked>) -> bool {
     tracked.retain(Tracked::alive);
-    let mut best: Option<(usize, (u8, u64))> = None;
+    let mut best: Option<(usize, (u8, bool, Option<std::time::Instant>))> = None;
     for (i, t) in tracked.iter().enumerate() {
         let Some(d) = t.deadline.upgrade() else { continue };
         let rank = match d.phase() {
@@ -258,7 +258,9 @@ fn evict_one(tracked: &mut Vec<Tracked>) -> bool {
             util::Phase::Idle => 1,
             _ => continue,
         };
-        let key = (rank, d.order_key());
+        // Earliest deadline first; none at all last.
+        let at = d.order_key();
+        let key = (rank, at.is_none(), at);
         if best.map_or(true, |(_, k)| key < k) {
             best = Some((i, key));
         }

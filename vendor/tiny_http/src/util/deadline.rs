@@ -86,9 +86,12 @@ impl Deadline {
         }
     }
 
-    /// The deadline as a number that orders deadlines (`u64::MAX`: none).
-    pub(crate) fn order_key(&self) -> u64 {
-        self.at.load(Ordering::Relaxed)
+    /// The deadline as an instant (`None`: none). Comparable across connections: `at` is
+    /// counted from this connection's own `base`, so raw `at`s of two connections are not
+    /// (a newer connection's looked earlier, and the eviction closed fresh clients first).
+    pub(crate) fn order_key(&self) -> Option<Instant> {
+        let at = self.at.load(Ordering::Relaxed);
+        (at != NONE).then(|| self.base + Duration::from_nanos(at))
     }
 
     /// Time left (`Some(ZERO)`: passed), or `None` without a deadline.
